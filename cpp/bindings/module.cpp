@@ -1,0 +1,15 @@
+// The private compiled module rnnkit._core. Bindings only: each area binds itself.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace rnnkit {
+void bind_runtime(py::module_& m);
+void bind_cells(py::module_& m);
+}  // namespace rnnkit
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rnnkit compiled core (private: use rnnkit.ops and rnnkit.nn)";
+  rnnkit::bind_runtime(m);
+  rnnkit::bind_cells(m);
+}

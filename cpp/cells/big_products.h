@@ -1,0 +1,81 @@
+// The large matrix products outside the time loop (input projection, weight gradients, dx) and
+// bias-gradient column sums, spread over threads so that every output element is produced by
+// exactly one thread with the GEMM's fixed summation order: results do not depend on threads.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "runtime/threads.h"
+
+#ifdef RNNKIT_OPENMP
+#include <omp.h>
+#endif
+
+namespace rnnkit {
+
+inline int thread_index() {
+#ifdef RNNKIT_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// C[M,N] = beta*C + op(A) op(B) (see GemmFn), split over threads along M (or N when M is the
+// smaller side). Called outside any parallel region.
+template <class T>
+void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const GemmFn<T> gemm = gemm_fn<T>();
+  const bool split_m = M >= N;
+  const int64_t extent = split_m ? M : N;
+  const int64_t align = 16;
+  const int nt = threads_for(2.0 * M * N * std::max<int64_t>(K, 1), (extent + align - 1) / align);
+  auto run = [&](int part, int parts) {
+    int64_t lo, hi;
+    split_range(extent, parts, part, align, &lo, &hi);
+    if (hi <= lo) return;
+    if (split_m) {
+      const T* a = transA ? A + lo : A + lo * lda;
+      gemm(transA, transB, hi - lo, N, K, a, lda, B, ldb, beta, C + lo * ldc, ldc);
+    } else {
+      const T* b = transB ? B + lo * ldb : B + lo;
+      gemm(transA, transB, M, hi - lo, K, A, lda, b, ldb, beta, C + lo, ldc);
+    }
+  };
+  if (nt <= 1) {
+    run(0, 1);
+    return;
+  }
+#ifdef RNNKIT_OPENMP
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+#endif
+}
+
+// sums[j] += sum over rows m < M of A[m*lda + j], j < N; each column summed in row order.
+template <class T>
+void add_column_sums(T* sums, const T* A, int64_t M, int64_t N, int64_t lda) {
+  if (M <= 0 || N <= 0) return;
+  const int nt = threads_for(double(M) * N, (N + 15) / 16);
+  auto run = [&](int part, int parts) {
+    int64_t lo, hi;
+    split_range(N, parts, part, 16, &lo, &hi);
+    for (int64_t m = 0; m < M; ++m) {
+      const T* a = A + m * lda;
+      for (int64_t j = lo; j < hi; ++j) sums[j] += a[j];
+    }
+  };
+  if (nt <= 1) {
+    run(0, 1);
+    return;
+  }
+#ifdef RNNKIT_OPENMP
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+#endif
+}
+
+}  // namespace rnnkit

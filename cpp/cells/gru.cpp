@@ -1,0 +1,121 @@
+// GRU pointwise math; the time loop, threads and products are in recurrence.h.
+#include "cells/gru.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "cells/recurrence.h"
+
+namespace rnnkit {
+namespace {
+
+template <class T>
+struct GruPointwise {
+  static constexpr int G = 3;
+  // dh_{t-1} = dh_t ⊙ z + dG_h·W_hh: the pointwise pass writes the first term, the GEMM adds.
+  static constexpr bool kDirectHiddenGrad = true;
+  int64_t B, H;
+  const T* b_hn;     // (H) or nullptr: the only bias that cannot be folded into x·W_ihᵀ
+  T* hn_out;         // forward: (T,B,H) W_hn h + b_hn kept for backward, or nullptr
+  const T* hn;       // backward: the same, from the forward
+  const T* gates;    // backward: (T,B,3H) post-activation r, z, n
+  std::vector<T> dan;  // backward: (T,B,H) gradient of n's pre-activation; zero where no step ran
+
+  void begin_forward(const Schedule&) {}
+  void end_forward(const Schedule&) {}
+
+  void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, T* gh, const T* h_prev,
+               T* h_out) const {
+    const int64_t n = j1 - j0;
+    for (int64_t j = j0; j < j1; ++j) {
+      gx[j] += gh[j];
+      gx[H + j] += gh[H + j];
+      gh[2 * H + j] += b_hn ? b_hn[j] : T(0);
+    }
+    T* r = gx + j0;
+    T* z = gx + H + j0;
+    T* nn = gx + 2 * H + j0;
+    const T* hnr = gh + 2 * H + j0;
+    sigmoid_fn<T>()(r, r, n);
+    sigmoid_fn<T>()(z, z, n);
+    for (int64_t j = 0; j < n; ++j) nn[j] += r[j] * hnr[j];
+    tanh_fn<T>()(nn, nn, n);
+    if (hn_out) std::copy(hnr, hnr + n, hn_out + (row.t * B + row.b) * H + j0);
+    for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = nn[j] + z[j] * (h_prev[j0 + j] - nn[j]);
+  }
+
+  void begin_backward(const Schedule&) {}
+  void end_backward(const Schedule&) {}
+
+  void backward(const RowRef& row, int64_t j0, int64_t j1, const T* h_prev, const T* dy, T* dh,
+                T* dg_step, T* dg_seq) {
+    const int64_t tb = row.t * B + row.b;
+    const T* g = gates + tb * 3 * H;
+    const T* hnr = hn + tb * H;
+    T* da_n = dan.data() + tb * H;
+    for (int64_t j = j0; j < j1; ++j) {
+      const T r = g[j], z = g[H + j], nn = g[2 * H + j];
+      const T dht = dh[j] + dy[j];
+      const T dn = dht * (T(1) - z);
+      const T dz = dht * (h_prev[j] - nn);
+      const T d_n = dn * (T(1) - nn * nn);
+      const T dar = d_n * hnr[j] * r * (T(1) - r);
+      const T daz = dz * z * (T(1) - z);
+      da_n[j] = d_n;
+      dg_step[j] = dg_seq[j] = dar;
+      dg_step[H + j] = dg_seq[H + j] = daz;
+      dg_step[2 * H + j] = dg_seq[2 * H + j] = d_n * r;  // through r ⊙ (W_hn h + b_hn)
+      dh[j] = dht * z;
+    }
+  }
+
+  std::vector<InputGradBlock<T>> input_grad_blocks(const T* dg) const {
+    // r and z see the same gradient from both sides; n's input side lacks the factor r.
+    return {{dg, 3 * H, 0, 2 * H}, {dan.data(), H, 2 * H, H}};
+  }
+};
+
+}  // namespace
+
+template <class T>
+void gru_forward(T* y, T* h_n, T* gates, T* hn, const T* x, const T* h0, const T* w_ih,
+                 const T* w_hh, const T* b_ih, const T* b_hh, const SeqDims& d) {
+  const int64_t H = d.H, GH = 3 * H, TB = d.T * d.B;
+  std::vector<T> scratch, bias;
+  T* gx = gates;
+  if (!gx) {
+    scratch.resize(TB * GH);
+    gx = scratch.data();
+  }
+  if (b_ih || b_hh) {  // b_hr, b_hz fold into the input projection; b_hn stays inside r ⊙ (.)
+    bias.assign(GH, T(0));
+    for (int64_t k = 0; k < GH; ++k)
+      bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh && k < 2 * H ? b_hh[k] : T(0));
+  }
+  input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, GH);
+  GruPointwise<T> cell{d.B, H, b_hh ? b_hh + 2 * H : nullptr, hn, nullptr, nullptr, {}};
+  run_forward(cell, y, h_n, gx, h0, w_hh, d);
+}
+
+template <class T>
+void gru_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
+                  const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
+                  const T* y, const T* gates, const T* hn, const SeqDims& d) {
+  const int64_t TB = d.T * d.B;
+  std::vector<T> dg(TB * 3 * d.H);
+  GruPointwise<T> cell{d.B, d.H, nullptr, nullptr, hn, gates, std::vector<T>(TB * d.H, T(0))};
+  run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
+               w_hh, d);
+}
+
+#define RNNKIT_INSTANTIATE(T)                                                                  \
+  template void gru_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*,         \
+                               const T*, const T*, const SeqDims&);                           \
+  template void gru_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,          \
+                                const T*, const T*, const T*, const T*, const T*, const T*,   \
+                                const SeqDims&);
+RNNKIT_INSTANTIATE(float)
+RNNKIT_INSTANTIATE(double)
+#undef RNNKIT_INSTANTIATE
+
+}  // namespace rnnkit

@@ -1,0 +1,227 @@
+// The time loop shared by every cell, forward and backward (BPTT).
+//
+// A cell supplies only its pointwise math (a "Pointwise" type, see lstm.cpp/gru.cpp/rnn.cpp);
+// this driver owns everything around it: the length-sorted schedule, the recurrent product per
+// step, threads, the state buffers, and the large weight-gradient products after the loop.
+//
+// Threads: one OpenMP parallel region spans the whole time loop. Thread k owns hidden units
+// [j0, j1) — all G gates of those units — for every running row, so the recurrent product for
+// its slice and the fused gate update that consumes it need no synchronisation; threads meet at
+// one barrier per forward step (two per backward step: dG must be complete before dG·W_hh).
+// Every output element is computed by one thread in a fixed order: results are bitwise identical
+// for any thread count.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cells/big_products.h"
+#include "cells/schedule.h"
+#include "kernels/kernels.h"
+#include "runtime/threads.h"
+
+namespace rnnkit {
+
+// Which row a pointwise call works on: sorted row r = batch index b at time index t.
+// `first` is true on the first step of the sequence (the one that reads h0/c0); otherwise the
+// previous step ran at time index t_prev (t - 1, or t + 1 in reverse).
+struct RowRef {
+  int64_t r, t, b;
+  bool first;
+  int64_t t_prev;
+};
+
+// A block of the input-side pre-activation gradient: rows (T*B) of `width` columns starting at
+// `dg`, row stride `ld`, which multiply gate rows [col, col + width) of W_ih.
+template <class T>
+struct InputGradBlock {
+  const T* dg;
+  int64_t ld, col, width;
+};
+
+// Hidden units are split among threads in multiples of this, so SIMD spans stay whole.
+constexpr int64_t kUnitAlign = 16;
+
+inline int recurrence_threads(const SeqDims& d, int G) {
+  const double flops_per_step = 2.0 * d.B * G * d.H * d.H;
+  return threads_for(flops_per_step, (d.H + kUnitAlign - 1) / kUnitAlign);
+}
+
+template <class Body>
+void run_parallel(int nt, Body body) {
+#ifdef RNNKIT_OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  (void)nt;
+  body(0, 1);
+}
+
+// Forward over the sequence.
+//   y    (T, B, H)  out: h_t; zero where t >= lengths[b]
+//   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
+//   gx   (T, B, G*H) in: x·W_ihᵀ + folded biases; the cell overwrites each row with what it
+//                   keeps for backward (post-activation gates)
+//   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
+template <class T, class Pointwise>
+void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_hh,
+                 const SeqDims& d) {
+  constexpr int G = Pointwise::G;
+  const int64_t B = d.B, H = d.H, GH = G * H;
+  const Schedule sch(d);
+  if (d.lengths) {
+    for (int64_t t = 0; t < d.T; ++t)
+      for (int64_t b = 0; b < B; ++b)
+        if (t >= d.lengths[b]) std::fill(y + (t * B + b) * H, y + (t * B + b + 1) * H, T(0));
+  }
+  // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
+  std::vector<T> h_state(2 * B * H, T(0)), gh(B * GH);
+  for (int64_t r = 0; r < B; ++r)
+    if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
+                      h_state.begin() + r * H);
+  cell.begin_forward(sch);
+
+  const GemmFn<T> gemm = gemm_fn<T>();
+  const int64_t step = sch.reverse() ? -1 : 1;  // time offset from one step to the next
+  run_parallel(recurrence_threads(d, G), [&](int part, int parts) {
+    int64_t j0, j1;
+    split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    for (int64_t s = 0; s < sch.steps(); ++s) {
+      const int64_t n = sch.active(s);
+      const T* hp = h_state.data() + (s & 1) * B * H;
+      T* hn = h_state.data() + ((s + 1) & 1) * B * H;
+      if (j1 > j0) {
+        for (int g = 0; g < G; ++g)
+          gemm(false, true, n, j1 - j0, H, hp, H, w_hh + (g * H + j0) * H, H, T(0),
+               gh.data() + g * H + j0, GH);
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
+          const RowRef row{r, t, b, s == 0, t - step};
+          cell.forward(row, j0, j1, gx + (t * B + b) * GH, gh.data() + r * GH, hp + r * H,
+                       hn + r * H);
+          std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
+        }
+      }
+#ifdef RNNKIT_OPENMP
+#pragma omp barrier
+#endif
+    }
+  });
+
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t b = sch.batch_index(r), len = sch.length(r);
+    T* out = h_n + b * H;
+    if (len > 0) {
+      const T* last = y + (sch.time_of(len - 1, r) * B + b) * H;
+      std::copy(last, last + H, out);
+    } else if (h0) {
+      std::copy(h0 + b * H, h0 + (b + 1) * H, out);
+    } else {
+      std::fill(out, out + H, T(0));
+    }
+  }
+  cell.end_forward(sch);
+}
+
+// Backward through time. Gradients of weights and biases are ADDED to (callers zero them);
+// dx and dh0 are overwritten.
+//   dx (T, B, I)  dh0 (B, H)  dw_ih (G*H, I)  dw_hh (G*H, H)  db_ih, db_hh (G*H) or nullptr
+//   dg (T, B, G*H) workspace: the hidden-side pre-activation gradient, filled by the loop
+//   dy (T, B, H); dh_n (B, H) or nullptr; hs (T, B, H) the forward's y; x (T, B, I);
+//   h0 (B, H) or nullptr.  The cell reports its input-side gradient as InputGradBlocks.
+template <class T, class Pointwise>
+void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
+                  const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
+                  const T* w_ih, const T* w_hh, const SeqDims& d) {
+  constexpr int G = Pointwise::G;
+  const int64_t B = d.B, H = d.H, I = d.I, GH = G * H, TB = d.T * d.B;
+  const Schedule sch(d);
+  if (d.lengths) std::fill(dg, dg + TB * GH, T(0));  // steps that never run have zero gradient
+  std::vector<T> dh(B * H, T(0)), dg_step(B * GH), zeros(H, T(0));
+  for (int64_t r = 0; r < B; ++r)
+    if (dh_n) std::copy(dh_n + sch.batch_index(r) * H, dh_n + (sch.batch_index(r) + 1) * H,
+                        dh.begin() + r * H);
+  cell.begin_backward(sch);
+
+  const GemmFn<T> gemm = gemm_fn<T>();
+  const int64_t back = sch.reverse() ? 1 : -1;  // time offset of the previous step
+  run_parallel(recurrence_threads(d, G), [&](int part, int parts) {
+    int64_t j0, j1;
+    split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const int64_t n = sch.active(s);
+      for (int64_t r = 0; r < n && j1 > j0; ++r) {
+        const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
+        const RowRef row{r, t, b, s == 0, t + back};
+        const T* h_prev = s > 0 ? hs + ((t + back) * B + b) * H : (h0 ? h0 + b * H : zeros.data());
+        cell.backward(row, j0, j1, h_prev, dy + (t * B + b) * H, dh.data() + r * H,
+                      dg_step.data() + r * GH, dg + (t * B + b) * GH);
+      }
+#ifdef RNNKIT_OPENMP
+#pragma omp barrier
+#endif
+      // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
+      if (j1 > j0)
+        gemm(false, false, n, j1 - j0, GH, dg_step.data(), GH, w_hh + j0, H,
+             Pointwise::kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
+#ifdef RNNKIT_OPENMP
+#pragma omp barrier
+#endif
+    }
+  });
+  for (int64_t r = 0; r < B; ++r)
+    std::copy(dh.begin() + r * H, dh.begin() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
+
+  // dW_hh += Σ_t dG_tᵀ h_{t-1}. Inside a sequence h_{t-1} is hs at the neighbouring time index;
+  // pairs that reach past a sequence's end multiply zeros (hs and dg are zero there).
+  if (d.T > 1) {
+    const int64_t K = (d.T - 1) * B;
+    if (!sch.reverse())
+      parallel_gemm(true, false, GH, H, K, dg + B * GH, GH, hs, H, T(1), dw_hh, H);
+    else
+      parallel_gemm(true, false, GH, H, K, dg, GH, hs + B * H, H, T(1), dw_hh, H);
+  }
+  // ... and the first step of every sequence pairs with h0.
+  if (h0 && B > 0) {
+    const T* first = dg;  // forward direction: every sequence starts at t = 0
+    std::vector<T> gathered;
+    if (sch.reverse()) {
+      gathered.assign(B * GH, T(0));
+      for (int64_t r = 0; r < B; ++r)
+        if (sch.length(r) > 0) {
+          const int64_t b = sch.batch_index(r), t = sch.time_of(0, r);
+          std::copy(dg + (t * B + b) * GH, dg + (t * B + b + 1) * GH, gathered.begin() + b * GH);
+        }
+      first = gathered.data();
+    }
+    if (d.T > 0) parallel_gemm(true, false, GH, H, B, first, GH, h0, H, T(1), dw_hh, H);
+  }
+  if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
+
+  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
+  bool dx_written = false;
+  for (const InputGradBlock<T>& blk : cell.input_grad_blocks(dg)) {
+    parallel_gemm(true, false, blk.width, I, TB, blk.dg, blk.ld, x, I, T(1), dw_ih + blk.col * I,
+                  I);
+    if (db_ih) add_column_sums(db_ih + blk.col, blk.dg, TB, blk.width, blk.ld);
+    parallel_gemm(false, false, TB, I, blk.width, blk.dg, blk.ld, w_ih + blk.col * I, I,
+                  dx_written ? T(1) : T(0), dx, I);
+    dx_written = true;
+  }
+  cell.end_backward(sch);
+}
+
+// Input projection for all steps: gx (T*B, G*H) = x (T*B, I) · w_ihᵀ (+ bias row, if given).
+template <class T>
+void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int64_t TB, int64_t I,
+                      int64_t GH) {
+  if (bias)
+    for (int64_t m = 0; m < TB; ++m) std::copy(bias, bias + GH, gx + m * GH);
+  parallel_gemm(false, true, TB, GH, I, x, I, w_ih, I, bias ? T(1) : T(0), gx, GH);
+}
+
+}  // namespace rnnkit

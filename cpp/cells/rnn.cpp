@@ -1,0 +1,95 @@
+// Vanilla RNN pointwise math; the time loop, threads and products are in recurrence.h.
+#include "cells/rnn.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "cells/recurrence.h"
+
+namespace rnnkit {
+namespace {
+
+template <class T>
+struct RnnPointwise {
+  static constexpr int G = 1;
+  static constexpr bool kDirectHiddenGrad = false;
+  int64_t B, H;
+  Nonlinearity act;
+  const T* acts;  // backward: (T,B,H) post-activation h_t
+
+  void begin_forward(const Schedule&) {}
+  void end_forward(const Schedule&) {}
+
+  void forward(const RowRef&, int64_t j0, int64_t j1, T* gx, T* gh, const T*, T* h_out) const {
+    T* a = gx + j0;
+    const int64_t n = j1 - j0;
+    for (int64_t j = 0; j < n; ++j) a[j] += gh[j0 + j];
+    if (act == Nonlinearity::tanh)
+      tanh_fn<T>()(a, a, n);
+    else
+      for (int64_t j = 0; j < n; ++j) a[j] = std::max(a[j], T(0));
+    std::copy(a, a + n, h_out + j0);
+  }
+
+  void begin_backward(const Schedule&) {}
+  void end_backward(const Schedule&) {}
+
+  void backward(const RowRef& row, int64_t j0, int64_t j1, const T*, const T* dy, T* dh,
+                T* dg_step, T* dg_seq) const {
+    const T* h = acts + (row.t * B + row.b) * H;
+    for (int64_t j = j0; j < j1; ++j) {
+      const T dht = dh[j] + dy[j];
+      // Derivatives from the output: tanh' = 1 - h², relu' = [h > 0].
+      const T da = act == Nonlinearity::tanh ? dht * (T(1) - h[j] * h[j])
+                                             : (h[j] > T(0) ? dht : T(0));
+      dg_step[j] = dg_seq[j] = da;
+    }
+  }
+
+  std::vector<InputGradBlock<T>> input_grad_blocks(const T* dg) const {
+    return {{dg, H, 0, H}};
+  }
+};
+
+}  // namespace
+
+template <class T>
+void rnn_forward(T* y, T* h_n, T* acts, const T* x, const T* h0, const T* w_ih, const T* w_hh,
+                 const T* b_ih, const T* b_hh, Nonlinearity act, const SeqDims& d) {
+  const int64_t H = d.H, TB = d.T * d.B;
+  std::vector<T> scratch, bias;
+  T* gx = acts;
+  if (!gx) {
+    scratch.resize(TB * H);
+    gx = scratch.data();
+  }
+  if (b_ih || b_hh) {
+    bias.assign(H, T(0));
+    for (int64_t k = 0; k < H; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
+  }
+  input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, H);
+  RnnPointwise<T> cell{d.B, H, act, nullptr};
+  run_forward(cell, y, h_n, gx, h0, w_hh, d);
+}
+
+template <class T>
+void rnn_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
+                  const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
+                  const T* y, const T* acts, Nonlinearity act, const SeqDims& d) {
+  std::vector<T> dg(d.T * d.B * d.H);
+  RnnPointwise<T> cell{d.B, d.H, act, acts};
+  run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
+               w_hh, d);
+}
+
+#define RNNKIT_INSTANTIATE(T)                                                                 \
+  template void rnn_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
+                               const T*, Nonlinearity, const SeqDims&);                      \
+  template void rnn_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,         \
+                                const T*, const T*, const T*, const T*, const T*,            \
+                                Nonlinearity, const SeqDims&);
+RNNKIT_INSTANTIATE(float)
+RNNKIT_INSTANTIATE(double)
+#undef RNNKIT_INSTANTIATE
+
+}  // namespace rnnkit

@@ -1,0 +1,55 @@
+// The order in which a batch of variable-length sequences is stepped.
+//
+// Rows are visited sorted by length, longest first (a permutation of batch indices, the user's
+// data is never copied). At processing step s only the leading active[s] sorted rows still run,
+// so a finished sequence costs nothing and the rows that run are always a contiguous block of the
+// state matrices, which keeps the per-step product one dense GEMM.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+namespace rnnkit {
+
+// Sizes and options shared by every cell. Shapes use the legend of the cell headers:
+// T steps, B batch, I input features, H hidden units, G gates (RNN 1, GRU 3, LSTM 4).
+struct SeqDims {
+  int64_t T = 0, B = 0, I = 0, H = 0;
+  const int64_t* lengths = nullptr;  // (B) each in [0, T], or nullptr for all T; caller-checked
+  bool reverse = false;              // process each sequence from its last valid step to 0
+};
+
+class Schedule {
+ public:
+  explicit Schedule(const SeqDims& d) : reverse_(d.reverse) {
+    order_.resize(d.B);
+    std::iota(order_.begin(), order_.end(), int64_t{0});
+    len_.assign(d.B, d.T);
+    if (d.lengths) {
+      // Stable, so equal lengths keep batch order and the schedule is fully deterministic.
+      std::stable_sort(order_.begin(), order_.end(),
+                       [&](int64_t a, int64_t b) { return d.lengths[a] > d.lengths[b]; });
+      for (int64_t r = 0; r < d.B; ++r) len_[r] = d.lengths[order_[r]];
+    }
+    steps_ = d.B > 0 ? len_[0] : 0;
+    active_.assign(steps_, 0);
+    for (int64_t r = 0; r < d.B; ++r)
+      for (int64_t s = 0; s < len_[r]; ++s) active_[s] = r + 1;
+  }
+
+  int64_t steps() const { return steps_; }                 // longest length
+  int64_t active(int64_t s) const { return active_[s]; }  // rows running at step s
+  int64_t batch_index(int64_t r) const { return order_[r]; }
+  int64_t length(int64_t r) const { return len_[r]; }
+  // Time index that sorted row r processes at step s (s < length(r)).
+  int64_t time_of(int64_t s, int64_t r) const { return reverse_ ? len_[r] - 1 - s : s; }
+  bool reverse() const { return reverse_; }
+
+ private:
+  bool reverse_;
+  std::vector<int64_t> order_, len_, active_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace rnnkit

@@ -1,0 +1,57 @@
+// rnnkit kernel interface: the table of compute primitives the cells are written against.
+//
+// Each instruction set has its own translation unit(s) (kernels/<kernel>_<isa>.cpp) compiled with
+// that ISA's flags only. Their code lives in a namespace per ISA; each exposes just a
+// register_<isa>(KernelTable&) that overwrites the entries it implements. At first use the runtime
+// (runtime/dispatch.cpp) fills the table from generic up to the best level the CPU supports.
+//
+// Layout: row-major, last index fastest. All sizes in elements.
+#pragma once
+#include <cstdint>
+
+namespace rnnkit {
+
+// C[M,N] = beta * C + op(A) * op(B), single-threaded.
+//   op(A)(m,k) = transA ? A[k*lda + m] : A[m*lda + k]     (A is M x K, or K x M when transA)
+//   op(B)(k,n) = transB ? B[n*ldb + k] : B[k*ldb + n]     (B is K x N, or N x K when transB)
+// beta is 0 or 1. With beta == 0, C is written without being read (it may hold garbage).
+// C must not alias A or B. The order in which each C element is summed over k depends only on K
+// and the ISA, never on M, N, the element's position or pointer alignment, so callers may split
+// M or N among threads and still get bitwise identical results for any thread count.
+template <class T>
+using GemmFn = void (*)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+                        int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// y[i] = f(x[i]) for i < n. y may alias x exactly (in place), not partially.
+template <class T>
+using UnaryFn = void (*)(T* y, const T* x, int64_t n);
+
+struct KernelTable {
+  const char* isa = "generic";
+  GemmFn<float> gemm_f32 = nullptr;
+  GemmFn<double> gemm_f64 = nullptr;
+  UnaryFn<float> sigmoid_f32 = nullptr;
+  UnaryFn<float> tanh_f32 = nullptr;
+  UnaryFn<double> sigmoid_f64 = nullptr;
+  UnaryFn<double> tanh_f64 = nullptr;
+};
+
+void register_generic(KernelTable& table);
+void register_avx2(KernelTable& table);    // defined only when built with AVX2 sources
+void register_avx512(KernelTable& table);  // defined only when built with AVX-512 sources
+
+// The table in use (selected once, thread-safe).
+const KernelTable& kernels();
+
+// Typed accessors so cell templates can call kernels for float and double alike.
+template <class T> inline GemmFn<T> gemm_fn();
+template <> inline GemmFn<float> gemm_fn<float>() { return kernels().gemm_f32; }
+template <> inline GemmFn<double> gemm_fn<double>() { return kernels().gemm_f64; }
+template <class T> inline UnaryFn<T> sigmoid_fn();
+template <> inline UnaryFn<float> sigmoid_fn<float>() { return kernels().sigmoid_f32; }
+template <> inline UnaryFn<double> sigmoid_fn<double>() { return kernels().sigmoid_f64; }
+template <class T> inline UnaryFn<T> tanh_fn();
+template <> inline UnaryFn<float> tanh_fn<float>() { return kernels().tanh_f32; }
+template <> inline UnaryFn<double> tanh_fn<double>() { return kernels().tanh_f64; }
+
+}  // namespace rnnkit

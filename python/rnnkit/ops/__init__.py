@@ -1,0 +1,6 @@
+"""Functional kernels (time-major, numpy in, numpy out). See :mod:`rnnkit.ops.cells`."""
+from .cells import (GRUGrads, LSTMGrads, RNNGrads, SequenceCache, gru_backward, gru_forward,
+                    lstm_backward, lstm_forward, rnn_backward, rnn_forward)
+
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
+           "rnn_backward", "LSTMGrads", "GRUGrads", "RNNGrads", "SequenceCache"]
