@@ -1,0 +1,49 @@
+# Type stub for the compiled module rnnkit._core (cpp/bindings). Private: use rnnkit.ops.
+# Kept in step with cpp/bindings/*.cpp in the same commit.
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+Array = np.ndarray
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def build_info() -> Dict[str, Any]: ...
+def force_simd(level: str) -> str: ...
+
+def lstm_forward_f32(x: Array, h0: Optional[Array], c0: Optional[Array], w_ih: Array,
+                     w_hh: Array, b_ih: Optional[Array], b_hh: Optional[Array],
+                     lengths: Optional[Array], reverse: bool, training: bool
+                     ) -> Tuple[Array, Array, Array, Optional[Array], Optional[Array]]: ...
+lstm_forward_f64 = lstm_forward_f32
+def lstm_backward_f32(dy: Array, dh_n: Optional[Array], dc_n: Optional[Array], x: Array,
+                      h0: Optional[Array], c0: Optional[Array], w_ih: Array, w_hh: Array,
+                      has_bias: bool, y: Array, gates: Array, cells: Array,
+                      lengths: Optional[Array], reverse: bool
+                      ) -> Tuple[Array, Array, Array, Array, Array, Optional[Array],
+                                 Optional[Array]]: ...
+lstm_backward_f64 = lstm_backward_f32
+
+def gru_forward_f32(x: Array, h0: Optional[Array], w_ih: Array, w_hh: Array,
+                    b_ih: Optional[Array], b_hh: Optional[Array], lengths: Optional[Array],
+                    reverse: bool, training: bool
+                    ) -> Tuple[Array, Array, Optional[Array], Optional[Array]]: ...
+gru_forward_f64 = gru_forward_f32
+def gru_backward_f32(dy: Array, dh_n: Optional[Array], x: Array, h0: Optional[Array],
+                     w_ih: Array, w_hh: Array, has_bias: bool, y: Array, gates: Array,
+                     hn: Array, lengths: Optional[Array], reverse: bool
+                     ) -> Tuple[Array, Array, Array, Array, Optional[Array],
+                                Optional[Array]]: ...
+gru_backward_f64 = gru_backward_f32
+
+def rnn_forward_f32(x: Array, h0: Optional[Array], w_ih: Array, w_hh: Array,
+                    b_ih: Optional[Array], b_hh: Optional[Array], nonlinearity: str,
+                    lengths: Optional[Array], reverse: bool, training: bool
+                    ) -> Tuple[Array, Array, Optional[Array]]: ...
+rnn_forward_f64 = rnn_forward_f32
+def rnn_backward_f32(dy: Array, dh_n: Optional[Array], x: Array, h0: Optional[Array],
+                     w_ih: Array, w_hh: Array, has_bias: bool, y: Array, acts: Array,
+                     nonlinearity: str, lengths: Optional[Array], reverse: bool
+                     ) -> Tuple[Array, Array, Array, Array, Optional[Array],
+                                Optional[Array]]: ...
+rnn_backward_f64 = rnn_backward_f32
