@@ -24,18 +24,20 @@ struct GruPointwise {
   void begin_forward(const Schedule&) {}
   void end_forward(const Schedule&) {}
 
+  // gx: this row's 3H input pre-activations (rewritten to r, z, n); gh: its recurrent products
+  // for units j0..j1, gate-major.
   void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, T* gh, const T* h_prev,
                T* h_out) const {
     const int64_t n = j1 - j0;
-    for (int64_t j = j0; j < j1; ++j) {
-      gx[j] += gh[j];
-      gx[H + j] += gh[H + j];
-      gh[2 * H + j] += b_hn ? b_hn[j] : T(0);
+    T* hnr = gh + 2 * n;  // W_hn h + b_hn for units j0..j1
+    for (int64_t j = 0; j < n; ++j) {
+      gx[j0 + j] += gh[j];
+      gx[H + j0 + j] += gh[n + j];
+      hnr[j] += b_hn ? b_hn[j0 + j] : T(0);
     }
     T* r = gx + j0;
     T* z = gx + H + j0;
     T* nn = gx + 2 * H + j0;
-    const T* hnr = gh + 2 * H + j0;
     sigmoid_fn<T>()(r, r, n);
     sigmoid_fn<T>()(z, z, n);
     for (int64_t j = 0; j < n; ++j) nn[j] += r[j] * hnr[j];

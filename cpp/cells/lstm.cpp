@@ -40,12 +40,12 @@ struct LstmPointwise {
   void end_forward(const Schedule& sch) { store_sorted(sch, c_n); }
 
   // gx: this row's 4H pre-activations from the input (rewritten to post-activation gates);
-  // gh: its 4H recurrent products (scratch afterwards). Only units [j0, j1) are touched.
+  // gh: its recurrent products for units j0..j1, gate-major (scratch afterwards).
   void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, T* gh, const T* /*h_prev*/,
                T* h_out) {
     const int64_t n = j1 - j0;
     for (int g = 0; g < G; ++g)
-      for (int64_t j = j0; j < j1; ++j) gx[g * H + j] += gh[g * H + j];
+      for (int64_t j = 0; j < n; ++j) gx[g * H + j0 + j] += gh[g * n + j];
     T* i = gx + j0;
     T* f = gx + H + j0;
     T* gg = gx + 2 * H + j0;
@@ -57,7 +57,7 @@ struct LstmPointwise {
     T* c = c_state.data() + row.r * H + j0;
     for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
     if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
-    T* tanh_c = gh + j0;  // gh is consumed: reuse as scratch
+    T* tanh_c = gh;  // gh is consumed: reuse as scratch
     tanh_fn<T>()(tanh_c, c, n);
     for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * tanh_c[j];
   }

@@ -48,6 +48,12 @@ inline int recurrence_threads(const SeqDims& d, int G) {
   return threads_for(flops_per_step, (d.H + kUnitAlign - 1) / kUnitAlign);
 }
 
+inline void barrier() {
+#ifdef RNNKIT_OPENMP
+#pragma omp barrier
+#endif
+}
+
 template <class Body>
 void run_parallel(int nt, Body body) {
 #ifdef RNNKIT_OPENMP
@@ -66,6 +72,8 @@ void run_parallel(int nt, Body body) {
 //   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
 //   gx   (T, B, G*H) in: x·W_ihᵀ + folded biases; the cell overwrites each row with what it
 //                   keeps for backward (post-activation gates)
+// The cell's forward gets gh, its row of the recurrent product for units j0..j1 only, gate by
+// gate: gh[g*(j1-j0) + (j - j0)] is gate g of unit j.
 //   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
 template <class T, class Pointwise>
 void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_hh,
@@ -85,30 +93,35 @@ void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_h
                       h_state.begin() + r * H);
   cell.begin_forward(sch);
 
-  const GemmFn<T> gemm = gemm_fn<T>();
+  const PackedGemm<T> pg = packed_gemm_fns<T>();
   const int64_t step = sch.reverse() ? -1 : 1;  // time offset from one step to the next
   run_parallel(recurrence_threads(d, G), [&](int part, int parts) {
     int64_t j0, j1;
     split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    const int64_t nj = j1 - j0, width = G * nj;
+    if (nj <= 0) {  // no units for this thread: it only keeps the barrier count
+      for (int64_t s = 0; s < sch.steps(); ++s) barrier();
+      return;
+    }
+    // This thread's rows of W_hh (all G gates of units j0..j1), packed once for all steps so
+    // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j.
+    std::vector<T> rows(width * H), packed(pg.size(H, width)), gh(B * width);
+    for (int g = 0; g < G; ++g)
+      std::copy(w_hh + (g * H + j0) * H, w_hh + (g * H + j1) * H, rows.begin() + g * nj * H);
+    pg.pack(true, H, width, rows.data(), H, packed.data());
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const int64_t n = sch.active(s);
       const T* hp = h_state.data() + (s & 1) * B * H;
       T* hn = h_state.data() + ((s + 1) & 1) * B * H;
-      if (j1 > j0) {
-        for (int g = 0; g < G; ++g)
-          gemm(false, true, n, j1 - j0, H, hp, H, w_hh + (g * H + j0) * H, H, T(0),
-               gh.data() + g * H + j0, GH);
-        for (int64_t r = 0; r < n; ++r) {
-          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
-          const RowRef row{r, t, b, s == 0, t - step};
-          cell.forward(row, j0, j1, gx + (t * B + b) * GH, gh.data() + r * GH, hp + r * H,
-                       hn + r * H);
-          std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
-        }
+      pg.gemm(n, width, H, hp, H, packed.data(), T(0), gh.data(), width);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
+        const RowRef row{r, t, b, s == 0, t - step};
+        cell.forward(row, j0, j1, gx + (t * B + b) * GH, gh.data() + r * width, hp + r * H,
+                     hn + r * H);
+        std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
       }
-#ifdef RNNKIT_OPENMP
-#pragma omp barrier
-#endif
+      barrier();
     }
   });
 
@@ -147,30 +160,30 @@ void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, 
                         dh.begin() + r * H);
   cell.begin_backward(sch);
 
-  const GemmFn<T> gemm = gemm_fn<T>();
+  const PackedGemm<T> pg = packed_gemm_fns<T>();
   const int64_t back = sch.reverse() ? 1 : -1;  // time offset of the previous step
   run_parallel(recurrence_threads(d, G), [&](int part, int parts) {
     int64_t j0, j1;
     split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    const int64_t nj = j1 - j0;
+    // Columns j0..j1 of W_hh (G*H x nj), packed once: dh[:, j0:j1] = dG_step · W_hh[:, j0:j1].
+    std::vector<T> packed(nj > 0 ? pg.size(GH, nj) : 0);
+    if (nj > 0) pg.pack(false, GH, nj, w_hh + j0, H, packed.data());
     for (int64_t s = sch.steps() - 1; s >= 0; --s) {
       const int64_t n = sch.active(s);
-      for (int64_t r = 0; r < n && j1 > j0; ++r) {
+      for (int64_t r = 0; r < n && nj > 0; ++r) {
         const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
         const RowRef row{r, t, b, s == 0, t + back};
         const T* h_prev = s > 0 ? hs + ((t + back) * B + b) * H : (h0 ? h0 + b * H : zeros.data());
         cell.backward(row, j0, j1, h_prev, dy + (t * B + b) * H, dh.data() + r * H,
                       dg_step.data() + r * GH, dg + (t * B + b) * GH);
       }
-#ifdef RNNKIT_OPENMP
-#pragma omp barrier
-#endif
+      barrier();  // dG_step must be complete (all units) before any thread multiplies it
       // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
-      if (j1 > j0)
-        gemm(false, false, n, j1 - j0, GH, dg_step.data(), GH, w_hh + j0, H,
-             Pointwise::kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
-#ifdef RNNKIT_OPENMP
-#pragma omp barrier
-#endif
+      if (nj > 0)
+        pg.gemm(n, nj, GH, dg_step.data(), GH, packed.data(),
+                Pointwise::kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
+      barrier();  // dh complete before the next step reads it
     }
   });
   for (int64_t r = 0; r < B; ++r)

@@ -23,7 +23,7 @@ struct RnnPointwise {
   void forward(const RowRef&, int64_t j0, int64_t j1, T* gx, T* gh, const T*, T* h_out) const {
     T* a = gx + j0;
     const int64_t n = j1 - j0;
-    for (int64_t j = 0; j < n; ++j) a[j] += gh[j0 + j];
+    for (int64_t j = 0; j < n; ++j) a[j] += gh[j];  // gh: this row's units j0..j1
     if (act == Nonlinearity::tanh)
       tanh_fn<T>()(a, a, n);
     else

@@ -108,6 +108,46 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
   }
 }
 
+// Packed operand: for each KC slab of K in order, the NR-column panels of pack_b.
+int64_t packed_b_size(int64_t K, int64_t N) { return K * ((N + NR - 1) / NR) * NR; }
+
+template <class T>
+void pack_b_whole(bool transB, int64_t K, int64_t N, const T* B, int64_t ldb, T* packed) {
+  const int64_t n_padded = ((N + NR - 1) / NR) * NR;
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    pack_b(transB, B, ldb, pc, kc, 0, N, packed + pc * n_padded);
+  }
+}
+
+template <class T>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* packed,
+                 T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (beta == T(0))
+      for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
+    return;
+  }
+  thread_local std::vector<T> a_pack;
+  a_pack.resize(static_cast<size_t>(((std::min(MC, M) + MR - 1) / MR) * MR * KC));
+  const int64_t n_padded = ((N + NR - 1) / NR) * NR;
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    const bool accumulate = pc > 0 || beta != T(0);
+    const T* b_slab = packed + pc * n_padded;
+    for (int64_t ic = 0; ic < M; ic += MC) {
+      const int64_t mc = std::min(MC, M - ic);
+      pack_a(false, A, lda, ic, mc, pc, kc, a_pack.data());
+      for (int64_t jr = 0; jr < N; jr += NR)
+        for (int64_t ir = 0; ir < mc; ir += MR)
+          micro_kernel(kc, a_pack.data() + ir * kc, b_slab + jr * kc,
+                       C + (ic + ir) * ldc + jr, ldc, std::min(MR, mc - ir),
+                       std::min(NR, N - jr), accumulate);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace generic_isa
 
@@ -118,6 +158,11 @@ void register_generic(KernelTable& table) {
   register_generic_activations(table);
   table.gemm_f32 = generic_isa::gemm<float>;
   table.gemm_f64 = generic_isa::gemm<double>;
+  table.packed_b_size_f32 = table.packed_b_size_f64 = generic_isa::packed_b_size;
+  table.pack_b_f32 = generic_isa::pack_b_whole<float>;
+  table.pack_b_f64 = generic_isa::pack_b_whole<double>;
+  table.gemm_packed_f32 = generic_isa::gemm_packed<float>;
+  table.gemm_packed_f64 = generic_isa::gemm_packed<double>;
 }
 
 }  // namespace rnnkit

@@ -22,6 +22,18 @@ template <class T>
 using GemmFn = void (*)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                         int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// Pre-packed right operand, for products that reuse one B at every time step (the recurrent
+// weights). packed_b_size gives the buffer length in elements; pack_b fills it from op(B)
+// (K x N, see GemmFn); gemm_packed computes C[M,N] = beta*C + A·op(B) with A (M x K, row-major,
+// lda). The layout is private to one ISA: pack_b and gemm_packed must come from the same table
+// (each level registers all three together). Same determinism contract as GemmFn.
+using PackedSizeFn = int64_t (*)(int64_t K, int64_t N);
+template <class T>
+using PackBFn = void (*)(bool transB, int64_t K, int64_t N, const T* B, int64_t ldb, T* packed);
+template <class T>
+using GemmPackedFn = void (*)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                              const T* packed, T beta, T* C, int64_t ldc);
+
 // y[i] = f(x[i]) for i < n. y may alias x exactly (in place), not partially.
 template <class T>
 using UnaryFn = void (*)(T* y, const T* x, int64_t n);
@@ -30,6 +42,12 @@ struct KernelTable {
   const char* isa = "generic";
   GemmFn<float> gemm_f32 = nullptr;
   GemmFn<double> gemm_f64 = nullptr;
+  PackedSizeFn packed_b_size_f32 = nullptr;
+  PackBFn<float> pack_b_f32 = nullptr;
+  GemmPackedFn<float> gemm_packed_f32 = nullptr;
+  PackedSizeFn packed_b_size_f64 = nullptr;
+  PackBFn<double> pack_b_f64 = nullptr;
+  GemmPackedFn<double> gemm_packed_f64 = nullptr;
   UnaryFn<float> sigmoid_f32 = nullptr;
   UnaryFn<float> tanh_f32 = nullptr;
   UnaryFn<double> sigmoid_f64 = nullptr;
@@ -47,6 +65,20 @@ const KernelTable& kernels();
 template <class T> inline GemmFn<T> gemm_fn();
 template <> inline GemmFn<float> gemm_fn<float>() { return kernels().gemm_f32; }
 template <> inline GemmFn<double> gemm_fn<double>() { return kernels().gemm_f64; }
+template <class T> struct PackedGemm {
+  PackedSizeFn size;
+  PackBFn<T> pack;
+  GemmPackedFn<T> gemm;
+};
+template <class T> inline PackedGemm<T> packed_gemm_fns();
+template <> inline PackedGemm<float> packed_gemm_fns<float>() {
+  const KernelTable& k = kernels();
+  return {k.packed_b_size_f32, k.pack_b_f32, k.gemm_packed_f32};
+}
+template <> inline PackedGemm<double> packed_gemm_fns<double>() {
+  const KernelTable& k = kernels();
+  return {k.packed_b_size_f64, k.pack_b_f64, k.gemm_packed_f64};
+}
 template <class T> inline UnaryFn<T> sigmoid_fn();
 template <> inline UnaryFn<float> sigmoid_fn<float>() { return kernels().sigmoid_f32; }
 template <> inline UnaryFn<double> sigmoid_fn<double>() { return kernels().sigmoid_f64; }
