@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "cells/step.h"
 
 namespace rnnkit {
 namespace {
@@ -110,12 +111,30 @@ void gru_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T
                w_hh, d);
 }
 
+template <class T>
+StepWeights<T>* gru_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                                 int64_t I, int64_t H) {
+  std::vector<T> bias(3 * H, T(0));  // folded as in gru_forward
+  for (int64_t k = 0; k < 3 * H; ++k)
+    bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh && k < 2 * H ? b_hh[k] : T(0));
+  return new StepWeights<T>(3, I, H, w_ih, w_hh, bias.data(), b_hh ? b_hh + 2 * H : nullptr);
+}
+
+template <class T>
+void gru_step(const StepWeights<T>& w, T* h_out, const T* x, const T* h, int64_t B) {
+  GruPointwise<T> cell{B, w.hidden_size(), w.b_hn(), nullptr, nullptr, nullptr, {}};
+  w.step(cell, h_out, x, h, B);
+}
+
 #define RNNKIT_INSTANTIATE(T)                                                                  \
   template void gru_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*,         \
                                const T*, const T*, const SeqDims&);                           \
   template void gru_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,          \
                                 const T*, const T*, const T*, const T*, const T*, const T*,   \
-                                const SeqDims&);
+                                const SeqDims&);                                              \
+  template StepWeights<T>* gru_step_weights<T>(const T*, const T*, const T*, const T*, int64_t, \
+                                               int64_t);                                         \
+  template void gru_step<T>(const StepWeights<T>&, T*, const T*, const T*, int64_t);
 RNNKIT_INSTANTIATE(float)
 RNNKIT_INSTANTIATE(double)
 #undef RNNKIT_INSTANTIATE

@@ -30,4 +30,14 @@ void gru_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T
                   const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                   const T* y, const T* gates, const T* hn, const SeqDims& d);
 
+// Single steps with weights packed once (cells/step.h), for streaming inference.
+template <class T> class StepWeights;
+// Packs w_ih (3H,I), w_hh (3H,H), b_ih, b_hh (3H or nullptr) into a new object (caller owns).
+template <class T>
+StepWeights<T>* gru_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                                 int64_t I, int64_t H);
+// h_out (B,H) out = one GRU step from x (B,I), h (B,H). h_out must not alias h.
+template <class T>
+void gru_step(const StepWeights<T>& w, T* h_out, const T* x, const T* h, int64_t B);
+
 }  // namespace rnnkit

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "cells/step.h"
 
 namespace rnnkit {
 namespace {
@@ -20,20 +21,21 @@ struct LstmPointwise {
   T* c_n;         // (B,H) forward out
   T* dc0;         // (B,H) backward out
   const T* dc_n;  // (B,H) or nullptr
-  std::vector<T> c_state;  // (B,H) sorted rows: c in forward, dc in backward
+  T* c_state = nullptr;    // (B,H) by sorted row: c in forward, dc in backward
+  std::vector<T> storage;  // what c_state points to in the sequence kernels
   std::vector<T> zeros;    // (H) c_{-1} when c0 is nullptr
 
   void load_sorted(const Schedule& sch, const T* src) {
-    c_state.assign(B * H, T(0));
+    storage.assign(B * H, T(0));
+    c_state = storage.data();
     if (src)
       for (int64_t r = 0; r < B; ++r)
         std::copy(src + sch.batch_index(r) * H, src + (sch.batch_index(r) + 1) * H,
-                  c_state.begin() + r * H);
+                  c_state + r * H);
   }
   void store_sorted(const Schedule& sch, T* dst) const {
     for (int64_t r = 0; r < B; ++r)
-      std::copy(c_state.begin() + r * H, c_state.begin() + (r + 1) * H,
-                dst + sch.batch_index(r) * H);
+      std::copy(c_state + r * H, c_state + (r + 1) * H, dst + sch.batch_index(r) * H);
   }
 
   void begin_forward(const Schedule& sch) { load_sorted(sch, c0); }
@@ -54,7 +56,7 @@ struct LstmPointwise {
     sigmoid_fn<T>()(f, f, n);
     tanh_fn<T>()(gg, gg, n);
     sigmoid_fn<T>()(o, o, n);
-    T* c = c_state.data() + row.r * H + j0;
+    T* c = c_state + row.r * H + j0;
     for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
     if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
     T* tanh_c = gh;  // gh is consumed: reuse as scratch
@@ -79,7 +81,7 @@ struct LstmPointwise {
                                 : cells + (row.t_prev * B + row.b) * H;
     T* tanh_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
     tanh_fn<T>()(tanh_c, c + j0, n);
-    T* dc = c_state.data() + row.r * H;
+    T* dc = c_state + row.r * H;
     for (int64_t j = j0; j < j1; ++j) {
       const T i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
       const T tc = tanh_c[j - j0];
@@ -121,7 +123,7 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
     for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
   }
   input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, GH);
-  LstmPointwise<T> cell{d.B, d.H, c0, cells, nullptr, nullptr, c_n, nullptr, nullptr, {}, {}};
+  LstmPointwise<T> cell{d.B, d.H, c0, cells, nullptr, nullptr, c_n, nullptr, nullptr};
   run_forward(cell, y, h_n, gx, h0, w_hh, d);
 }
 
@@ -131,9 +133,27 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh
                    const T* w_ih, const T* w_hh, const T* y, const T* gates, const T* cells,
                    const SeqDims& d) {
   std::vector<T> dg(d.T * d.B * 4 * d.H);
-  LstmPointwise<T> cell{d.B, d.H, c0, nullptr, cells, gates, nullptr, dc0, dc_n, {}, {}};
+  LstmPointwise<T> cell{d.B, d.H, c0, nullptr, cells, gates, nullptr, dc0, dc_n};
   run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
                w_hh, d);
+}
+
+template <class T>
+StepWeights<T>* lstm_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                                  int64_t I, int64_t H) {
+  std::vector<T> bias(4 * H, T(0));
+  for (int64_t k = 0; k < 4 * H; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
+  return new StepWeights<T>(4, I, H, w_ih, w_hh, bias.data(), nullptr);
+}
+
+template <class T>
+void lstm_step(const StepWeights<T>& w, T* h_out, T* c_out, const T* x, const T* h, const T* c,
+               int64_t B) {
+  const int64_t H = w.hidden_size();
+  std::copy(c, c + B * H, c_out);  // updated in place, row by row, by the pointwise pass
+  LstmPointwise<T> cell{B, H, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  cell.c_state = c_out;
+  w.step(cell, h_out, x, h, B);
 }
 
 #define RNNKIT_INSTANTIATE(T)                                                                 \
@@ -141,7 +161,11 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh
                                 const T*, const T*, const T*, const SeqDims&);               \
   template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                  const T*, const T*, const T*, const T*, const T*, const T*, \
-                                 const T*, const T*, const SeqDims&);
+                                 const T*, const T*, const SeqDims&);                        \
+  template StepWeights<T>* lstm_step_weights<T>(const T*, const T*, const T*, const T*,       \
+                                                int64_t, int64_t);                             \
+  template void lstm_step<T>(const StepWeights<T>&, T*, T*, const T*, const T*, const T*,     \
+                             int64_t);
 RNNKIT_INSTANTIATE(float)
 RNNKIT_INSTANTIATE(double)
 #undef RNNKIT_INSTANTIATE

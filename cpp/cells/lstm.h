@@ -36,4 +36,15 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh
                    const T* w_ih, const T* w_hh, const T* y, const T* gates, const T* cells,
                    const SeqDims& d);
 
+// Single steps with weights packed once (cells/step.h), for streaming inference.
+template <class T> class StepWeights;
+// Packs w_ih (4H,I), w_hh (4H,H), b_ih, b_hh (4H or nullptr) into a new object (caller owns).
+template <class T>
+StepWeights<T>* lstm_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                                  int64_t I, int64_t H);
+// h_out, c_out (B,H) out = one LSTM step from x (B,I), h, c (B,H). Outputs must not alias inputs.
+template <class T>
+void lstm_step(const StepWeights<T>& w, T* h_out, T* c_out, const T* x, const T* h, const T* c,
+               int64_t B);
+
 }  // namespace rnnkit

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "cells/step.h"
 
 namespace rnnkit {
 namespace {
@@ -82,12 +83,31 @@ void rnn_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T
                w_hh, d);
 }
 
+template <class T>
+StepWeights<T>* rnn_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+                                 int64_t I, int64_t H) {
+  std::vector<T> bias(H, T(0));
+  for (int64_t k = 0; k < H; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
+  return new StepWeights<T>(1, I, H, w_ih, w_hh, bias.data(), nullptr);
+}
+
+template <class T>
+void rnn_step(const StepWeights<T>& w, T* h_out, const T* x, const T* h, Nonlinearity act,
+              int64_t B) {
+  RnnPointwise<T> cell{B, w.hidden_size(), act, nullptr};
+  w.step(cell, h_out, x, h, B);
+}
+
 #define RNNKIT_INSTANTIATE(T)                                                                 \
   template void rnn_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
                                const T*, Nonlinearity, const SeqDims&);                      \
   template void rnn_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,         \
                                 const T*, const T*, const T*, const T*, const T*,            \
-                                Nonlinearity, const SeqDims&);
+                                Nonlinearity, const SeqDims&);                                \
+  template StepWeights<T>* rnn_step_weights<T>(const T*, const T*, const T*, const T*, int64_t, \
+                                               int64_t);                                         \
+  template void rnn_step<T>(const StepWeights<T>&, T*, const T*, const T*, Nonlinearity,        \
+                            int64_t);
 RNNKIT_INSTANTIATE(float)
 RNNKIT_INSTANTIATE(double)
 #undef RNNKIT_INSTANTIATE
