@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "runtime/buffer.h"
 #include "cells/step.h"
 
 namespace rnnkit {
@@ -84,7 +85,8 @@ template <class T>
 void gru_forward(T* y, T* h_n, T* gates, T* hn, const T* x, const T* h0, const T* w_ih,
                  const T* w_hh, const T* b_ih, const T* b_hh, const SeqDims& d) {
   const int64_t H = d.H, GH = 3 * H, TB = d.T * d.B;
-  std::vector<T> scratch, bias;
+  std::vector<T> bias;
+  Buffer<T> scratch;
   T* gx = gates;
   if (!gx) {
     scratch.resize(TB * GH);
@@ -105,7 +107,7 @@ void gru_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T
                   const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                   const T* y, const T* gates, const T* hn, const SeqDims& d) {
   const int64_t TB = d.T * d.B;
-  std::vector<T> dg(TB * 3 * d.H);
+  Buffer<T> dg(TB * 3 * d.H);  // every row is written (or zeroed) by run_backward
   GruPointwise<T> cell{d.B, d.H, nullptr, nullptr, hn, gates, std::vector<T>(TB * d.H, T(0))};
   run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
                w_hh, d);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "runtime/buffer.h"
 #include "cells/step.h"
 
 namespace rnnkit {
@@ -112,7 +113,8 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
                   const T* c0, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
                   const SeqDims& d) {
   const int64_t GH = 4 * d.H, TB = d.T * d.B;
-  std::vector<T> scratch, bias;
+  std::vector<T> bias;
+  Buffer<T> scratch;
   T* gx = gates;
   if (!gx) {
     scratch.resize(TB * GH);
@@ -132,7 +134,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh
                    const T* dh_n, const T* dc_n, const T* x, const T* h0, const T* c0,
                    const T* w_ih, const T* w_hh, const T* y, const T* gates, const T* cells,
                    const SeqDims& d) {
-  std::vector<T> dg(d.T * d.B * 4 * d.H);
+  Buffer<T> dg(d.T * d.B * 4 * d.H);  // every row is written (or zeroed) by run_backward
   LstmPointwise<T> cell{d.B, d.H, c0, nullptr, cells, gates, nullptr, dc0, dc_n};
   run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
                w_hh, d);

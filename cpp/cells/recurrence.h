@@ -72,9 +72,9 @@ void run_parallel(int nt, Body body) {
 //   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
 //   gx   (T, B, G*H) in: x·W_ihᵀ + folded biases; the cell overwrites each row with what it
 //                   keeps for backward (post-activation gates)
+//   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
 // The cell's forward gets gh, its row of the recurrent product for units j0..j1 only, gate by
 // gate: gh[g*(j1-j0) + (j - j0)] is gate g of unit j.
-//   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
 template <class T, class Pointwise>
 void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_hh,
                  const SeqDims& d) {
@@ -87,7 +87,7 @@ void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_h
         if (t >= d.lengths[b]) std::fill(y + (t * B + b) * H, y + (t * B + b + 1) * H, T(0));
   }
   // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
-  std::vector<T> h_state(2 * B * H, T(0)), gh(B * GH);
+  std::vector<T> h_state(2 * B * H, T(0));
   for (int64_t r = 0; r < B; ++r)
     if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
                       h_state.begin() + r * H);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cells/recurrence.h"
+#include "runtime/buffer.h"
 #include "cells/step.h"
 
 namespace rnnkit {
@@ -58,7 +59,8 @@ template <class T>
 void rnn_forward(T* y, T* h_n, T* acts, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, Nonlinearity act, const SeqDims& d) {
   const int64_t H = d.H, TB = d.T * d.B;
-  std::vector<T> scratch, bias;
+  std::vector<T> bias;
+  Buffer<T> scratch;
   T* gx = acts;
   if (!gx) {
     scratch.resize(TB * H);
@@ -77,7 +79,7 @@ template <class T>
 void rnn_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
                   const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                   const T* y, const T* acts, Nonlinearity act, const SeqDims& d) {
-  std::vector<T> dg(d.T * d.B * d.H);
+  Buffer<T> dg(d.T * d.B * d.H);  // every row is written (or zeroed) by run_backward
   RnnPointwise<T> cell{d.B, d.H, act, acts};
   run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
                w_hh, d);

@@ -1,0 +1,40 @@
+// A 64-byte aligned, *uninitialised* array for large scratch (gate buffers, gradients):
+// std::vector would zero-fill megabytes that the kernels overwrite anyway.
+#pragma once
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace rnnkit {
+
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(size_t n) { resize(n); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(data_); }
+
+  // Contents are unspecified after a resize that grows.
+  void resize(size_t n) {
+    if (n <= capacity_) {  // includes n == 0, for which aligned_alloc may return nullptr
+      size_ = n;
+      return;
+    }
+    std::free(data_);
+    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!data_) throw std::bad_alloc();
+    size_ = capacity_ = n;
+  }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t size_ = 0, capacity_ = 0;
+};
+
+}  // namespace rnnkit

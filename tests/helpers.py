@@ -1,0 +1,200 @@
+"""Shared test helpers: a verbose assert_close, random-problem builders, uniform calls into
+either the numpy reference (tests/reference.py) or rnnkit.ops, and finite differences."""
+
+import numpy as np
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
+# gradient field -> the input it is the gradient of
+GRAD_OF = {"dx": "x", "dh0": "h0", "dc0": "c0", "dw_ih": "w_ih", "dw_hh": "w_hh",
+           "db_ih": "b_ih", "db_hh": "b_hh"}
+
+
+def grad_fields(cell):
+    if cell == "lstm":
+        return ("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+    return ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+
+
+def output_names(cell):
+    return ("y", "h_n", "c_n") if cell == "lstm" else ("y", "h_n")
+
+
+# ------------------------------------------------------------------------------ comparing
+
+
+def assert_close(actual, expected, rtol, atol, name="array"):
+    """np.allclose-style check (|a - e| <= atol + rtol * |e|) that, on failure, says how far
+    off it is: max abs diff, max rel diff, number of bad elements and the first bad index."""
+    if expected is None or actual is None:
+        assert actual is None and expected is None, (
+            f"{name}: expected {'None' if expected is None else 'an array'}, got "
+            f"{'None' if actual is None else type(actual).__name__}")
+        return
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (
+        f"{name}: shape {actual.shape} != expected {expected.shape}")
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise AssertionError(f"{name}: non-finite value {float(a[bad])} at index {bad}")
+    diff = np.abs(a - e)
+    ok = diff <= atol + rtol * np.abs(e)
+    if np.all(ok):
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(e))
+    bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+    raise AssertionError(
+        f"{name}: not close (rtol={rtol:g}, atol={atol:g}) shape {a.shape}: "
+        f"{int(np.sum(~ok))}/{ok.size} bad; max abs diff {diff.max():.3e}, "
+        f"max rel diff {np.nanmax(rel):.3e}; first bad index {bad}: "
+        f"actual {float(a[bad]):.17g}, expected {float(e[bad]):.17g}")
+
+
+def max_errors(actual, expected):
+    """(max abs diff, max rel diff) between two arrays, rel diff taken where |expected| is not
+    tiny (relative error of near-zero values says nothing)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    diff = np.abs(a - e)
+    if diff.size == 0:
+        return 0.0, 0.0
+    scale = max(np.abs(e).max(), 1e-300)
+    mask = np.abs(e) > 1e-3 * scale
+    rel = (diff[mask] / np.abs(e[mask])).max() if mask.any() else 0.0
+    return float(diff.max()), float(rel)
+
+
+def scaled(atol, expected):
+    """An absolute tolerance scaled by the magnitude of what is compared (sums of many terms
+    such as dW carry rounding error proportional to their size, not to 1)."""
+    if expected is None:
+        return atol
+    e = np.asarray(expected)
+    return atol * max(1.0, float(np.abs(e).max()) if e.size else 1.0)
+
+
+# ------------------------------------------------------------------------------- building
+
+
+def mixed_lengths(T, B, rng):
+    """Random lengths in 0..T that include a full-length sequence and, when B > 1, an empty
+    one (placed so they are neither first nor sorted when B > 2)."""
+    lengths = rng.integers(0, T + 1, size=B).astype(np.int64)
+    lengths[-1] = T
+    if B > 1:
+        lengths[B // 2 - 1 if B > 2 else 0] = 0
+    return lengths
+
+
+def make_problem(cell, T, B, I, H, *, dtype=np.float64, seed=0, lengths=None, h0=True,
+                 c0=True, bias=True, dh_n=True, dc_n=True):
+    """A random problem: dict with inputs x, h0, c0, w_ih, w_hh, b_ih, b_hh (None where left
+    out), lengths (None, an array, or "mixed" to draw one), and upstream gradients dy, dh_n,
+    dc_n.  Weights are drawn so gate pre-activations are O(1): the nonlinearities are
+    exercised without saturating."""
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+    k = 1.0 / np.sqrt(I + H + 1)
+    if isinstance(lengths, str):
+        assert lengths == "mixed"
+        lengths = mixed_lengths(T, B, rng)
+
+    def u(*shape, scale=1.0):
+        return (rng.uniform(-1.0, 1.0, size=shape) * scale).astype(dtype)
+
+    p = dict(
+        cell=cell,
+        x=u(T, B, I),
+        h0=u(B, H, scale=0.8) if h0 else None,
+        c0=u(B, H, scale=0.8) if (c0 and cell == "lstm") else None,
+        w_ih=u(G * H, I, scale=1.7 * k),
+        w_hh=u(G * H, H, scale=1.7 * k),
+        b_ih=u(G * H, scale=0.5) if bias else None,
+        b_hh=u(G * H, scale=0.5) if bias else None,
+        lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
+        dy=u(T, B, H),
+        dh_n=u(B, H) if dh_n else None,
+        dc_n=u(B, H) if (dc_n and cell == "lstm") else None,
+    )
+    return p
+
+
+def as_float64(p):
+    """The same problem with every float array converted (exactly) to float64."""
+    q = dict(p)
+    for k, v in p.items():
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            q[k] = v.astype(np.float64)
+    return q
+
+
+# -------------------------------------------------------------------------------- calling
+
+
+def forward(impl, p, *, reverse=False, **kw):
+    """Calls impl.<cell>_forward on problem p; impl is tests.reference or rnnkit.ops.
+    Returns (outputs tuple, cache): (y, h_n[, c_n])."""
+    cell = p["cell"]
+    if cell == "lstm":
+        y, h_n, c_n, cache = impl.lstm_forward(p["x"], p["h0"], p["c0"], p["w_ih"], p["w_hh"],
+                                               p["b_ih"], p["b_hh"], lengths=p["lengths"],
+                                               reverse=reverse, **kw)
+        return (y, h_n, c_n), cache
+    if cell == "gru":
+        y, h_n, cache = impl.gru_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
+                                         p["b_hh"], lengths=p["lengths"], reverse=reverse, **kw)
+        return (y, h_n), cache
+    nl = cell.split("_")[1]
+    y, h_n, cache = impl.rnn_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
+                                     p["b_hh"], nonlinearity=nl, lengths=p["lengths"],
+                                     reverse=reverse, **kw)
+    return (y, h_n), cache
+
+
+def backward(impl, p, cache):
+    cell = p["cell"]
+    if cell == "lstm":
+        return impl.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
+    if cell == "gru":
+        return impl.gru_backward(cache, p["dy"], p["dh_n"])
+    return impl.rnn_backward(cache, p["dy"], p["dh_n"])
+
+
+def loss(outputs, p):
+    """The scalar whose gradient backward computes: <dy, y> + <dh_n, h_n> (+ <dc_n, c_n>)."""
+    total = float(np.sum(np.asarray(outputs[0], np.float64) * p["dy"]))
+    if p["dh_n"] is not None:
+        total += float(np.sum(np.asarray(outputs[1], np.float64) * p["dh_n"]))
+    if len(outputs) == 3 and p["dc_n"] is not None:
+        total += float(np.sum(np.asarray(outputs[2], np.float64) * p["dc_n"]))
+    return total
+
+
+def numeric_grad(impl, p, name, *, reverse=False, eps=1e-6, **kw):
+    """Central finite differences of loss() w.r.t. input `name` of problem p (float64).
+    For a None h0 / c0 the gradient is taken at zeros (what None means)."""
+    q = dict(p)
+    B = p["x"].shape[1]
+    H = p["w_hh"].shape[1]
+    if q[name] is None:
+        assert name in ("h0", "c0")
+        q[name] = np.zeros((B, H), dtype=np.float64)
+    base = np.array(q[name], dtype=np.float64)
+    q[name] = base
+    grad = np.zeros_like(base)
+    it = np.nditer(base, flags=["multi_index"])
+    for _ in it:
+        idx = it.multi_index
+        old = base[idx]
+        base[idx] = old + eps
+        lp = loss(forward(impl, q, reverse=reverse, **kw)[0], q)
+        base[idx] = old - eps
+        lm = loss(forward(impl, q, reverse=reverse, **kw)[0], q)
+        base[idx] = old
+        grad[idx] = (lp - lm) / (2.0 * eps)
+    return grad

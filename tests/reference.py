@@ -1,0 +1,251 @@
+"""Slow, obvious float64 numpy reference cells (the one place a time loop is welcome).
+
+Semantics are those of API.md ("Conventions", "Functional kernels"):
+
+* x is (T, B, I), time-major; h0 / c0 are (B, H) or None (zeros); biases may be None (zeros).
+* PyTorch weight layout: w_ih (G*H, I), w_hh (G*H, H), b_ih / b_hh (G*H,).
+  LSTM gates i, f, g, o (G = 4); GRU gates r, z, n (G = 3) with
+  n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) and h' = (1 - z) * n + z * h;
+  RNN (G = 1): h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh | relu.
+* lengths (B,) ints in 0..T: outputs at t >= lengths[b] are 0; the final state of sequence b is
+  its state after its last processed step (h0 / c0 if lengths[b] == 0).
+* reverse=True processes sequence b from its own last valid step lengths[b]-1 down to 0;
+  the output of the step at time t is stored in y[t].
+
+Each sequence of the batch is run on its own, one step at a time, with matrix-vector
+products, so the code reads like the equations.  Forward returns the outputs plus a cache (a
+"tape" of every step); backward walks the tape in reverse (BPTT) and returns the gradients
+as a named tuple with the same fields as rnnkit.ops.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+LSTMGrads = namedtuple("LSTMGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh")
+Grads = namedtuple("Grads", "dx dh0 dw_ih dw_hh db_ih db_hh")
+
+
+def sigmoid(a):
+    # tanh form: exact to rounding and never overflows (1/(1+exp(-a)) warns for a < -709).
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def _f64(a):
+    return None if a is None else np.array(a, dtype=np.float64)
+
+
+def _time_order(length, reverse):
+    """Time indices that sequence of length `length` visits, in processing order."""
+    return list(range(length - 1, -1, -1)) if reverse else list(range(length))
+
+
+def _setup(x, h0, w_ih, w_hh, b_ih, b_hh, gates, lengths):
+    x = _f64(x)
+    w_ih, w_hh = _f64(w_ih), _f64(w_hh)
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    assert w_ih.shape == (gates * H, I) and w_hh.shape == (gates * H, H)
+    has_bias = b_ih is not None
+    assert (b_hh is not None) == has_bias, "reference: give both biases or neither"
+    b_ih = np.zeros(gates * H) if b_ih is None else _f64(b_ih)
+    b_hh = np.zeros(gates * H) if b_hh is None else _f64(b_hh)
+    h0 = np.zeros((B, H)) if h0 is None else _f64(h0)
+    if lengths is None:
+        lengths = np.full(B, T, dtype=np.int64)
+    lengths = np.asarray(lengths).astype(np.int64)
+    assert lengths.shape == (B,) and np.all(lengths >= 0) and np.all(lengths <= T)
+    return x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, (T, B, I, H)
+
+
+def _grad_buffers(cache, dy, dh_n):
+    T, B, I, H = cache["dims"]
+    G = cache["gates"]
+    dy = _f64(dy)
+    assert dy.shape == (T, B, H)
+    dh_n = np.zeros((B, H)) if dh_n is None else _f64(dh_n)
+    return (dy, dh_n, np.zeros((T, B, I)), np.zeros((B, H)),
+            np.zeros((G * H, I)), np.zeros((G * H, H)), np.zeros(G * H), np.zeros(G * H))
+
+
+# ----------------------------------------------------------------------------------- LSTM
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False):
+    """Returns y (T,B,H), h_n (B,H), c_n (B,H), cache."""
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
+        x, h0, w_ih, w_hh, b_ih, b_hh, 4, lengths)
+    T, B, I, H = dims
+    c0 = np.zeros((B, H)) if c0 is None else _f64(c0)
+    y = np.zeros((T, B, H))
+    h_n = np.zeros((B, H))
+    c_n = np.zeros((B, H))
+    tape = []
+    for b in range(B):
+        h, c = h0[b].copy(), c0[b].copy()
+        steps = []
+        for t in _time_order(lengths[b], reverse):
+            a = w_ih @ x[t, b] + b_ih + w_hh @ h + b_hh
+            i = sigmoid(a[0 * H:1 * H])
+            f = sigmoid(a[1 * H:2 * H])
+            g = np.tanh(a[2 * H:3 * H])
+            o = sigmoid(a[3 * H:4 * H])
+            c_new = f * c + i * g
+            h_new = o * np.tanh(c_new)
+            steps.append(dict(t=t, h_prev=h, c_prev=c, i=i, f=f, g=g, o=o, c=c_new))
+            h, c = h_new, c_new
+            y[t, b] = h
+        h_n[b], c_n[b] = h, c
+        tape.append(steps)
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=4)
+    return y, h_n, c_n, cache
+
+
+def lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
+    T, B, I, H = cache["dims"]
+    dc_n = np.zeros((B, H)) if dc_n is None else _f64(dc_n)
+    dc0 = np.zeros((B, H))
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    for b in range(B):
+        dh = dh_n[b].copy()  # dL/dh after the current step (excluding its own output)
+        dc = dc_n[b].copy()  # dL/dc after the current step
+        for s in reversed(cache["tape"][b]):
+            t, i, f, g, o = s["t"], s["i"], s["f"], s["g"], s["o"]
+            dh = dh + dy[t, b]
+            tanh_c = np.tanh(s["c"])
+            do = dh * tanh_c
+            dc = dc + dh * o * (1.0 - tanh_c ** 2)
+            di = dc * g
+            dg = dc * i
+            df = dc * s["c_prev"]
+            da = np.concatenate([di * i * (1.0 - i),
+                                 df * f * (1.0 - f),
+                                 dg * (1.0 - g ** 2),
+                                 do * o * (1.0 - o)])
+            dx[t, b] = w_ih.T @ da
+            dw_ih += np.outer(da, x[t, b])
+            dw_hh += np.outer(da, s["h_prev"])
+            db_ih += da
+            db_hh += da
+            dh = w_hh.T @ da
+            dc = dc * f
+        dh0[b] = dh
+        dc0[b] = dc
+    if not cache["has_bias"]:
+        db_ih = db_hh = None
+    return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# ------------------------------------------------------------------------------------ GRU
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False):
+    """Returns y (T,B,H), h_n (B,H), cache."""
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
+        x, h0, w_ih, w_hh, b_ih, b_hh, 3, lengths)
+    T, B, I, H = dims
+    y = np.zeros((T, B, H))
+    h_n = np.zeros((B, H))
+    tape = []
+    for b in range(B):
+        h = h0[b].copy()
+        steps = []
+        for t in _time_order(lengths[b], reverse):
+            gi = w_ih @ x[t, b] + b_ih  # input side, gates r, z, n
+            gh = w_hh @ h + b_hh        # hidden side, gates r, z, n
+            r = sigmoid(gi[0 * H:1 * H] + gh[0 * H:1 * H])
+            z = sigmoid(gi[1 * H:2 * H] + gh[1 * H:2 * H])
+            hn = gh[2 * H:3 * H]        # W_hn h + b_hn, which r multiplies
+            n = np.tanh(gi[2 * H:3 * H] + r * hn)
+            h_new = (1.0 - z) * n + z * h
+            steps.append(dict(t=t, h_prev=h, r=r, z=z, n=n, hn=hn))
+            h = h_new
+            y[t, b] = h
+        h_n[b] = h
+        tape.append(steps)
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=3)
+    return y, h_n, cache
+
+
+def gru_backward(cache, dy, dh_n=None):
+    dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
+    T, B, I, H = cache["dims"]
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    for b in range(B):
+        dh = dh_n[b].copy()
+        for s in reversed(cache["tape"][b]):
+            t, r, z, n, hn, h_prev = s["t"], s["r"], s["z"], s["n"], s["hn"], s["h_prev"]
+            dh = dh + dy[t, b]
+            dn = dh * (1.0 - z)
+            dz = dh * (h_prev - n)
+            dan = dn * (1.0 - n ** 2)           # d pre-activation of n
+            dr = dan * hn
+            dar = dr * r * (1.0 - r)
+            daz = dz * z * (1.0 - z)
+            dgi = np.concatenate([dar, daz, dan])      # d(W_ih x + b_ih)
+            dgh = np.concatenate([dar, daz, dan * r])  # d(W_hh h + b_hh)
+            dx[t, b] = w_ih.T @ dgi
+            dw_ih += np.outer(dgi, x[t, b])
+            dw_hh += np.outer(dgh, h_prev)
+            db_ih += dgi
+            db_hh += dgh
+            dh = dh * z + w_hh.T @ dgh
+        dh0[b] = dh
+    if not cache["has_bias"]:
+        db_ih = db_hh = None
+    return Grads(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# ------------------------------------------------------------------------------------ RNN
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, nonlinearity="tanh", lengths=None,
+                reverse=False):
+    """Returns y (T,B,H), h_n (B,H), cache."""
+    assert nonlinearity in ("tanh", "relu")
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
+        x, h0, w_ih, w_hh, b_ih, b_hh, 1, lengths)
+    T, B, I, H = dims
+    y = np.zeros((T, B, H))
+    h_n = np.zeros((B, H))
+    tape = []
+    for b in range(B):
+        h = h0[b].copy()
+        steps = []
+        for t in _time_order(lengths[b], reverse):
+            a = w_ih @ x[t, b] + b_ih + w_hh @ h + b_hh
+            h_new = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
+            steps.append(dict(t=t, h_prev=h, h=h_new))
+            h = h_new
+            y[t, b] = h
+        h_n[b] = h
+        tape.append(steps)
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=1,
+                 nonlinearity=nonlinearity)
+    return y, h_n, cache
+
+
+def rnn_backward(cache, dy, dh_n=None):
+    dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
+    T, B, I, H = cache["dims"]
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    for b in range(B):
+        dh = dh_n[b].copy()
+        for s in reversed(cache["tape"][b]):
+            t, h = s["t"], s["h"]
+            dh = dh + dy[t, b]
+            if cache["nonlinearity"] == "tanh":
+                da = dh * (1.0 - h ** 2)
+            else:
+                da = dh * (h > 0.0)
+            dx[t, b] = w_ih.T @ da
+            dw_ih += np.outer(da, x[t, b])
+            dw_hh += np.outer(da, s["h_prev"])
+            db_ih += da
+            db_hh += da
+            dh = w_hh.T @ da
+        dh0[b] = dh
+    if not cache["has_bias"]:
+        db_ih = db_hh = None
+    return Grads(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
