@@ -1,9 +1,16 @@
 """rnnkit: fast CPU recurrent networks (RNN, LSTM, GRU) with a numpy API.
 
 The hot paths (forward over a sequence, backpropagation through time) are C++ kernels with
-SIMD and OpenMP; this package validates arguments and holds models, losses and training loops.
+SIMD and OpenMP; this package validates arguments and holds models, losses, optimisers and
+training loops. Layers, weight names and gate order follow torch.nn.
 """
-from . import ops
+from . import losses, nn, ops, optim
 from ._runtime import __version__, build_info, get_num_threads, set_num_threads
+from .generate import sample
+from .nn import (GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Last, Linear, LSTMCell, Module,
+                 Parameter, RNNCell, Sequential)
 
-__all__ = ["ops", "build_info", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["ops", "nn", "losses", "optim", "sample", "build_info", "get_num_threads",
+           "set_num_threads", "__version__", "Module", "Parameter", "RNN", "LSTM", "GRU",
+           "RNNCell", "LSTMCell", "GRUCell", "Embedding", "Linear", "Dropout", "Last",
+           "Sequential"]

@@ -1,0 +1,238 @@
+"""Single-step cells RNNCell, LSTMCell and GRUCell, with torch.nn's call forms.
+
+For step-by-step use (streaming, generation, custom loops). Each call is one step of the
+sequence kernels in :mod:`rnnkit.ops` with T = 1. Shapes: x (B, I) or (I,) unbatched;
+h, c (B, H) or (H,). Parameters as torch: weight_ih (G*H, I), weight_hh (G*H, H),
+bias_ih (G*H,), bias_hh (G*H,), initialised U(-1/sqrt(H), 1/sqrt(H)) from ``seed``.
+
+Backward for custom loops: every training-mode call pushes its cache on a stack and each
+``backward`` pops the most recent one, so a loop of T forward steps is backpropagated by
+T backward calls in reverse order (feed each step the gradient reaching its outputs,
+including what the next step's backward returned for its input state). Changing the mode
+with ``train()``/``eval()`` drops the stack; generate in ``eval()`` mode so nothing piles up.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+from .. import ops
+from .module import Module, _dtype, _no_cache_error, _positive_int
+from .parameter import Parameter
+
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def _shape(s: Tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(v) for v in s) + ("," if len(s) == 1 else "") + ")"
+
+
+class _CellBase(Module):
+    _mode = ""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any,
+                 seed: Optional[int], nonlinearity: str = "tanh") -> None:
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.nonlinearity = nonlinearity
+        self.dtype = _dtype(dtype)
+        g, h = _GATES[self._mode], self.hidden_size
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(h)
+        shapes = [("weight_ih", (g * h, self.input_size)), ("weight_hh", (g * h, h))]
+        if self.bias:
+            shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
+        for name, shape in shapes:
+            setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
+        self._caches: List[Tuple[Any, bool]] = []
+
+    def _on_mode_change(self) -> None:
+        self._caches = []
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self._mode == "rnn" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        return s + f", dtype={self.dtype.name}"
+
+    def _array(self, name: str, a: Any, shape: Tuple[int, ...], layout: str) -> np.ndarray:
+        arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"{name} has shape {_shape(arr.shape)}, expected "
+                             f"{_shape(shape)} {layout}")
+        return np.ascontiguousarray(arr, self.dtype)
+
+    def _input(self, x: Any) -> Tuple[np.ndarray, bool]:
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"x must be a numeric array, got dtype {arr.dtype}")
+        if arr.ndim not in (1, 2) or arr.shape[-1] != self.input_size:
+            raise ValueError(f"x has shape {_shape(arr.shape)}, expected (B, "
+                             f"{self.input_size}) or ({self.input_size},) unbatched")
+        unbatched = arr.ndim == 1
+        b = 1 if unbatched else arr.shape[0]
+        x3 = np.ascontiguousarray(arr.reshape(1, b, self.input_size), self.dtype)
+        return x3, unbatched
+
+    def _state(self, name: str, a: Any, batch: int, unbatched: bool) -> Optional[np.ndarray]:
+        if a is None:
+            return None
+        h = self.hidden_size
+        shape = (h,) if unbatched else (batch, h)
+        arr = self._array(name, a, shape, "(H,)" if unbatched else "(B, H)")
+        return arr.reshape(batch, h)
+
+    def _weights(self) -> List[Optional[np.ndarray]]:
+        p = self._parameters
+        return [p["weight_ih"].data, p["weight_hh"].data,
+                p["bias_ih"].data if self.bias else None,
+                p["bias_hh"].data if self.bias else None]
+
+    def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
+        x3, unbatched = self._input(x)
+        b = x3.shape[1]
+        names = ["hx[0] (h)", "hx[1] (c)"] if self._mode == "lstm" else ["hx (h)"]
+        s = [self._state(n, a, b, unbatched) for n, a in zip(names, states)]
+        w = self._weights()
+        training = self.training
+        if self._mode == "lstm":
+            _, h_n, c_n, cache = ops.lstm_forward(x3, s[0], s[1], *w, training=training)
+            outs = [h_n, c_n]
+        elif self._mode == "gru":
+            _, h_n, cache = ops.gru_forward(x3, s[0], *w, training=training)
+            outs = [h_n]
+        else:
+            _, h_n, cache = ops.rnn_forward(x3, s[0], *w, nonlinearity=self.nonlinearity,
+                                            training=training)
+            outs = [h_n]
+        if training:
+            self._caches.append((cache, unbatched))
+        if unbatched:
+            outs = [o[0] for o in outs]
+        return outs, unbatched
+
+    def _backstep(self, grads: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
+        if not self._caches:
+            raise _no_cache_error(self)
+        cache, unbatched = self._caches[-1]
+        b = cache.x.shape[1]
+        names = ["dh", "dc"] if self._mode == "lstm" else ["dh"]
+        g_in = [self._state(n, a, b, unbatched) for n, a in zip(names, grads)]
+        self._caches.pop()
+        h = self.hidden_size
+        # y[0] is h' itself, so dh reaches the step through dh_n and dy stays zero.
+        dy = np.zeros((1, b, h), self.dtype)
+        if self._mode == "lstm":
+            g = ops.lstm_backward(cache, dy, g_in[0], g_in[1])
+            dstates = [g.dh0, g.dc0]
+        elif self._mode == "gru":
+            g = ops.gru_backward(cache, dy, g_in[0])
+            dstates = [g.dh0]
+        else:
+            g = ops.rnn_backward(cache, dy, g_in[0])
+            dstates = [g.dh0]
+        p = self._parameters
+        p["weight_ih"].grad += g.dw_ih
+        p["weight_hh"].grad += g.dw_hh
+        if self.bias:
+            p["bias_ih"].grad += g.db_ih
+            p["bias_hh"].grad += g.db_hh
+        dx = g.dx[0]
+        if unbatched:
+            return dx[0], [d[0] for d in dstates]
+        return dx, dstates
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step, as ``torch.nn.LSTMCell`` (gates i, f, g, o)::
+
+        i, f, o = σ(W_i· x + b_i· + W_h· h + b_h·);  g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+        c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
+
+    Call ``h', c' = cell(x, (h, c))`` (hx None = zeros). Backward
+    ``dx, (dh, dc) = cell.backward(dh', dc'=None)``: gradients reaching h' and c' in,
+    gradients of x, h, c out (parameter gradients added into ``.grad``).
+
+    Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
+    """
+
+    _mode = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype, seed)
+
+    def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
+        if hx is None:
+            hx = (None, None)
+        elif not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"LSTMCell hx must be a tuple (h, c), got {type(hx).__name__}")
+        (h, c), _ = self._step(x, list(hx))
+        return h, c
+
+    def backward(self, dh: Any, dc: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        dx, (dh0, dc0) = self._backstep([dh, dc])
+        return dx, (dh0, dc0)
+
+
+class GRUCell(_CellBase):
+    """One GRU step, as ``torch.nn.GRUCell`` (gates r, z, n)::
+
+        r, z = σ(W_i· x + b_i· + W_h· h + b_h·)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+        h' = (1 - z) ⊙ n + z ⊙ h
+
+    Call ``h' = cell(x, h)`` (h None = zeros). Backward ``dx, dh = cell.backward(dh')``.
+
+    Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
+    """
+
+    _mode = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype, seed)
+
+    def forward(self, x: Any, hx: Any = None) -> np.ndarray:
+        (h,), _ = self._step(x, [hx])
+        return h
+
+    def backward(self, dh: Any) -> Tuple[np.ndarray, np.ndarray]:
+        dx, (dh0,) = self._backstep([dh])
+        return dx, dh0
+
+
+class RNNCell(_CellBase):
+    """One Elman RNN step, as ``torch.nn.RNNCell``: h' = act(W_ih x + b_ih + W_hh h + b_hh).
+
+    Call ``h' = cell(x, h)`` (h None = zeros). Backward ``dx, dh = cell.backward(dh')``.
+
+    Args: input_size I, hidden_size H, bias=True, nonlinearity="tanh" (or "relu"),
+    dtype="float32", seed=None.
+    """
+
+    _mode = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", *, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity)
+
+    def forward(self, x: Any, hx: Any = None) -> np.ndarray:
+        (h,), _ = self._step(x, [hx])
+        return h
+
+    def backward(self, dh: Any) -> Tuple[np.ndarray, np.ndarray]:
+        dx, (dh0,) = self._backstep([dh])
+        return dx, dh0

@@ -1,0 +1,223 @@
+"""Module: the base of every layer (parameters, children, state dicts, train/eval)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, List, Mapping, Tuple
+
+import numpy as np
+
+from .parameter import Parameter
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    """The layer dtype: "float32" (default) or "float64"; anything else raises TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _probability(name: str, p: Any) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(p).__name__}")
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {p}")
+    return float(p)
+
+
+class Module:
+    """Base class of all layers, modelled on ``torch.nn.Module``.
+
+    Assigning a :class:`Parameter` or a ``Module`` to an attribute registers it, so
+    :meth:`named_parameters` yields own parameters in assignment order and then each child's,
+    with dotted names (``"0.weight_ih_l0"``) exactly as torch does.
+
+    Subclasses implement ``forward`` and ``backward``. ``backward`` ADDS parameter gradients
+    into ``Parameter.grad`` and returns the gradient with respect to the input; it needs a
+    forward in training mode first (an ``eval()`` forward keeps nothing for it).
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -------------------------------------------------------------- registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_parameters")
+        if params is None:
+            raise AttributeError("call Module.__init__() before assigning attributes")
+        modules = self.__dict__["_modules"]
+        if isinstance(value, Parameter):
+            modules.pop(name, None)
+            self.__dict__.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            self.__dict__.pop(name, None)
+            modules[name] = value
+        else:
+            if name in params:
+                if value is not None:
+                    raise TypeError(f"cannot assign {type(value).__name__} to parameter "
+                                    f"{name!r} (a Parameter or None is required)")
+                del params[name]
+            modules.pop(name, None)
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: registered parameters and children.
+        d = self.__dict__
+        if "_parameters" in d and name in d["_parameters"]:
+            return d["_parameters"][name]
+        if "_modules" in d and name in d["_modules"]:
+            return d["_modules"][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -------------------------------------------------------------- traversal
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every descendant, depth first."""
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+        """(name, Parameter) pairs: own parameters first, then children's (dotted names)."""
+        seen = set()
+        for name, p in self._named_parameters_all(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _named_parameters_all(self, prefix: str) -> Iterator[Tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for cname, child in self._modules.items():
+            yield from child._named_parameters_all(prefix + cname + ".")
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    # -------------------------------------------------------------- state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """{name: copy of Parameter.data}, in :meth:`named_parameters` order."""
+        return OrderedDict((name, p.data.copy()) for name, p in self._named_parameters_all(""))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays into the parameters, converting to each parameter's dtype.
+
+        Values may be numpy arrays or anything ``np.asarray`` converts (a torch tensor, or its
+        ``.numpy()``). Every name and shape is checked before anything is copied, so a failed
+        load leaves the module unchanged: missing or unexpected names raise ``KeyError``
+        (with ``strict=False`` they are skipped), a wrong shape or a non-numeric value raises
+        ``ValueError``/``TypeError`` naming the key.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of name -> array, got "
+                            f"{type(state_dict).__name__}")
+        own = OrderedDict(self._named_parameters_all(""))
+        if strict:
+            missing = [k for k in own if k not in state_dict]
+            unexpected = [k for k in state_dict if k not in own]
+            if missing or unexpected:
+                parts = []
+                if missing:
+                    parts.append("missing key(s): " + ", ".join(repr(k) for k in missing))
+                if unexpected:
+                    parts.append("unexpected key(s): " + ", ".join(repr(k) for k in unexpected))
+                raise KeyError(f"error loading state_dict into {type(self).__name__}: "
+                               + "; ".join(parts))
+        staged: List[Tuple[Parameter, np.ndarray]] = []
+        for name, p in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            if hasattr(value, "detach") and hasattr(value, "cpu"):   # a torch tensor
+                value = value.detach().cpu().numpy()
+            try:
+                arr = np.asarray(value)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the key's name
+                raise TypeError(f"state_dict[{name!r}]: cannot convert "
+                                f"{type(value).__name__} to an array ({exc})") from exc
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{name!r}] must be numeric, got dtype {arr.dtype}")
+            if arr.shape != p.data.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {tuple(arr.shape)}, expected "
+                                 f"{tuple(p.data.shape)}")
+            staged.append((p, arr))
+        for p, arr in staged:
+            # In place, so anything holding p.data (an optimiser, a user) sees the new values.
+            np.copyto(p.data, arr, casting="unsafe")
+
+    # -------------------------------------------------------------- modes and grads
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (dropout active, forward keeps what backward needs); returns self."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+            m._on_mode_change()
+        return self
+
+    def eval(self) -> "Module":
+        """Inference mode: no dropout, forward keeps no cache; returns self."""
+        return self.train(False)
+
+    def _on_mode_change(self) -> None:
+        """Hook for layers that hold caches (drop them when the mode changes)."""
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    # -------------------------------------------------------------- calling
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        if len(lines) == 1:
+            return lines[0] + ")"
+        return "\n".join(lines) + "\n)"
+
+
+def _no_cache_error(layer: Module) -> RuntimeError:
+    return RuntimeError(
+        f"{type(layer).__name__}.backward called without a training-mode forward: call "
+        f"forward with the layer in train() mode first (an eval() forward keeps no cache, "
+        f"and each forward's cache is used by one backward only)")
+
+
+__all__ = ["Module", "Parameter"]

@@ -1,0 +1,434 @@
+"""Sequence layers RNN, LSTM and GRU, with torch.nn's arguments, names, shapes and init.
+
+Each layer and direction is one call of the single-direction kernels in :mod:`rnnkit.ops`
+(no Python loop over time steps); multi-layer and bidirectional stacks are compositions here.
+
+Shape legend: T steps, B batch, I input_size, H hidden_size, L num_layers, D = 2 if
+bidirectional else 1, G gates (RNN 1, GRU 3, LSTM 4).
+
+======================  =====================================================
+x                       (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched
+y                       (T, B, D*H), or (B, T, D*H) with batch_first, or (T, D*H)
+h0, c0, h_n, c_n        (L*D, B, H) (never batch-first), or (L*D, H) unbatched;
+                        index k*D + d is layer k, direction d (1 = reverse)
+lengths                 (B,) ints in [0, T]: sequence b's valid steps are t < lengths[b]
+======================  =====================================================
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+
+from .. import ops
+from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
+from .parameter import Parameter
+
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def _shape(s: Tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(v) for v in s) + ("," if len(s) == 1 else "") + ")"
+
+
+def _as_float_array(name: str, a: Any) -> np.ndarray:
+    """``a`` as an ndarray (no copy yet), rejecting non-numeric input with a TypeError."""
+    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _state_array(name: str, a: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    arr = _as_float_array(name, a)
+    if arr.shape != shape:
+        layout = ("(num_layers*num_directions, B, H)" if len(shape) == 3 else
+                  "(num_layers*num_directions, H) for unbatched input")
+        raise ValueError(f"{name} has shape {_shape(arr.shape)}, expected {_shape(shape)} "
+                         f"{layout}")
+    return np.ascontiguousarray(arr, dtype)
+
+
+class _RNNBase(Module):
+    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+
+    _mode = ""
+    _takes_lengths = True     # Sequential passes ``lengths`` on to this layer
+    _returns_state = True     # forward returns (y, state); Sequential keeps y only
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
+                 batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
+                 seed: Optional[int], nonlinearity: str = "tanh") -> None:
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = _probability("dropout", dropout)
+        self.bidirectional = bool(bidirectional)
+        self.nonlinearity = nonlinearity
+        self.dtype = _dtype(dtype)
+        if self.dropout > 0 and self.num_layers == 1:
+            # As torch: dropout acts between layers only, so one layer makes it a no-op.
+            warnings.warn(f"dropout={self.dropout} has no effect with num_layers=1: dropout "
+                          "is applied to the outputs of every layer but the last",
+                          UserWarning, stacklevel=3)
+        g, h = _GATES[self._mode], self.hidden_size
+        d_count = 2 if self.bidirectional else 1
+        self._rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(h)
+        # torch's order: for each layer, for each direction: w_ih, w_hh, b_ih, b_hh.
+        for k in range(self.num_layers):
+            in_size = self.input_size if k == 0 else d_count * h
+            for d in range(d_count):
+                sfx = self._suffix(k, d)
+                shapes = [("weight_ih", (g * h, in_size)), ("weight_hh", (g * h, h))]
+                if self.bias:
+                    shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
+                for name, shape in shapes:
+                    w = self._rng.uniform(-bound, bound, shape)
+                    setattr(self, name + sfx, Parameter(w, self.dtype))
+        self._cache: Optional[dict] = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _weights(self, layer: int, direction: int) -> List[Optional[Parameter]]:
+        sfx = self._suffix(layer, direction)
+        p = self._parameters
+        return [p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx),
+                p.get("bias_hh" + sfx)]
+
+    def _on_mode_change(self) -> None:
+        self._cache = None
+
+    def flatten_parameters(self) -> None:
+        """No-op, for scripts ported from torch (weights are always one array each)."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self._mode == "rnn" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s + f", dtype={self.dtype.name}"
+
+    def _prepare_input(self, x: Any) -> Tuple[np.ndarray, bool]:
+        """x as a C-contiguous time-major (T, B, I) array of the layer dtype (one copy)."""
+        arr = _as_float_array("x", x)
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"x must be 3-D {'(B, T, I)' if self.batch_first else '(T, B, I)'}"
+                             f" or 2-D (T, I) unbatched, got shape {_shape(arr.shape)}")
+        if arr.shape[-1] != self.input_size:
+            raise ValueError(f"x has shape {_shape(arr.shape)}, expected last axis "
+                             f"input_size={self.input_size}")
+        unbatched = arr.ndim == 2
+        if unbatched:
+            arr = arr[:, None, :]
+        elif self.batch_first:
+            arr = arr.swapaxes(0, 1)
+        return np.ascontiguousarray(arr, self.dtype), unbatched
+
+    def _prepare_states(self, hx: Any, batch: int, unbatched: bool) -> List[Optional[np.ndarray]]:
+        """hx as a list of (L*D, B, H) arrays (h0, plus c0 for LSTM); None = zeros."""
+        n_states = 2 if self._mode == "lstm" else 1
+        if hx is None:
+            return [None] * n_states
+        if n_states == 2:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("LSTM hx must be a tuple (h0, c0) of arrays, got "
+                                f"{type(hx).__name__}")
+            items, names = list(hx), ["hx[0] (h0)", "hx[1] (c0)"]
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise TypeError(f"{type(self).__name__} hx must be one array h0, got a "
+                                f"{type(hx).__name__}")
+            items, names = [hx], ["hx (h0)"]
+        ld, h = self.num_layers * self.num_directions, self.hidden_size
+        shape = (ld, h) if unbatched else (ld, batch, h)
+        out = []
+        for name, a in zip(names, items):
+            if a is None:
+                out.append(None)
+                continue
+            arr = _state_array(name, a, shape, self.dtype)
+            out.append(arr[:, None, :].copy() if unbatched else arr)
+        return out
+
+    def _dropout_mask(self, shape: Tuple[int, ...]) -> np.ndarray:
+        p = self.dropout
+        if p >= 1.0:
+            return np.zeros(shape, self.dtype)
+        keep = self._rng.random(shape) >= p
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+
+    # ------------------------------------------------------------------ forward
+    def _run(self, x: Any, hx: Any, lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
+        xt, unbatched = self._prepare_input(x)
+        t, b, _ = xt.shape
+        if unbatched and lengths is not None:
+            raise ValueError("lengths needs batched input: x is 2-D (T, I) (unbatched); "
+                             "give x as (T, 1, I) with lengths of shape (1,)")
+        states = self._prepare_states(hx, b, unbatched)
+        training = self.training
+        d_count, h = self.num_directions, self.hidden_size
+        ld = self.num_layers * d_count
+        finals = [np.empty((ld, b, h), self.dtype) for _ in states]
+        caches: List[List[Any]] = []
+        masks: List[Optional[np.ndarray]] = []
+        inp = xt
+        for k in range(self.num_layers):
+            ys, layer_caches = [], []
+            for d in range(d_count):
+                idx = k * d_count + d
+                w = [None if p is None else p.data for p in self._weights(k, d)]
+                s0 = [None if s is None else s[idx] for s in states]
+                if self._mode == "lstm":
+                    y, h_n, c_n, cache = ops.lstm_forward(inp, s0[0], s0[1], *w, lengths=lengths,
+                                                          reverse=bool(d), training=training)
+                    finals[1][idx] = c_n
+                elif self._mode == "gru":
+                    y, h_n, cache = ops.gru_forward(inp, s0[0], *w, lengths=lengths,
+                                                    reverse=bool(d), training=training)
+                else:
+                    y, h_n, cache = ops.rnn_forward(inp, s0[0], *w,
+                                                    nonlinearity=self.nonlinearity,
+                                                    lengths=lengths, reverse=bool(d),
+                                                    training=training)
+                finals[0][idx] = h_n
+                ys.append(y)
+                layer_caches.append(cache)
+            out = ys[0] if d_count == 1 else np.concatenate(ys, axis=2)
+            mask = None
+            if training and self.dropout > 0 and k < self.num_layers - 1:
+                mask = self._dropout_mask(out.shape)
+                out = out * mask
+            caches.append(layer_caches)
+            masks.append(mask)
+            inp = out
+        self._cache = None
+        if training:
+            self._cache = {"caches": caches, "masks": masks, "unbatched": unbatched,
+                           "shape": (t, b)}
+        if unbatched:
+            return inp[:, 0, :], [f[:, 0, :] for f in finals]
+        if self.batch_first:
+            return np.ascontiguousarray(inp.swapaxes(0, 1)), finals
+        return inp, finals
+
+    # ------------------------------------------------------------------ backward
+    def _backprop(self, dy: Any, dstates: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
+        c = self._cache
+        if c is None:
+            raise _no_cache_error(self)
+        t, b = c["shape"]
+        unbatched = c["unbatched"]
+        d_count, h = self.num_directions, self.hidden_size
+        ld = self.num_layers * d_count
+        if unbatched:
+            y_shape: Tuple[int, ...] = (t, d_count * h)
+        elif self.batch_first:
+            y_shape = (b, t, d_count * h)
+        else:
+            y_shape = (t, b, d_count * h)
+        dy_arr = _as_float_array("dy", dy)
+        if dy_arr.shape != y_shape:
+            raise ValueError(f"dy has shape {_shape(dy_arr.shape)}, expected "
+                             f"{_shape(y_shape)} (the shape of y)")
+        names = ["dhx[0] (dh_n)", "dhx[1] (dc_n)"] if self._mode == "lstm" else ["dhx (dh_n)"]
+        dfinal = []
+        for name, a in zip(names, dstates):
+            if a is None:
+                dfinal.append(None)
+                continue
+            arr = _state_array(name, a, (ld, h) if unbatched else (ld, b, h), self.dtype)
+            dfinal.append(arr[:, None, :].copy() if unbatched else arr)
+        if unbatched:
+            d_out = np.ascontiguousarray(dy_arr[:, None, :], self.dtype)
+        elif self.batch_first:
+            d_out = np.ascontiguousarray(dy_arr.swapaxes(0, 1), self.dtype)
+        else:
+            d_out = np.ascontiguousarray(dy_arr, self.dtype)
+        self._cache = None     # one backward per forward, as torch frees its graph
+        dinit = [np.zeros((ld, b, h), self.dtype) for _ in dstates]
+        for k in reversed(range(self.num_layers)):
+            mask = c["masks"][k]
+            if mask is not None:
+                d_out = d_out * mask
+            d_in = None
+            for d in range(d_count):
+                idx = k * d_count + d
+                dy_kd = d_out if d_count == 1 else d_out[:, :, d * h:(d + 1) * h]
+                dn = [None if s is None else s[idx] for s in dfinal]
+                cache = c["caches"][k][d]
+                if self._mode == "lstm":
+                    g = ops.lstm_backward(cache, dy_kd, dn[0], dn[1])
+                    dinit[1][idx] = g.dc0
+                elif self._mode == "gru":
+                    g = ops.gru_backward(cache, dy_kd, dn[0])
+                else:
+                    g = ops.rnn_backward(cache, dy_kd, dn[0])
+                dinit[0][idx] = g.dh0
+                w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
+                w_ih.grad += g.dw_ih
+                w_hh.grad += g.dw_hh
+                if b_ih is not None:
+                    b_ih.grad += g.db_ih
+                    b_hh.grad += g.db_hh
+                d_in = g.dx if d_in is None else d_in + g.dx
+            d_out = d_in
+        if unbatched:
+            return d_out[:, 0, :], [s[:, 0, :] for s in dinit]
+        if self.batch_first:
+            return np.ascontiguousarray(d_out.swapaxes(0, 1)), dinit
+        return d_out, dinit
+
+
+_ARGS_DOC = """
+    Args:
+        input_size: I, features per step of x.
+        hidden_size: H, features of the hidden state.
+        num_layers: L stacked layers; layer k > 0 takes layer k-1's output (D*H features).
+        bias: if False, no bias_ih / bias_hh parameters.
+        batch_first: x and y are (B, T, ·) instead of (T, B, ·); states never are.
+        dropout: probability of zeroing each output of every layer but the last, in
+            training mode only (inverted dropout; masks from the layer's seeded generator).
+        bidirectional: add a reverse direction per layer; outputs are concatenated
+            [forward, reverse] on the last axis.
+        dtype: "float32" (default) or "float64"; inputs are converted to it.
+        seed: seeds ``np.random.default_rng`` for the initialisation U(-1/sqrt(H), 1/sqrt(H))
+            (drawn in parameter order) and the dropout masks.
+
+    Parameters (torch's names and order, for layer k; ``_reverse`` suffix for direction 1):
+        weight_ih_l{k} (G*H, I or D*H), weight_hh_l{k} (G*H, H), bias_ih_l{k} (G*H,),
+        bias_hh_l{k} (G*H,).
+
+    ``lengths`` (B,) gives padded batches exact semantics: outputs at t >= lengths[b] are 0,
+    the final state of sequence b is its state after step lengths[b]-1 (h0 if the length is
+    0), and the reverse direction starts at each sequence's own last valid step, as with
+    torch's ``pack_padded_sequence``.
+
+    ``backward`` needs a forward in training mode (an ``eval()`` forward keeps no cache); it
+    ADDS the parameter gradients into each ``Parameter.grad`` and consumes the cache (one
+    backward per forward; a second forward replaces the cache of the first).
+"""
+
+
+class LSTM(_RNNBase):
+    __doc__ = """Multi-layer long short-term memory, as ``torch.nn.LSTM``.
+
+    Per layer and direction (gates i, f, g, o stacked in that order, G = 4)::
+
+        i = σ(W_ii x + b_ii + W_hi h + b_hi)     f = σ(W_if x + b_if + W_hf h + b_hf)
+        g = tanh(W_ig x + b_ig + W_hg h + b_hg)  o = σ(W_io x + b_io + W_ho h + b_ho)
+        c' = f ⊙ c + i ⊙ g                      h' = o ⊙ tanh(c')
+
+    Call: ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)`` with ``hx = (h0, c0)``.
+    Backward: ``dx, (dh0, dc0) = lstm.backward(dy, dhx=None)`` with ``dhx = (dh_n, dc_n)``
+    (either may be None).
+""" + _ARGS_DOC
+
+    _mode = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+    def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
+                lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        y, (h_n, c_n) = self._run(x, hx, lengths)
+        return y, (h_n, c_n)
+
+    def backward(self, dy: Any, dhx: Optional[Tuple[Any, Any]] = None
+                 ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        if dhx is None:
+            dhx = (None, None)
+        elif not isinstance(dhx, (tuple, list)) or len(dhx) != 2:
+            raise TypeError("LSTM.backward: dhx must be a tuple (dh_n, dc_n) or None, got "
+                            f"{type(dhx).__name__}")
+        dx, (dh0, dc0) = self._backprop(dy, list(dhx))
+        return dx, (dh0, dc0)
+
+
+class GRU(_RNNBase):
+    __doc__ = """Multi-layer gated recurrent unit, as ``torch.nn.GRU``.
+
+    Per layer and direction (gates r, z, n stacked in that order, G = 3)::
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)     z = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+        h' = (1 - z) ⊙ n + z ⊙ h
+
+    Call: ``y, h_n = gru(x, hx=None, lengths=None)``.
+    Backward: ``dx, dh0 = gru.backward(dy, dhx=None)`` with ``dhx = dh_n`` (or None).
+""" + _ARGS_DOC
+
+    _mode = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+    def forward(self, x: Any, hx: Any = None,
+                lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        y, (h_n,) = self._run(x, hx, lengths)
+        return y, h_n
+
+    def backward(self, dy: Any, dhx: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        dx, (dh0,) = self._backprop(dy, [dhx])
+        return dx, dh0
+
+
+class RNN(_RNNBase):
+    __doc__ = """Multi-layer Elman RNN, as ``torch.nn.RNN`` (G = 1)::
+
+        h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh (default) or relu
+
+    Call: ``y, h_n = rnn(x, hx=None, lengths=None)``.
+    Backward: ``dx, dh0 = rnn.backward(dy, dhx=None)`` with ``dhx = dh_n`` (or None).
+
+    Args (besides those below):
+        nonlinearity: "tanh" or "relu".
+""" + _ARGS_DOC
+
+    _mode = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, nonlinearity)
+
+    def forward(self, x: Any, hx: Any = None,
+                lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        y, (h_n,) = self._run(x, hx, lengths)
+        return y, h_n
+
+    def backward(self, dy: Any, dhx: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        dx, (dh0,) = self._backprop(dy, [dhx])
+        return dx, dh0
+
+
+RecurrentLayer = Union[RNN, LSTM, GRU]

@@ -1,0 +1,69 @@
+"""Sequential: layers applied in order, backpropagated in reverse."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+
+from .module import Module
+
+
+class Sequential(Module):
+    """``Sequential(*layers)``: ``y = layers[-1](... layers[0](x))``, as ``torch.nn.Sequential``.
+
+    ``forward(x, lengths=None)`` passes ``lengths`` to the layers that take it (the recurrent
+    layers and :class:`Last`); a recurrent layer passes on only its output y (its final
+    state is dropped). ``backward(dy)`` runs each layer's backward in reverse order and
+    returns the gradient of x (None when the first layer is an :class:`Embedding`).
+
+    Children are named "0", "1", ... so state-dict names are dotted as torch's
+    ("0.weight", "1.weight_ih_l0", ...). Example, many-to-one classification::
+
+        model = Sequential(Embedding(V, E), LSTM(E, H), Last(), Linear(H, C))
+        logits = model(tokens, lengths=lengths)          # tokens (T, B) -> (B, C)
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential layer {i} must be a rnnkit.nn Module, got "
+                                f"{type(layer).__name__}")
+            setattr(self, str(i), layer)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, i: int) -> Module:
+        layers = list(self._modules.values())
+        return layers[i]
+
+    def append(self, layer: Module) -> "Sequential":
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential layer must be a rnnkit.nn Module, got "
+                            f"{type(layer).__name__}")
+        setattr(self, str(len(self)), layer)
+        return self
+
+    def forward(self, x: Any, lengths: Any = None) -> Any:
+        for layer in self:
+            if getattr(layer, "_takes_lengths", False):
+                x = layer(x, lengths=lengths)
+            else:
+                x = layer(x)
+            if getattr(layer, "_returns_state", False):
+                x = x[0]
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        grad = dy
+        for layer in reversed(list(self)):
+            if grad is None:
+                break
+            out = layer.backward(grad)
+            grad = out[0] if getattr(layer, "_returns_state", False) else out
+        return grad
+
+
