@@ -308,7 +308,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
     // Reading in place is limited to one row tile because repeated strided passes over a sliver
     // suffer L1 set conflicts when ldb is a power of two. Known cost: with transB and small M
     // every call still transposes all of B (N*K loads and stores for 2*M*N*K flops), which caps
-    // M = 1 well below a GEMV; callers that reuse B across calls want a pre-packed B.
+    // M = 1 well below a GEMV; callers that reuse B across calls use gemm_packed below.
     const int64_t G = slivers_per_group(M);
     T* Bs = b_buf.get(size_t(G * KC * NR));
     const bool direct_b = !transB && M <= MR;
@@ -371,6 +371,93 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
   }
 }
 
+// ---- pre-packed B ------------------------------------------------------------------------------
+// Layout: panel-major [ceil(N/NR)][K][NR], columns past N zero. A panel holds every k for its NR
+// columns, so the KC slab pc of panel p starts at packed + p*K*NR + pc*NR and is the same
+// [kc][NR] sliver the driver above packs, and a whole panel is one sequential stream.
+// gemm_packed walks the same KC slabs with the same micro-kernels, so each C element gets the
+// chain of gemm above: results are bitwise equal to gemm on the unpacked B.
+template <class X>
+int64_t packed_b_size(int64_t K, int64_t N) {
+  return std::max<int64_t>(K, 0) * ((std::max<int64_t>(N, 0) + X::NR - 1) / X::NR) * X::NR;
+}
+
+template <class X>
+void pack_b(bool transB, int64_t K, int64_t N, const typename X::T* B, int64_t ldb,
+            typename X::T* packed) {
+  if (K <= 0 || N <= 0) return;
+  for (int64_t jr = 0; jr < N; jr += X::NR)
+    pack_panel<X>(!transB, B, ldb, jr, std::min(X::NR, N - jr), 0, K, X::NR, packed + jr * K);
+}
+
+template <class X>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_t lda,
+                 const typename X::T* packed, typename X::T beta, typename X::T* C,
+                 int64_t ldc) {
+  using T = typename X::T;
+  constexpr int64_t MR = X::MR, NR = X::NR, KC = X::KC, MC = X::MC;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (beta == T(0))
+      for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
+    return;
+  }
+  thread_local Scratch<T> a_buf;
+  const int64_t pstride = K * NR;  // distance between panels
+
+  if (M <= MR) {
+    // One row tile (the recurrent step for small batches, M = 1 a matrix-vector product, bound
+    // by the bandwidth B streams in at). A is packed once for all of K ([K][MR]: the slab at pc
+    // starts at Ap + pc*MR), then each group of G panels is streamed front to back through all
+    // slabs: G sequential read streams, B read exactly once.
+    T* Ap = a_buf.get(size_t(K * MR));
+    pack_panel<X>(false, A, lda, 0, M, 0, K, MR, Ap);
+    static constexpr auto kernels = make_kernels<X>(std::make_index_sequence<X::MR>());
+    const auto kernel = kernels[M - 1];
+    const int64_t G = slivers_per_group(M);
+    for (int64_t jg = 0; jg < N; jg += G * NR) {
+      const int64_t gcols = std::min(G * NR, N - jg);
+      const T* bp = packed + jg * K;
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = std::min(KC, K - pc);
+        const bool accumulate = pc > 0 || beta != T(0);
+        if (G > 1 && gcols == G * NR) {
+          if (M == 1)
+            micro_kernel_wide<X, 1, 4>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
+                                       accumulate);
+          else if (M == 2)
+            micro_kernel_wide<X, 2, 2>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
+                                       accumulate);
+          else
+            micro_kernel_wide<X, 3, 2>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
+                                       accumulate);
+        } else {
+          for (int64_t s = 0; s * NR < gcols; ++s)
+            kernel(kc, Ap + pc * MR, bp + s * pstride + pc * NR, NR, C + jg + s * NR, ldc,
+                   std::min(NR, gcols - s * NR), accumulate);
+        }
+      }
+    }
+    return;
+  }
+
+  // Several row tiles: per slab, an MC-row block of A is packed (L2) and every [kc][NR] sliver of
+  // the slab (L1) is used by all its row tiles, as in gemm's large-M path.
+  T* Ap = a_buf.get(size_t((std::min(M, MC) + MR - 1) / MR * MR * KC));
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    const bool accumulate = pc > 0 || beta != T(0);
+    for (int64_t ic = 0; ic < M; ic += MC) {
+      const int64_t mc = std::min(MC, M - ic);
+      for (int64_t ir = 0; ir < mc; ir += MR)
+        pack_panel<X>(false, A, lda, ic + ir, std::min(MR, mc - ir), pc, kc, MR, Ap + ir * kc);
+      for (int64_t jr = 0; jr < N; jr += NR)
+        run_rows<X>(mc, kc, Ap, packed + jr * K + pc * NR, NR, C + ic * ldc + jr, ldc,
+                    std::min(NR, N - jr), accumulate);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace avx2_isa
 
@@ -380,6 +467,13 @@ void register_avx2(KernelTable& table) {
   table.isa = "avx2";
   table.gemm_f32 = avx2_isa::gemm<avx2_isa::F32>;
   table.gemm_f64 = avx2_isa::gemm<avx2_isa::F64>;
+  // The packed layout is private to this file: the three entries are registered together.
+  table.packed_b_size_f32 = avx2_isa::packed_b_size<avx2_isa::F32>;
+  table.pack_b_f32 = avx2_isa::pack_b<avx2_isa::F32>;
+  table.gemm_packed_f32 = avx2_isa::gemm_packed<avx2_isa::F32>;
+  table.packed_b_size_f64 = avx2_isa::packed_b_size<avx2_isa::F64>;
+  table.pack_b_f64 = avx2_isa::pack_b<avx2_isa::F64>;
+  table.gemm_packed_f64 = avx2_isa::gemm_packed<avx2_isa::F64>;
   register_avx2_activations(table);
 }
 
