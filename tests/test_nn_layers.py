@@ -318,7 +318,8 @@ def test_cell_finite_differences_and_unbatched(mode):
     else:
         dx, d0 = cell.backward(dh)
         dstates = [d0]
-    cell.eval()  # FD forwards keep no cache
+    # The FD forwards stay in training mode: they perturb the parameters in place, which an
+    # eval-mode cell forbids while it serves from a packed copy (see test_cell_fast_path.py).
     params = list(cell.parameters())
     directional_check(loss, [x] + hx + [p.data for p in params],
                       [dx] + dstates + [p.grad for p in params], rng)

@@ -1,7 +1,9 @@
 """Single-step cells RNNCell, LSTMCell and GRUCell, with torch.nn's call forms.
 
-For step-by-step use (streaming, generation, custom loops). Each call is one step of the
-sequence kernels in :mod:`rnnkit.ops` with T = 1. Shapes: x (B, I) or (I,) unbatched;
+For step-by-step use (streaming, generation, custom loops). In training mode each call is one
+step of the sequence kernels (T = 1), kept for backward; in eval mode a call goes straight to a
+compiled step with the weights packed once and reused until a parameter changes (an optimiser
+step, load_state_dict or Parameter.mark_changed()). Shapes: x (B, I) or (I,) unbatched;
 h, c (B, H) or (H,). Parameters as torch: weight_ih (G*H, I), weight_hh (G*H, H),
 bias_ih (G*H,), bias_hh (G*H,), initialised U(-1/sqrt(H), 1/sqrt(H)) from ``seed``.
 
@@ -18,7 +20,7 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from .. import ops
+from .. import _core, ops
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .parameter import Parameter
 
@@ -49,9 +51,18 @@ class _CellBase(Module):
         for name, shape in shapes:
             setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
         self._caches: List[Tuple[Any, bool]] = []
+        self._packed: Any = None        # inference fast path: weights packed once, see _fast
+        self._packed_key: Any = None
 
     def _on_mode_change(self) -> None:
         self._caches = []
+        self._drop_packed()
+
+    def _drop_packed(self) -> None:
+        if self._packed is not None:
+            for p in self._parameters.values():
+                p._unlock()
+        self._packed = None
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -96,7 +107,53 @@ class _CellBase(Module):
                 p["bias_ih"].data if self.bias else None,
                 p["bias_hh"].data if self.bias else None]
 
+    def _packed_step(self) -> Any:
+        """The compiled step object holding this cell's packed weights, rebuilt when a
+        parameter changed (load_state_dict, mark_changed, a new array). While it exists the
+        parameters are read-only, so an in-place edit raises instead of being ignored;
+        train() (or eval() again) unlocks them."""
+        params = tuple(self._parameters.values())
+        key = tuple((id(p.data), p.version) for p in params)
+        if self._packed is None or key != self._packed_key:
+            self._drop_packed()
+            kind = {"lstm": "LSTMStep", "gru": "GRUStep", "rnn": "RNNStep"}[self._mode]
+            cls = getattr(_core, kind + ("_f32" if self.dtype == np.float32 else "_f64"))
+            w = [None if a is None else np.ascontiguousarray(a) for a in self._weights()]
+            extra = (self.nonlinearity,) if self._mode == "rnn" else ()
+            self._packed, self._packed_key = cls(*w, *extra), key
+            for p in params:
+                p._lock()
+        return self._packed
+
+    def _fast(self, x: Any, states: List[Any]) -> Optional[List[np.ndarray]]:
+        """Eval-mode step without per-call Python validation or packing: one native call that
+        checks shapes itself. Returns None when the input needs the general path (unbatched,
+        another dtype, non-contiguous)."""
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == self.dtype
+                and x.flags.c_contiguous):
+            return None
+        b, h = x.shape[0], self.hidden_size
+        s = []
+        for a in states:
+            if a is None:
+                a = np.zeros((b, h), self.dtype)
+            elif not (isinstance(a, np.ndarray) and a.dtype == self.dtype
+                      and a.flags.c_contiguous):
+                return None
+            s.append(a)
+        step = self._packed_step()
+        try:
+            out = step.step(x, *s)
+        except RuntimeError:  # the SIMD level changed since packing (a testing hook): repack
+            self._drop_packed()
+            out = self._packed_step().step(x, *s)
+        return list(out) if isinstance(out, tuple) else [out]
+
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
+        if not self.training:
+            outs = self._fast(x, states)
+            if outs is not None:
+                return outs, False
         x3, unbatched = self._input(x)
         b = x3.shape[1]
         names = ["hx[0] (h)", "hx[1] (c)"] if self._mode == "lstm" else ["hx (h)"]

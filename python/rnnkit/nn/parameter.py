@@ -14,13 +14,32 @@ class Parameter:
     Optimisers update ``data`` in place.
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "grad", "version")
 
     def __init__(self, data: Any, dtype: Any = None) -> None:
         self.data: np.ndarray = np.array(data, dtype=dtype, copy=True)
         if self.data.dtype.kind != "f":
             raise TypeError(f"Parameter data must be floating point, got dtype {self.data.dtype}")
         self.grad: np.ndarray = np.zeros_like(self.data)
+        # Bumped by optimisers and load_state_dict; layers that keep a packed copy of their
+        # weights (the cells' inference fast path) repack when it changes. If you modify
+        # ``data`` in place yourself, call mark_changed().
+        self.version = 0
+
+    def mark_changed(self) -> None:
+        """Record that ``data`` changed in place (invalidates packed copies of it)."""
+        self.version += 1
+
+    def _lock(self) -> None:
+        """Make ``data`` read-only while a layer serves inference from a packed copy of it, so
+        that an in-place edit fails loudly instead of being silently ignored."""
+        self.data.flags.writeable = False
+
+    def _unlock(self) -> None:
+        try:
+            self.data.flags.writeable = True
+        except ValueError:  # a view of someone else's read-only memory: it stays read-only
+            pass
 
     @property
     def shape(self) -> tuple:

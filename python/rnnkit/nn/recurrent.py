@@ -92,6 +92,14 @@ class _RNNBase(Module):
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
         self._cache: Optional[dict] = None
+        # Stateful mode for truncated BPTT: with carry_state set, a forward without hx starts
+        # from the previous forward's final states (values only: no gradient flows back).
+        self.carry_state = False
+        self._carried: Optional[List[np.ndarray]] = None
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next forward starts from zeros (or its hx)."""
+        self._carried = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -182,7 +190,16 @@ class _RNNBase(Module):
         if unbatched and lengths is not None:
             raise ValueError("lengths needs batched input: x is 2-D (T, I) (unbatched); "
                              "give x as (T, 1, I) with lengths of shape (1,)")
-        states = self._prepare_states(hx, b, unbatched)
+        if hx is None and self.carry_state and self._carried is not None:
+            if self.bidirectional:
+                raise ValueError("carry_state (truncated BPTT) needs a unidirectional layer: "
+                                 "the reverse direction cannot continue across chunks")
+            if self._carried[0].shape[1] != b:
+                raise ValueError(f"carry_state: the batch has {b} sequences but the carried "
+                                 f"state has {self._carried[0].shape[1]}; call reset_state()")
+            states = list(self._carried)
+        else:
+            states = self._prepare_states(hx, b, unbatched)
         training = self.training
         d_count, h = self.num_directions, self.hidden_size
         ld = self.num_layers * d_count
@@ -223,6 +240,8 @@ class _RNNBase(Module):
         if training:
             self._cache = {"caches": caches, "masks": masks, "unbatched": unbatched,
                            "shape": (t, b)}
+        if self.carry_state and not unbatched:
+            self._carried = [f.copy() for f in finals]
         if unbatched:
             return inp[:, 0, :], [f[:, 0, :] for f in finals]
         if self.batch_first:

@@ -64,7 +64,9 @@ def _check_param(p: Any, where: str) -> None:
     if not data.flags.c_contiguous:
         raise ValueError(f"{where}.data must be C-contiguous (it is updated in place)")
     if not data.flags.writeable:
-        raise ValueError(f"{where}.data is read-only (it is updated in place)")
+        raise ValueError(f"{where}.data is read-only (it is updated in place); an eval-mode "
+                         "cell that packed it for fast inference locks it: call .train() on "
+                         "the model before stepping the optimiser")
 
 
 class Optimizer:
@@ -189,6 +191,9 @@ class Optimizer:
                     state = self._init_state(data, group)
                     self.state[id(p)] = state
                 self._update(data, grad, state, group)
+                mark_changed = getattr(p, "mark_changed", None)
+                if mark_changed is not None:  # layers that cache packed weights look at it
+                    mark_changed()
         return loss
 
     @staticmethod

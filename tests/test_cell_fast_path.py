@@ -1,0 +1,137 @@
+"""The cells' eval-mode fast path: compiled steps with weights packed once per change.
+
+Checked against the training-mode path (the sequence kernels with T = 1, themselves checked
+against the numpy reference) and, for staleness, against in-place weight changes.
+"""
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import nn
+from rnnkit.optim import SGD
+
+CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+
+
+def make(mode, dtype="float32", seed=0, I=7, H=19):
+    return CELLS[mode](I, H, dtype=dtype, seed=seed)
+
+
+def run(cell, x, state):
+    out = cell(x, state)
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def state_for(mode, rng, B, H, dtype):
+    h = rng.standard_normal((B, H)).astype(dtype)
+    return (h, rng.standard_normal((B, H)).astype(dtype)) if mode == "lstm" else h
+
+
+@pytest.mark.parametrize("mode", sorted(CELLS))
+@pytest.mark.parametrize("dtype, tol", [("float32", 2e-6), ("float64", 1e-13)])
+@pytest.mark.parametrize("B", [1, 3, 64])
+def test_eval_step_matches_training_step(mode, dtype, tol, B):
+    rng = np.random.default_rng(1)
+    cell = make(mode, dtype)
+    x = rng.standard_normal((B, 7)).astype(dtype)
+    state = state_for(mode, rng, B, 19, dtype)
+    slow = run(cell, x, state)          # training mode: sequence kernel, T = 1
+    cell.eval()
+    fast = run(cell, x, state)
+    for a, b in zip(fast, slow):
+        assert a.dtype == np.dtype(dtype) and a.shape == (B, 19)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", sorted(CELLS))
+def test_eval_step_every_simd_level(mode):
+    rng = np.random.default_rng(2)
+    cell = make(mode, "float64", H=33)
+    x = rng.standard_normal((2, 7))
+    state = state_for(mode, rng, 2, 33, np.float64)
+    expect = run(cell, x, state)
+    cell.eval()
+    previous = rnnkit.build_info()["simd"]
+    try:
+        for level in rnnkit.build_info()["simd_available"]:
+            rnnkit._core.force_simd(level)
+            for a, b in zip(run(cell, x, state), expect):  # repacks for the new level
+                np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    finally:
+        rnnkit._core.force_simd(previous)
+
+
+@pytest.mark.parametrize("mode", sorted(CELLS))
+def test_no_state_means_zeros(mode):
+    rng = np.random.default_rng(3)
+    cell = make(mode).eval()
+    x = rng.standard_normal((4, 7)).astype(np.float32)
+    zero = np.zeros((4, 19), np.float32)
+    with_zero = run(cell, x, (zero, zero) if mode == "lstm" else zero)
+    for a, b in zip(run(cell, x, None), with_zero):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_in_place_edit_while_packed_raises_instead_of_going_stale():
+    cell = make("lstm").eval()
+    x = np.ones((1, 7), np.float32)
+    cell(x)
+    with pytest.raises(ValueError, match="read-only"):
+        cell.weight_hh.data[0, 0] = 5.0
+    cell.train()                        # unlocks; the next eval call repacks
+    cell.weight_hh.data[0, 0] = 5.0
+    cell.weight_hh.data[:] *= 2
+    expect = run(cell, x, None)
+    cell.eval()
+    for a, b in zip(run(cell, x, None), expect):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6)
+
+
+def test_load_state_dict_and_optimiser_step_invalidate_the_packed_copy():
+    rng = np.random.default_rng(4)
+    cell, other = make("gru", seed=1), make("gru", seed=2)
+    opt = SGD(cell.parameters(), lr=0.5)
+    x = rng.standard_normal((2, 7)).astype(np.float32)
+    cell.eval()
+    before = cell(x)
+    cell.load_state_dict(other.state_dict())      # allowed while packed; repacks
+    np.testing.assert_allclose(cell(x), other.eval()(x), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(cell(x), before)
+    # An optimiser step needs training mode (it writes the arrays in place) ...
+    for p in cell.parameters():
+        p.grad[...] = 1.0
+    with pytest.raises(ValueError, match="train"):
+        opt.step()
+    cell.train()
+    opt.step()
+    expect = cell(x)                              # training path, fresh weights
+    cell.eval()
+    np.testing.assert_allclose(cell(x), expect, rtol=2e-6, atol=2e-6)
+
+
+def test_fast_path_bad_shapes_raise_clear_errors():
+    cell = make("lstm").eval()
+    with pytest.raises(ValueError, match=r"x has shape \(2, 6\)"):
+        cell(np.zeros((2, 6), np.float32))
+    with pytest.raises(ValueError, match=r"h has shape \(3, 19\)"):
+        cell(np.zeros((2, 7), np.float32), (np.zeros((3, 19), np.float32),
+                                            np.zeros((2, 19), np.float32)))
+
+
+@pytest.mark.parametrize("mode, torch_name", [("lstm", "LSTMCell"), ("gru", "GRUCell"),
+                                              ("rnn", "RNNCell")])
+def test_fast_path_matches_torch(mode, torch_name):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    cell = make(mode, "float64", I=64, H=256).eval()
+    ref = getattr(torch.nn, torch_name)(64, 256).double()
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in cell.state_dict().items()})
+    x = rng.standard_normal((1, 64))
+    state = state_for(mode, rng, 1, 256, np.float64)
+    with torch.no_grad():
+        tx = torch.from_numpy(x)
+        expect = (ref(tx, tuple(torch.from_numpy(s) for s in state)) if mode == "lstm"
+                  else ref(tx, torch.from_numpy(state)))
+    expect = [e.numpy() for e in expect] if mode == "lstm" else [expect.numpy()]
+    for a, b in zip(run(cell, x, state), expect):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
