@@ -1,0 +1,326 @@
+"""Trainer: the training loop (batches, validation, metrics, callbacks, truncated BPTT).
+
+Data are numpy arrays with the batch on axis 0: ``x`` (N, ...), ``y`` (N, ...), ``lengths``
+(N,). Sequence models should therefore use ``batch_first=True`` layers, e.g.::
+
+    model = nn.Sequential(nn.Embedding(V, 64), nn.LSTM(64, 256, batch_first=True),
+                          nn.Linear(256, V))
+    trainer = Trainer(model, losses.CrossEntropyLoss(), optim.Adam(model.parameters(), 2e-3),
+                      clip_grad_norm=1.0)
+    history = trainer.fit(x, y, epochs=10, batch_size=32, validation_data=(xv, yv))
+
+Guard rails: gradients are clipped when ``clip_grad_norm`` is set; a non-finite loss or
+gradient stops training *before* the optimiser step, so the parameters stay the last good
+ones (and ModelCheckpoint never saves a non-finite epoch); Ctrl-C stops cleanly after the
+current batch. ``fit(..., epochs=E)`` runs from the epochs already completed up to E, so a
+trainer restored from a checkpoint continues where it stopped, bitwise as if uninterrupted.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .callbacks import Callback
+from .history import History
+from .progress import Progress
+
+
+def _batch_len(name: str, a: Any) -> int:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis (axis 0), got a 0-d array")
+    return a.shape[0]
+
+
+def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.ndarray],
+                                                       Optional[np.ndarray]]:
+    n = _batch_len("x", x)
+    if y is not None and _batch_len("y", y) != n:
+        raise ValueError(f"x and y must have the same number of samples on axis 0, got "
+                         f"x {x.shape} and y {y.shape}")
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"lengths must be an integer array of shape ({n},), got "
+                             f"{lengths.dtype} {lengths.shape}")
+    return x, y, lengths
+
+
+class Trainer:
+    """Trains ``model`` (a Module mapping x -> prediction, with ``backward``) on ``loss``.
+
+    Args:
+        model: e.g. an ``nn.Sequential``; called as ``model(x)`` or ``model(x, lengths=...)``.
+        loss: a loss from :mod:`rnnkit.losses` (``loss(pred, y)`` then ``loss.backward()``).
+        optimizer: an optimiser from :mod:`rnnkit.optim` over the model's parameters.
+        clip_grad_norm: clip the global L2 norm of the gradients to this value (None: off).
+        scheduler: optional learning-rate schedule, stepped once per epoch (ReduceLROnPlateau
+            gets ``val_loss`` when there is validation data, else ``loss``).
+        seed: seeds the shuffling generator (its state is part of checkpoints).
+    """
+
+    def __init__(self, model: Any, loss: Any, optimizer: Any,
+                 clip_grad_norm: Optional[float] = None, *, scheduler: Any = None,
+                 seed: Optional[int] = 0) -> None:
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm}")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.clip_grad_norm = clip_grad_norm
+        self.scheduler = scheduler
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0          # epochs completed
+        self.global_step = 0    # optimiser steps taken
+        self.stop_training = False
+        self.stop_reason: Optional[str] = None
+        self._interrupted = False
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
+            lengths: Optional[np.ndarray] = None,
+            validation_data: Optional[Sequence[np.ndarray]] = None, shuffle: bool = True,
+            callbacks: Iterable[Callback] = (), tbptt: Optional[int] = None,
+            verbose: int = 1) -> History:
+        """Train until ``epochs`` epochs are complete; returns the :class:`History`.
+
+        ``validation_data`` is ``(x_val, y_val)`` or ``(x_val, y_val, lengths_val)``.
+        ``tbptt=k`` splits each batch's sequences (axis 1) into chunks of k steps, carries
+        the recurrent state from chunk to chunk and cuts the gradient between them (targets
+        must then be per step: y (N, T, ...)). With k >= T it equals full BPTT.
+        """
+        x, y, lengths = _check_data(x, y, lengths)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if tbptt is not None:
+            if tbptt < 1:
+                raise ValueError(f"tbptt must be a positive number of steps, got {tbptt}")
+            if x.ndim < 2 or y.ndim < 2 or y.shape[1] != x.shape[1]:
+                raise ValueError(f"tbptt needs per-step targets: x (N, T, ...) and y (N, T, ...) "
+                                 f"with the same T, got x {x.shape} and y {y.shape}")
+        callbacks = list(callbacks)
+        history = History()
+        self.stop_training, self.stop_reason = False, None
+        for cb in callbacks:
+            cb.on_train_begin(self, {})
+        with self._sigint_guard():
+            while self.epoch < epochs and not self.stop_training:
+                done = self._train_epoch(x, y, lengths, batch_size, shuffle, tbptt, epochs,
+                                         verbose, callbacks)
+                if done is None:  # stopped inside the epoch (non-finite value or Ctrl-C)
+                    break
+                logs, progress = done
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data[:2], batch_size=batch_size,
+                                        lengths=validation_data[2] if len(validation_data) > 2
+                                        else None)
+                    logs.update({"val_" + k: v for k, v in val.items()})
+                progress.close(logs)
+                self._step_scheduler(logs)
+                self.epoch += 1
+                history.record(self.epoch - 1, logs)
+                for cb in callbacks:
+                    cb.on_epoch_end(self, self.epoch - 1, logs)
+        for cb in callbacks:
+            cb.on_train_end(self, history.history)
+        history.stop_reason = self.stop_reason
+        if self.stop_reason and verbose:
+            print(f"training stopped: {self.stop_reason}", flush=True)
+        return history
+
+    def _train_epoch(self, x, y, lengths, batch_size, shuffle, tbptt, epochs, verbose,
+                     callbacks) -> Optional[Tuple[Dict[str, float], Progress]]:
+        n = x.shape[0]
+        order = self.rng.permutation(n) if shuffle else np.arange(n)
+        self.model.train()
+        for cb in callbacks:
+            cb.on_epoch_begin(self, self.epoch, {})
+        progress = Progress(n, self.epoch, epochs, verbose)
+        sums: Dict[str, float] = {}
+        weight = 0.0
+        for b, start in enumerate(range(0, n, batch_size)):
+            idx = order[start:start + batch_size]
+            xb, yb = x[idx], y[idx]
+            lb = None if lengths is None else lengths[idx]
+            stats = self._train_batch(xb, yb, lb, tbptt)
+            if stats is None:
+                progress.close({})
+                return None
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            weight += len(idx)
+            logs = {k: v / weight for k, v in sums.items()}
+            progress.update(len(idx), logs)
+            for cb in callbacks:
+                cb.on_batch_end(self, b, stats)
+            if self._interrupted:
+                self.stop_reason = (f"interrupted (Ctrl-C) after batch {b + 1} of epoch "
+                                    f"{self.epoch + 1}; the model holds the parameters after "
+                                    "that batch")
+                self.stop_training = True
+                progress.close(logs)
+                return None
+        return {k: v / max(weight, 1.0) for k, v in sums.items()}, progress
+
+    def _train_batch(self, xb, yb, lb, tbptt) -> Optional[Dict[str, float]]:
+        """One optimiser step per chunk (one chunk without tbptt); None if training must stop."""
+        steps = xb.shape[1] if tbptt else 1
+        chunk = tbptt or steps
+        carriers = [m for m in self._recurrent_layers()] if tbptt else []
+        for m in carriers:
+            m.carry_state = True
+            m.reset_state()
+        try:
+            totals: Dict[str, float] = {}
+            count = 0
+            for c0 in range(0, steps, chunk):
+                if tbptt:
+                    xc, yc = xb[:, c0:c0 + chunk], yb[:, c0:c0 + chunk]
+                    lc = None if lb is None else np.clip(lb - c0, 0, chunk)
+                else:
+                    xc, yc, lc = xb, yb, lb
+                stats = self._step(xc, yc, lc)
+                if stats is None:
+                    return None
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                count += 1
+            return {k: v / count for k, v in totals.items()}
+        finally:
+            for m in carriers:
+                m.carry_state = False
+                m.reset_state()
+
+    def _step(self, xb, yb, lb) -> Optional[Dict[str, float]]:
+        pred = self._forward(xb, lb)
+        loss = float(self.loss(pred, yb))
+        if not math.isfinite(loss):
+            self._stop_nonfinite(f"the loss became {loss}")
+            return None
+        self.optimizer.zero_grad()
+        self.model.backward(self.loss.backward())
+        if self.clip_grad_norm is not None:
+            from ..optim import clip_grad_norm_
+            norm = float(clip_grad_norm_(list(self.model.parameters()), self.clip_grad_norm))
+            if not math.isfinite(norm):
+                self._stop_nonfinite(f"the gradient norm became {norm}")
+                return None
+        self.optimizer.step()
+        self.global_step += 1
+        stats = {"loss": loss}
+        acc = self._accuracy(pred, yb)
+        if acc is not None:
+            stats["accuracy"] = acc
+        return stats
+
+    def _stop_nonfinite(self, what: str) -> None:
+        self.stop_training = True
+        self.stop_reason = (f"{what} at step {self.global_step + 1} (epoch {self.epoch + 1}); "
+                            "the optimiser step was skipped, so the parameters are the last "
+                            "finite ones. Lower the learning rate or set clip_grad_norm.")
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
+                 lengths: Optional[np.ndarray] = None) -> Dict[str, float]:
+        """Mean loss (and accuracy for classification) over ``x, y`` in eval mode."""
+        x, y, lengths = _check_data(x, y, lengths)
+        was_training = getattr(self.model, "training", True)
+        self.model.eval()
+        try:
+            sums: Dict[str, float] = {}
+            n = x.shape[0]
+            for start in range(0, n, batch_size):
+                sl = slice(start, start + batch_size)
+                pred = self._forward(x[sl], None if lengths is None else lengths[sl])
+                stats = {"loss": float(self.loss(pred, y[sl]))}
+                acc = self._accuracy(pred, y[sl])
+                if acc is not None:
+                    stats["accuracy"] = acc
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(x[sl])
+            return {k: v / max(n, 1) for k, v in sums.items()}
+        finally:
+            self.model.train(was_training)
+
+    def predict(self, x: np.ndarray, *, batch_size: int = 256,
+                lengths: Optional[np.ndarray] = None) -> np.ndarray:
+        """Model outputs for ``x`` in eval mode, batched, concatenated on axis 0."""
+        x, _, lengths = _check_data(x, None, lengths)
+        was_training = getattr(self.model, "training", True)
+        self.model.eval()
+        try:
+            outs = [self._forward(x[s:s + batch_size],
+                                  None if lengths is None else lengths[s:s + batch_size])
+                    for s in range(0, x.shape[0], batch_size)]
+            return np.concatenate(outs, axis=0)
+        finally:
+            self.model.train(was_training)
+
+    # ------------------------------------------------------------------ helpers
+    def _forward(self, xb, lb):
+        return self.model(xb) if lb is None else self.model(xb, lengths=lb)
+
+    def _accuracy(self, pred: np.ndarray, target: np.ndarray) -> Optional[float]:
+        """Fraction of correct argmax predictions, for classification losses only."""
+        if type(self.loss).__name__ != "CrossEntropyLoss":
+            return None
+        ignore = getattr(self.loss, "ignore_index", None)
+        target = np.asarray(target)
+        keep = target != ignore if ignore is not None else np.ones(target.shape, bool)
+        total = int(keep.sum())
+        if total == 0:
+            return None
+        return float(((pred.argmax(axis=-1) == target) & keep).sum() / total)
+
+    def _recurrent_layers(self) -> List[Any]:
+        layers = [m for m in self.model.modules() if hasattr(m, "carry_state")]
+        if not layers:
+            raise ValueError("tbptt needs a model with recurrent layers (RNN, LSTM, GRU)")
+        return layers
+
+    def _step_scheduler(self, logs: Dict[str, float]) -> None:
+        if self.scheduler is None:
+            return
+        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            self.scheduler.step(logs.get("val_loss", logs.get("loss")))
+        else:
+            self.scheduler.step()
+
+    class _SigintGuard:
+        def __init__(self, trainer: "Trainer") -> None:
+            self.trainer, self.previous = trainer, None
+
+        def __enter__(self) -> None:
+            self.trainer._interrupted = False
+            if threading.current_thread() is threading.main_thread():
+                def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+                    self.trainer._interrupted = True
+                self.previous = signal.signal(signal.SIGINT, handler)
+
+        def __exit__(self, *exc: Any) -> None:
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+
+    def _sigint_guard(self) -> "_SigintGuard":
+        """Ctrl-C sets a flag that the loop checks after each batch (main thread only)."""
+        return Trainer._SigintGuard(self)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> Dict[str, Any]:
+        """Progress and generator state (the model and optimiser are saved beside it)."""
+        state: Dict[str, Any] = {"epoch": self.epoch, "global_step": self.global_step,
+                                 "rng": self.rng.bit_generator.state,
+                                 "clip_grad_norm": self.clip_grad_norm}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.rng.bit_generator.state = state["rng"]
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
