@@ -19,6 +19,7 @@
 #include "cells/big_products.h"
 #include "cells/schedule.h"
 #include "kernels/kernels.h"
+#include "runtime/buffer.h"
 #include "runtime/threads.h"
 
 namespace rnnkit {
@@ -105,10 +106,15 @@ void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_h
     }
     // This thread's rows of W_hh (all G gates of units j0..j1), packed once for all steps so
     // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j.
-    std::vector<T> rows(width * H), packed(pg.size(H, width)), gh(B * width);
-    for (int g = 0; g < G; ++g)
-      std::copy(w_hh + (g * H + j0) * H, w_hh + (g * H + j1) * H, rows.begin() + g * nj * H);
-    pg.pack(true, H, width, rows.data(), H, packed.data());
+    Buffer<T> packed(pg.size(H, width)), gh(B * width);
+    if (nj == H) {  // one thread owns every unit: its rows are W_hh as it is
+      pg.pack(true, H, width, w_hh, H, packed.data());
+    } else {
+      Buffer<T> rows(width * H);
+      for (int g = 0; g < G; ++g)
+        std::copy(w_hh + (g * H + j0) * H, w_hh + (g * H + j1) * H, rows.data() + g * nj * H);
+      pg.pack(true, H, width, rows.data(), H, packed.data());
+    }
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const int64_t n = sch.active(s);
       const T* hp = h_state.data() + (s & 1) * B * H;
@@ -167,7 +173,7 @@ void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, 
     split_range(H, parts, part, kUnitAlign, &j0, &j1);
     const int64_t nj = j1 - j0;
     // Columns j0..j1 of W_hh (G*H x nj), packed once: dh[:, j0:j1] = dG_step · W_hh[:, j0:j1].
-    std::vector<T> packed(nj > 0 ? pg.size(GH, nj) : 0);
+    Buffer<T> packed(nj > 0 ? pg.size(GH, nj) : 0);
     if (nj > 0) pg.pack(false, GH, nj, w_hh + j0, H, packed.data());
     for (int64_t s = sch.steps() - 1; s >= 0; --s) {
       const int64_t n = sch.active(s);
