@@ -128,17 +128,16 @@ class _CellBase(Module):
     def _fast(self, x: Any, states: List[Any]) -> Optional[List[np.ndarray]]:
         """Eval-mode step without per-call Python validation or packing: one native call that
         checks shapes itself. Returns None when the input needs the general path (unbatched,
-        another dtype, non-contiguous)."""
-        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == self.dtype
+        another dtype, non-contiguous). Every line here runs once per generated token."""
+        dtype = self.dtype
+        if not (type(x) is np.ndarray and x.ndim == 2 and x.dtype == dtype
                 and x.flags.c_contiguous):
             return None
-        b, h = x.shape[0], self.hidden_size
         s = []
         for a in states:
             if a is None:
-                a = np.zeros((b, h), self.dtype)
-            elif not (isinstance(a, np.ndarray) and a.dtype == self.dtype
-                      and a.flags.c_contiguous):
+                a = np.zeros((x.shape[0], self.hidden_size), dtype)
+            elif not (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous):
                 return None
             s.append(a)
         step = self._packed_step()
@@ -147,7 +146,7 @@ class _CellBase(Module):
         except RuntimeError:  # the SIMD level changed since packing (a testing hook): repack
             self._drop_packed()
             out = self._packed_step().step(x, *s)
-        return list(out) if isinstance(out, tuple) else [out]
+        return list(out) if type(out) is tuple else [out]
 
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
         if not self.training:
