@@ -26,20 +26,20 @@ struct GruPointwise {
   void begin_forward(const Schedule&) {}
   void end_forward(const Schedule&) {}
 
-  // gx: this row's 3H input pre-activations (rewritten to r, z, n); gh: its recurrent products
-  // for units j0..j1, gate-major.
-  void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, T* gh, const T* h_prev,
-               T* h_out) const {
+  // gx: this row's input pre-activations for units j0..j1, gate g at gx + g*gx_stride
+  // (rewritten to r, z, n); gh: its recurrent products, gate g at gh + g*n.
+  void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
+               const T* h_prev, T* h_out) const {
     const int64_t n = j1 - j0;
     T* hnr = gh + 2 * n;  // W_hn h + b_hn for units j0..j1
+    T* r = gx;
+    T* z = gx + gx_stride;
+    T* nn = gx + 2 * gx_stride;
     for (int64_t j = 0; j < n; ++j) {
-      gx[j0 + j] += gh[j];
-      gx[H + j0 + j] += gh[n + j];
+      r[j] += gh[j];
+      z[j] += gh[n + j];
       hnr[j] += b_hn ? b_hn[j0 + j] : T(0);
     }
-    T* r = gx + j0;
-    T* z = gx + H + j0;
-    T* nn = gx + 2 * H + j0;
     sigmoid_fn<T>()(r, r, n);
     sigmoid_fn<T>()(z, z, n);
     for (int64_t j = 0; j < n; ++j) nn[j] += r[j] * hnr[j];
@@ -86,20 +86,15 @@ void gru_forward(T* y, T* h_n, T* gates, T* hn, const T* x, const T* h0, const T
                  const T* w_hh, const T* b_ih, const T* b_hh, const SeqDims& d) {
   const int64_t H = d.H, GH = 3 * H, TB = d.T * d.B;
   std::vector<T> bias;
-  Buffer<T> scratch;
-  T* gx = gates;
-  if (!gx) {
-    scratch.resize(TB * GH);
-    gx = scratch.data();
-  }
   if (b_ih || b_hh) {  // b_hr, b_hz fold into the input projection; b_hn stays inside r ⊙ (.)
     bias.assign(GH, T(0));
     for (int64_t k = 0; k < GH; ++k)
       bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh && k < 2 * H ? b_hh[k] : T(0));
   }
-  input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, GH);
+  const ForwardInput<T> in =
+      input_side(gates, x, w_ih, bias.empty() ? nullptr : bias.data(), 3, d);
   GruPointwise<T> cell{d.B, H, b_hh ? b_hh + 2 * H : nullptr, hn, nullptr, nullptr, {}};
-  run_forward(cell, y, h_n, gx, h0, w_hh, d);
+  run_forward(cell, y, h_n, in, h0, w_hh, d);
 }
 
 template <class T>

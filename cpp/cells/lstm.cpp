@@ -42,17 +42,18 @@ struct LstmPointwise {
   void begin_forward(const Schedule& sch) { load_sorted(sch, c0); }
   void end_forward(const Schedule& sch) { store_sorted(sch, c_n); }
 
-  // gx: this row's 4H pre-activations from the input (rewritten to post-activation gates);
-  // gh: its recurrent products for units j0..j1, gate-major (scratch afterwards).
-  void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, T* gh, const T* /*h_prev*/,
-               T* h_out) {
+  // gx: this row's input pre-activations for units j0..j1, gate g at gx + g*gx_stride
+  // (rewritten to post-activation gates); gh: its recurrent products, gate g at gh + g*n
+  // (scratch afterwards).
+  void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
+               const T* /*h_prev*/, T* h_out) {
     const int64_t n = j1 - j0;
     for (int g = 0; g < G; ++g)
-      for (int64_t j = 0; j < n; ++j) gx[g * H + j0 + j] += gh[g * n + j];
-    T* i = gx + j0;
-    T* f = gx + H + j0;
-    T* gg = gx + 2 * H + j0;
-    T* o = gx + 3 * H + j0;
+      for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
+    T* i = gx;
+    T* f = gx + gx_stride;
+    T* gg = gx + 2 * gx_stride;
+    T* o = gx + 3 * gx_stride;
     sigmoid_fn<T>()(i, i, n);
     sigmoid_fn<T>()(f, f, n);
     tanh_fn<T>()(gg, gg, n);
@@ -114,19 +115,14 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
                   const SeqDims& d) {
   const int64_t GH = 4 * d.H, TB = d.T * d.B;
   std::vector<T> bias;
-  Buffer<T> scratch;
-  T* gx = gates;
-  if (!gx) {
-    scratch.resize(TB * GH);
-    gx = scratch.data();
-  }
   if (b_ih || b_hh) {  // both biases enter every gate the same way: fold them into one row
     bias.assign(GH, T(0));
     for (int64_t k = 0; k < GH; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
   }
-  input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, GH);
+  const ForwardInput<T> in =
+      input_side(gates, x, w_ih, bias.empty() ? nullptr : bias.data(), 4, d);
   LstmPointwise<T> cell{d.B, d.H, c0, cells, nullptr, nullptr, c_n, nullptr, nullptr};
-  run_forward(cell, y, h_n, gx, h0, w_hh, d);
+  run_forward(cell, y, h_n, in, h0, w_hh, d);
 }
 
 template <class T>

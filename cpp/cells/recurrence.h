@@ -68,19 +68,55 @@ void run_parallel(int nt, Body body) {
   body(0, 1);
 }
 
+// The input side of a forward, in one of two forms.
+//   Training: gx (T, B, G*H) holds x·W_ihᵀ + folded biases for every step, computed by
+//     input_projection before the loop; the cell rewrites each row with what it keeps for
+//     backward (post-activation gates), so this buffer is the cache.
+//   Inference (gx == nullptr): x (T, B, I), w_ih (G*H, I) and bias (G*H, or nullptr) are
+//     projected inside the loop, a chunk of steps at a time, by each thread for its own units
+//     only: memory stays O(chunk) instead of O(T·B·G·H), the chunk is still in cache when the
+//     recurrence reads it, and steps that do not run (past a length) are never projected.
+template <class T>
+struct ForwardInput {
+  T* gx = nullptr;
+  const T* x = nullptr;
+  const T* w_ih = nullptr;
+  const T* bias = nullptr;
+};
+
+// Rows per projected chunk in inference: enough for an efficient GEMM, small enough that a
+// thread's chunk (rows × its G·H/threads columns) stays in L2/L3.
+constexpr int64_t kChunkRows = 128;
+
+// Copies the rows of W (G*H, K) that belong to units j0..j1, gate by gate, into `rows`
+// ((G*nj) x K) and packs them as op(B) = rowsᵀ; when the slice is every unit, packs W directly.
+template <class T>
+void pack_unit_rows(const PackedGemm<T>& pg, int G, int64_t H, int64_t K, int64_t j0,
+                    int64_t j1, const T* W, Buffer<T>& packed) {
+  const int64_t nj = j1 - j0, width = G * nj;
+  packed.resize(pg.size(K, width));
+  if (nj == H) {
+    pg.pack(true, K, width, W, K, packed.data());
+    return;
+  }
+  Buffer<T> rows(width * K);
+  for (int g = 0; g < G; ++g)
+    std::copy(W + (g * H + j0) * K, W + (g * H + j1) * K, rows.data() + g * nj * K);
+  pg.pack(true, K, width, rows.data(), K, packed.data());
+}
+
 // Forward over the sequence.
 //   y    (T, B, H)  out: h_t; zero where t >= lengths[b]
 //   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
-//   gx   (T, B, G*H) in: x·W_ihᵀ + folded biases; the cell overwrites each row with what it
-//                   keeps for backward (post-activation gates)
+//   in   the input side (see ForwardInput)
 //   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
-// The cell's forward gets gh, its row of the recurrent product for units j0..j1 only, gate by
-// gate: gh[g*(j1-j0) + (j - j0)] is gate g of unit j.
+// The cell's forward gets, for units j0..j1 of one row: gx (gate g at gx + g*gx_stride) and gh,
+// the recurrent product (gate g at gh + g*(j1-j0)).
 template <class T, class Pointwise>
-void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_hh,
-                 const SeqDims& d) {
+void run_forward(Pointwise& cell, T* y, T* h_n, const ForwardInput<T>& in, const T* h0,
+                 const T* w_hh, const SeqDims& d) {
   constexpr int G = Pointwise::G;
-  const int64_t B = d.B, H = d.H, GH = G * H;
+  const int64_t B = d.B, H = d.H, I = d.I, GH = G * H;
   const Schedule sch(d);
   if (d.lengths) {
     for (int64_t t = 0; t < d.T; ++t)
@@ -95,6 +131,8 @@ void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_h
   cell.begin_forward(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>();
+  const bool chunked = in.gx == nullptr;
+  const int64_t chunk_steps = std::max<int64_t>(1, kChunkRows / std::max<int64_t>(B, 1));
   const int64_t step = sch.reverse() ? -1 : 1;  // time offset from one step to the next
   run_parallel(recurrence_threads(d, G), [&](int part, int parts) {
     int64_t j0, j1;
@@ -106,24 +144,55 @@ void run_forward(Pointwise& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_h
     }
     // This thread's rows of W_hh (all G gates of units j0..j1), packed once for all steps so
     // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j.
-    Buffer<T> packed(pg.size(H, width)), gh(B * width);
-    if (nj == H) {  // one thread owns every unit: its rows are W_hh as it is
-      pg.pack(true, H, width, w_hh, H, packed.data());
-    } else {
-      Buffer<T> rows(width * H);
+    Buffer<T> packed_hh, packed_ih, gh(B * width), bias, xg, gxc;
+    std::vector<int64_t> chunk_offset(chunk_steps);  // first chunk row of each step
+    pack_unit_rows(pg, G, H, H, j0, j1, w_hh, packed_hh);
+    if (chunked) {
+      pack_unit_rows(pg, G, H, I, j0, j1, in.w_ih, packed_ih);
+      bias.resize(width);
       for (int g = 0; g < G; ++g)
-        std::copy(w_hh + (g * H + j0) * H, w_hh + (g * H + j1) * H, rows.data() + g * nj * H);
-      pg.pack(true, H, width, rows.data(), H, packed.data());
+        for (int64_t j = 0; j < nj; ++j) bias.data()[g * nj + j] = in.bias ? in.bias[g * H + j0 + j] : T(0);
+      gxc.resize(chunk_steps * B * width);
+      if (d.lengths) xg.resize(chunk_steps * B * I);
     }
+    int64_t chunk_begin = 0, chunk_end = 0;
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const int64_t n = sch.active(s);
+      if (chunked && s == chunk_end) {  // project the next chunk of steps for these units
+        chunk_begin = s;
+        chunk_end = std::min(sch.steps(), s + chunk_steps);
+        const T* a;
+        int64_t rows = 0;
+        if (!d.lengths) {  // every row runs: the chunk's x rows are contiguous, time ascending
+          const int64_t t_first = sch.reverse() ? d.T - chunk_end : chunk_begin;
+          a = in.x + t_first * B * I;
+          for (int64_t c = chunk_begin; c < chunk_end; ++c)
+            chunk_offset[c - chunk_begin] =
+                (sch.reverse() ? chunk_end - 1 - c : c - chunk_begin) * B;
+          rows = (chunk_end - chunk_begin) * B;
+        } else {  // gather the rows that run, step by step
+          for (int64_t c = chunk_begin; c < chunk_end; ++c) {
+            chunk_offset[c - chunk_begin] = rows;
+            for (int64_t r = 0; r < sch.active(c); ++r, ++rows) {
+              const T* src = in.x + (sch.time_of(c, r) * B + sch.batch_index(r)) * I;
+              std::copy(src, src + I, xg.data() + rows * I);
+            }
+          }
+          a = xg.data();
+        }
+        for (int64_t m = 0; m < rows; ++m)
+          std::copy(bias.data(), bias.data() + width, gxc.data() + m * width);
+        pg.gemm(rows, width, I, a, I, packed_ih.data(), T(1), gxc.data(), width);
+      }
       const T* hp = h_state.data() + (s & 1) * B * H;
       T* hn = h_state.data() + ((s + 1) & 1) * B * H;
-      pg.gemm(n, width, H, hp, H, packed.data(), T(0), gh.data(), width);
+      pg.gemm(n, width, H, hp, H, packed_hh.data(), T(0), gh.data(), width);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
         const RowRef row{r, t, b, s == 0, t - step};
-        cell.forward(row, j0, j1, gx + (t * B + b) * GH, gh.data() + r * width, hp + r * H,
+        T* gx_row = chunked ? gxc.data() + (chunk_offset[s - chunk_begin] + r) * width
+                            : in.gx + (t * B + b) * GH + j0;
+        cell.forward(row, j0, j1, gx_row, chunked ? nj : H, gh.data() + r * width, hp + r * H,
                      hn + r * H);
         std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
       }
@@ -234,13 +303,25 @@ void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, 
   cell.end_backward(sch);
 }
 
-// Input projection for all steps: gx (T*B, G*H) = x (T*B, I) · w_ihᵀ (+ bias row, if given).
+// The input side for run_forward. Training (gates != nullptr): gates (T*B, G*H) =
+// x (T*B, I) · w_ihᵀ + bias for all steps at once, one large GEMM. Inference: projected inside
+// the loop. `bias` (G*H, or nullptr) must outlive the run_forward call.
 template <class T>
-void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int64_t TB, int64_t I,
-                      int64_t GH) {
+ForwardInput<T> input_side(T* gates, const T* x, const T* w_ih, const T* bias, int G,
+                           const SeqDims& d) {
+  ForwardInput<T> in;
+  if (!gates) {
+    in.x = x;
+    in.w_ih = w_ih;
+    in.bias = bias;
+    return in;
+  }
+  const int64_t TB = d.T * d.B, GH = G * d.H;
   if (bias)
-    for (int64_t m = 0; m < TB; ++m) std::copy(bias, bias + GH, gx + m * GH);
-  parallel_gemm(false, true, TB, GH, I, x, I, w_ih, I, bias ? T(1) : T(0), gx, GH);
+    for (int64_t m = 0; m < TB; ++m) std::copy(bias, bias + GH, gates + m * GH);
+  parallel_gemm(false, true, TB, GH, d.I, x, d.I, w_ih, d.I, bias ? T(1) : T(0), gates, GH);
+  in.gx = gates;
+  return in;
 }
 
 }  // namespace rnnkit

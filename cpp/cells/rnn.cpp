@@ -22,8 +22,10 @@ struct RnnPointwise {
   void begin_forward(const Schedule&) {}
   void end_forward(const Schedule&) {}
 
-  void forward(const RowRef&, int64_t j0, int64_t j1, T* gx, T* gh, const T*, T* h_out) const {
-    T* a = gx + j0;
+  // gx: this row's input pre-activations for units j0..j1 (rewritten to h); gh: W_hh h.
+  void forward(const RowRef&, int64_t j0, int64_t j1, T* gx, int64_t /*gx_stride*/, T* gh,
+               const T*, T* h_out) const {
+    T* a = gx;
     const int64_t n = j1 - j0;
     for (int64_t j = 0; j < n; ++j) a[j] += gh[j];  // gh: this row's units j0..j1
     if (act == Nonlinearity::tanh)
@@ -60,19 +62,14 @@ void rnn_forward(T* y, T* h_n, T* acts, const T* x, const T* h0, const T* w_ih, 
                  const T* b_ih, const T* b_hh, Nonlinearity act, const SeqDims& d) {
   const int64_t H = d.H, TB = d.T * d.B;
   std::vector<T> bias;
-  Buffer<T> scratch;
-  T* gx = acts;
-  if (!gx) {
-    scratch.resize(TB * H);
-    gx = scratch.data();
-  }
   if (b_ih || b_hh) {
     bias.assign(H, T(0));
     for (int64_t k = 0; k < H; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
   }
-  input_projection(gx, x, w_ih, bias.empty() ? nullptr : bias.data(), TB, d.I, H);
+  const ForwardInput<T> in =
+      input_side(acts, x, w_ih, bias.empty() ? nullptr : bias.data(), 1, d);
   RnnPointwise<T> cell{d.B, H, act, nullptr};
-  run_forward(cell, y, h_n, gx, h0, w_hh, d);
+  run_forward(cell, y, h_n, in, h0, w_hh, d);
 }
 
 template <class T>

@@ -29,22 +29,15 @@ class StepWeights {
     for (int k = 0; k < nt; ++k) {
       Slice& s = slices_[k];
       split_range(H, nt, k, kUnitAlign, &s.j0, &s.j1);
-      const int64_t nj = s.j1 - s.j0, width = G * nj;
+      const int64_t nj = s.j1 - s.j0;
       if (nj <= 0) continue;
-      std::vector<T> rows_ih(width * I), rows_hh(width * H);
-      for (int g = 0; g < G; ++g) {
-        std::copy(w_ih + (g * H + s.j0) * I, w_ih + (g * H + s.j1) * I,
-                  rows_ih.begin() + g * nj * I);
-        std::copy(w_hh + (g * H + s.j0) * H, w_hh + (g * H + s.j1) * H,
-                  rows_hh.begin() + g * nj * H);
-      }
-      s.packed_ih.resize(pg.size(I, width));
-      s.packed_hh.resize(pg.size(H, width));
-      pg.pack(true, I, width, rows_ih.data(), I, s.packed_ih.data());
-      pg.pack(true, H, width, rows_hh.data(), H, s.packed_hh.data());
+      pack_unit_rows(pg, G, H, I, s.j0, s.j1, w_ih, s.packed_ih);
+      pack_unit_rows(pg, G, H, H, s.j0, s.j1, w_hh, s.packed_hh);
+      s.bias.resize(G * nj);  // the slice's bias in its product layout: gate g at g*nj
+      for (int g = 0; g < G; ++g)
+        for (int64_t j = 0; j < nj; ++j)
+          s.bias.data()[g * nj + j] = bias_x ? bias_x[g * H + s.j0 + j] : T(0);
     }
-    bias_x_.assign(G * H, T(0));
-    if (bias_x) std::copy(bias_x, bias_x + G * H, bias_x_.begin());
     if (b_hn) b_hn_.assign(b_hn, b_hn + H);
     simd_ = kernels().isa;
   }
@@ -60,26 +53,21 @@ class StepWeights {
   // No allocation once a batch size has been seen on this thread.
   template <class Pointwise>
   void step(Pointwise& cell, T* h_out, const T* x, const T* h, int64_t B) const {
-    const int64_t GH = G_ * H_;
     const PackedGemm<T> pg = packed_gemm_fns<T>();
-    thread_local std::vector<T> gx_buffer;
-    gx_buffer.resize(B * GH);
-    T* gx = gx_buffer.data();  // by pointer: inside workers the name would be *their* buffer
     auto run_slice = [&](const Slice& s) {
       const int64_t nj = s.j1 - s.j0, width = G_ * nj;
       if (nj <= 0) return;
-      thread_local std::vector<T> px, ph;  // this worker's products for its slice
+      thread_local Buffer<T> px, ph;  // this worker's products for its slice
       px.resize(B * width);
       ph.resize(B * width);
-      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(0), px.data(), width);
+      for (int64_t r = 0; r < B; ++r)
+        std::copy(s.bias.data(), s.bias.data() + width, px.data() + r * width);
+      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(1), px.data(), width);
       pg.gemm(B, width, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width);
       for (int64_t r = 0; r < B; ++r) {
-        T* g_row = gx + r * GH;
-        for (int g = 0; g < G_; ++g)
-          for (int64_t j = 0; j < nj; ++j)
-            g_row[g * H_ + s.j0 + j] = px[r * width + g * nj + j] + bias_x_[g * H_ + s.j0 + j];
         const RowRef row{r, 0, r, true, 0};
-        cell.forward(row, s.j0, s.j1, g_row, ph.data() + r * width, h + r * H_, h_out + r * H_);
+        cell.forward(row, s.j0, s.j1, px.data() + r * width, nj, ph.data() + r * width,
+                     h + r * H_, h_out + r * H_);
       }
     };
     // The slices were fixed at packing time; if the thread cap dropped since, threads take
@@ -94,12 +82,12 @@ class StepWeights {
  private:
   struct Slice {
     int64_t j0 = 0, j1 = 0;
-    std::vector<T> packed_ih, packed_hh;
+    Buffer<T> packed_ih, packed_hh, bias;
   };
   int G_;
   int64_t I_, H_;
   std::vector<Slice> slices_;
-  std::vector<T> bias_x_, b_hn_;
+  std::vector<T> b_hn_;
   const char* simd_;
 };
 
