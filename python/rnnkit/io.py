@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -151,29 +152,38 @@ def _load_model(meta: Dict[str, Any], arrays: Any, into: Any = None) -> Any:
     return model
 
 
-def _optimizer_meta(opt: Any, arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
+def _optimizer_meta(opt: Any, arrays: Dict[str, np.ndarray],
+                    model: Any = None) -> Dict[str, Any]:
     name = type(opt).__name__
     if _OPTIMIZERS.get(name) is not type(opt):
         raise TypeError(f"cannot save a {name}: rnnkit.save knows {', '.join(_OPTIMIZERS)}")
-    return {"class": name, "state": _to_json(opt.state_dict(), arrays, "optimizer")}
+    meta = {"class": name, "state": _to_json(opt.state_dict(), arrays, "optimizer")}
+    if model is not None:  # which parameter each group holds, by name, to rebuild the groups
+        names = {id(p): n for n, p in model.named_parameters()}
+        meta["group_params"] = [[names.get(id(p)) for p in g["params"]]
+                                for g in opt.param_groups]
+    return meta
 
 
-def _load_optimizer(meta: Dict[str, Any], arrays: Any, params: Optional[List[Any]],
+def _load_optimizer(meta: Dict[str, Any], arrays: Any, model: Any,
                     into: Any = None) -> Any:
     state = _from_json(meta["state"], arrays)
     opt = into
     if opt is None:
-        if params is None:
+        if model is None:
             raise ValueError("an optimiser file needs the parameters it steps: use "
                              "rnnkit.load(path, into=optimizer) with an optimiser built over "
                              "the model's parameters")
         cls = _OPTIMIZERS.get(meta["class"])
         if cls is None:
             raise ValueError(f"file names an unknown optimiser {meta['class']!r}")
-        groups, start = [], 0
-        for g in state["param_groups"]:
-            groups.append({"params": params[start:start + len(g["params"])]})
-            start += len(g["params"])
+        by_name = dict(model.named_parameters())
+        groups = []
+        for names in meta["group_params"]:
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise ValueError(f"the optimiser steps parameters the model lacks: {missing}")
+            groups.append({"params": [by_name[n] for n in names]})
         opt = cls(groups)
     opt.load_state_dict(state)
     return opt
@@ -206,7 +216,7 @@ def save(obj: Any, path: "os.PathLike[str] | str") -> None:
     if isinstance(obj, Trainer):
         meta["kind"] = "trainer"
         meta["model"] = _model_meta(obj.model, arrays)
-        meta["optimizer"] = _optimizer_meta(obj.optimizer, arrays)
+        meta["optimizer"] = _optimizer_meta(obj.optimizer, arrays, obj.model)
         meta["loss"] = _loss_meta(obj.loss)
         meta["trainer"] = _to_json(obj.state_dict(), arrays, "trainer")
     elif isinstance(obj, _nn.Module):
@@ -223,6 +233,16 @@ def save(obj: Any, path: "os.PathLike[str] | str") -> None:
     _atomic_write(os.fspath(path), arrays)
 
 
+def _file_mode(path: str) -> int:
+    """The existing file's mode, else 0666 minus the umask (as a plain open() would create)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_write(path: str, arrays: Dict[str, np.ndarray]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rnnkit-", suffix=".tmp", dir=directory)
@@ -231,6 +251,7 @@ def _atomic_write(path: str, arrays: Dict[str, np.ndarray]) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)  # atomic on POSIX and Windows
     except BaseException:
         try:
@@ -254,35 +275,52 @@ def load(path: "os.PathLike[str] | str", into: Any = None) -> Any:
     Without ``into``: a model file returns a new model, a trainer file a new Trainer (model,
     optimiser and loss rebuilt; reattach a learning-rate scheduler yourself, or use ``into``).
     With ``into``: the state is loaded into that existing model, optimiser or trainer (which
-    must have the same architecture) and it is returned.
+    must have the same architecture) and it is returned. A file that is not a complete rnnkit
+    file raises ValueError naming it.
     """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as arrays:
+            if not hasattr(arrays, "files") or "__meta__" not in arrays.files:
+                raise ValueError(f"{path} is not an rnnkit file (no __meta__ entry)")
+            meta = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError(f"{path}: corrupted rnnkit file (the metadata is not a JSON "
+                                 "object)")
+            if meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int) \
+                    or meta["format_version"] > FORMAT_VERSION:
+                raise ValueError(f"{path}: unsupported format {meta.get('format')!r} version "
+                                 f"{meta.get('format_version')!r} (this rnnkit reads "
+                                 f"{FORMAT!r} up to version {FORMAT_VERSION})")
+            return _load_content(meta, arrays, into, path)
+    except (zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable rnnkit file ({exc})") from exc
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        if isinstance(exc, TypeError) and into is not None and "loads into" in str(exc):
+            raise
+        raise ValueError(f"{path}: corrupted rnnkit file ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_content(meta: Dict[str, Any], arrays: Any, into: Any, path: str) -> Any:
     from .train import Trainer
 
-    with np.load(os.fspath(path), allow_pickle=False) as arrays:
-        if "__meta__" not in arrays.files:
-            raise ValueError(f"{os.fspath(path)} is not an rnnkit file (no __meta__ entry)")
-        meta = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
-        if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{os.fspath(path)}: unsupported format "
-                             f"{meta.get('format')!r} version {meta.get('format_version')!r}")
-        kind = meta.get("kind")
-        if kind == "model":
-            return _load_model(meta["model"], arrays, into)
-        if kind == "optimizer":
-            return _load_optimizer(meta["optimizer"], arrays, None, into)
-        if kind == "trainer":
-            if into is not None and not isinstance(into, Trainer):
-                raise TypeError(f"a trainer file loads into a Trainer, got "
-                                f"{type(into).__name__}")
-            model = _load_model(meta["model"], arrays, into.model if into else None)
-            opt = _load_optimizer(meta["optimizer"], arrays, list(model.parameters()),
-                                  into.optimizer if into else None)
-            trainer = into
-            if trainer is None:
-                cls, _ = _LOSSES[meta["loss"]["class"]]
-                trainer = Trainer(model, cls(**meta["loss"]["config"]), opt)
-            state = _from_json(meta["trainer"], arrays)
-            trainer.clip_grad_norm = state.get("clip_grad_norm")
-            trainer.load_state_dict(state)
-            return trainer
-        raise ValueError(f"{os.fspath(path)}: unknown content kind {kind!r}")
+    kind = meta.get("kind")
+    if kind == "model":
+        return _load_model(meta["model"], arrays, into)
+    if kind == "optimizer":
+        return _load_optimizer(meta["optimizer"], arrays, None, into)
+    if kind == "trainer":
+        if into is not None and not isinstance(into, Trainer):
+            raise TypeError(f"a trainer file loads into a Trainer, got {type(into).__name__}")
+        model = _load_model(meta["model"], arrays, into.model if into else None)
+        opt = _load_optimizer(meta["optimizer"], arrays, model,
+                              into.optimizer if into else None)
+        trainer = into
+        if trainer is None:
+            cls, _ = _LOSSES[meta["loss"]["class"]]
+            trainer = Trainer(model, cls(**meta["loss"]["config"]), opt)
+        state = _from_json(meta["trainer"], arrays)
+        trainer.clip_grad_norm = state.get("clip_grad_norm")
+        trainer.load_state_dict(state)
+        return trainer
+    raise ValueError(f"{path}: unknown content kind {kind!r}")

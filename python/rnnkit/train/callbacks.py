@@ -80,6 +80,9 @@ class EarlyStopping(Callback):
     def on_train_begin(self, trainer: "Trainer", logs: Logs) -> None:
         self.wait = 0
         self.stopped_epoch = None
+        self.best_epoch = None
+        self._best_state = None
+        self.tracker.best = math.inf if self.tracker.mode == "min" else -math.inf
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Logs) -> None:
         v = self.tracker.value(logs)
@@ -89,7 +92,7 @@ class EarlyStopping(Callback):
                 self._best_state = trainer.model.state_dict()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= max(self.patience, 1):  # as Keras: `patience` epochs without progress
             self.stopped_epoch = epoch
             trainer.stop_training = True
             trainer.stop_reason = (f"early stopping: {self.tracker.monitor} did not improve for "

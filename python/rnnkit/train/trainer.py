@@ -37,6 +37,37 @@ def _batch_len(name: str, a: Any) -> int:
     return a.shape[0]
 
 
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+class _Totals:
+    """Sums behind the epoch metrics: the loss summed over counted targets (a mean-reduced
+    loss times its count), and correct/total predictions, so that the result does not depend
+    on how the data were batched (ignored targets count nowhere)."""
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.count = 0
+        self.correct = 0
+        self.total = 0
+
+    def add(self, other: "_Totals") -> None:
+        self.loss += other.loss
+        self.count += other.count
+        self.correct += other.correct
+        self.total += other.total
+
+    def logs(self) -> Dict[str, float]:
+        out = {"loss": self.loss / self.count if self.count else 0.0}
+        if self.total:
+            out["accuracy"] = self.correct / self.total
+        return out
+
+
 def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.ndarray],
                                                        Optional[np.ndarray]]:
     n = _batch_len("x", x)
@@ -93,14 +124,27 @@ class Trainer:
         must then be per step: y (N, T, ...)). With k >= T it equals full BPTT.
         """
         x, y, lengths = _check_data(x, y, lengths)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = _check_batch_size(batch_size)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be (x_val, y_val) or "
+                                 "(x_val, y_val, lengths_val)")
+            try:
+                _check_data(*validation_data[:2], validation_data[2]
+                            if len(validation_data) > 2 else None)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"validation_data: {exc}") from exc
         if tbptt is not None:
-            if tbptt < 1:
-                raise ValueError(f"tbptt must be a positive number of steps, got {tbptt}")
+            if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt < 1:
+                raise ValueError(f"tbptt must be a positive number of steps, got {tbptt!r}")
             if x.ndim < 2 or y.ndim < 2 or y.shape[1] != x.shape[1]:
                 raise ValueError(f"tbptt needs per-step targets: x (N, T, ...) and y (N, T, ...) "
                                  f"with the same T, got x {x.shape} and y {y.shape}")
+            for m in self._recurrent_layers():
+                if getattr(m, "bidirectional", False):
+                    raise ValueError("tbptt needs unidirectional recurrent layers: the reverse "
+                                     "direction of a bidirectional layer cannot carry its state "
+                                     "from one chunk to the next")
         callbacks = list(callbacks)
         history = History()
         self.stop_training, self.stop_reason = False, None
@@ -124,6 +168,10 @@ class Trainer:
                 history.record(self.epoch - 1, logs)
                 for cb in callbacks:
                     cb.on_epoch_end(self, self.epoch - 1, logs)
+                if self._interrupted and not self.stop_training:  # Ctrl-C between batches
+                    self.stop_training = True
+                    self.stop_reason = (f"interrupted (Ctrl-C) after epoch {self.epoch}; the "
+                                        "model holds the parameters of that epoch's end")
         for cb in callbacks:
             cb.on_train_end(self, history.history)
         history.stop_reason = self.stop_reason
@@ -139,23 +187,20 @@ class Trainer:
         for cb in callbacks:
             cb.on_epoch_begin(self, self.epoch, {})
         progress = Progress(n, self.epoch, epochs, verbose)
-        sums: Dict[str, float] = {}
-        weight = 0.0
+        totals = _Totals()
         for b, start in enumerate(range(0, n, batch_size)):
             idx = order[start:start + batch_size]
             xb, yb = x[idx], y[idx]
             lb = None if lengths is None else lengths[idx]
-            stats = self._train_batch(xb, yb, lb, tbptt)
-            if stats is None:
+            batch = self._train_batch(xb, yb, lb, tbptt)
+            if batch is None:
                 progress.close({})
                 return None
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            weight += len(idx)
-            logs = {k: v / weight for k, v in sums.items()}
+            totals.add(batch)
+            logs = totals.logs()
             progress.update(len(idx), logs)
             for cb in callbacks:
-                cb.on_batch_end(self, b, stats)
+                cb.on_batch_end(self, b, batch.logs())
             if self._interrupted:
                 self.stop_reason = (f"interrupted (Ctrl-C) after batch {b + 1} of epoch "
                                     f"{self.epoch + 1}; the model holds the parameters after "
@@ -163,57 +208,56 @@ class Trainer:
                 self.stop_training = True
                 progress.close(logs)
                 return None
-        return {k: v / max(weight, 1.0) for k, v in sums.items()}, progress
+        return totals.logs(), progress
 
-    def _train_batch(self, xb, yb, lb, tbptt) -> Optional[Dict[str, float]]:
+    def _train_batch(self, xb, yb, lb, tbptt) -> Optional[_Totals]:
         """One optimiser step per chunk (one chunk without tbptt); None if training must stop."""
         steps = xb.shape[1] if tbptt else 1
         chunk = tbptt or steps
-        carriers = [m for m in self._recurrent_layers()] if tbptt else []
+        carriers = self._recurrent_layers() if tbptt else []
         for m in carriers:
             m.carry_state = True
             m.reset_state()
         try:
-            totals: Dict[str, float] = {}
-            count = 0
+            totals = _Totals()
             for c0 in range(0, steps, chunk):
                 if tbptt:
                     xc, yc = xb[:, c0:c0 + chunk], yb[:, c0:c0 + chunk]
                     lc = None if lb is None else np.clip(lb - c0, 0, chunk)
                 else:
                     xc, yc, lc = xb, yb, lb
-                stats = self._step(xc, yc, lc)
-                if stats is None:
+                part = self._step(xc, yc, lc)
+                if part is None:
                     return None
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v
-                count += 1
-            return {k: v / count for k, v in totals.items()}
+                totals.add(part)
+            return totals
         finally:
             for m in carriers:
                 m.carry_state = False
                 m.reset_state()
 
-    def _step(self, xb, yb, lb) -> Optional[Dict[str, float]]:
+    def _step(self, xb, yb, lb) -> Optional[_Totals]:
         pred = self._forward(xb, lb)
         loss = float(self.loss(pred, yb))
         if not math.isfinite(loss):
             self._stop_nonfinite(f"the loss became {loss}")
             return None
+        stats = self._totals(loss, pred, yb)
+        if stats.count == 0:  # nothing counted (all targets ignored): no step on a zero loss
+            return stats
         self.optimizer.zero_grad()
         self.model.backward(self.loss.backward())
-        if self.clip_grad_norm is not None:
-            from ..optim import clip_grad_norm_
-            norm = float(clip_grad_norm_(list(self.model.parameters()), self.clip_grad_norm))
-            if not math.isfinite(norm):
-                self._stop_nonfinite(f"the gradient norm became {norm}")
-                return None
+        from ..optim import clip_grad_norm_
+        params = list(self.model.parameters())
+        # With clipping off the norm is still taken (max_norm=inf scales by exactly 1), so a
+        # non-finite gradient never reaches the optimiser.
+        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else math.inf
+        norm = float(clip_grad_norm_(params, max_norm))
+        if not math.isfinite(norm):
+            self._stop_nonfinite(f"the gradient norm became {norm}")
+            return None
         self.optimizer.step()
         self.global_step += 1
-        stats = {"loss": loss}
-        acc = self._accuracy(pred, yb)
-        if acc is not None:
-            stats["accuracy"] = acc
         return stats
 
     def _stop_nonfinite(self, what: str) -> None:
@@ -227,21 +271,16 @@ class Trainer:
                  lengths: Optional[np.ndarray] = None) -> Dict[str, float]:
         """Mean loss (and accuracy for classification) over ``x, y`` in eval mode."""
         x, y, lengths = _check_data(x, y, lengths)
+        batch_size = _check_batch_size(batch_size)
         was_training = getattr(self.model, "training", True)
         self.model.eval()
         try:
-            sums: Dict[str, float] = {}
-            n = x.shape[0]
-            for start in range(0, n, batch_size):
+            totals = _Totals()
+            for start in range(0, x.shape[0], batch_size):
                 sl = slice(start, start + batch_size)
                 pred = self._forward(x[sl], None if lengths is None else lengths[sl])
-                stats = {"loss": float(self.loss(pred, y[sl]))}
-                acc = self._accuracy(pred, y[sl])
-                if acc is not None:
-                    stats["accuracy"] = acc
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(x[sl])
-            return {k: v / max(n, 1) for k, v in sums.items()}
+                totals.add(self._totals(float(self.loss(pred, y[sl])), pred, y[sl]))
+            return totals.logs()
         finally:
             self.model.train(was_training)
 
@@ -249,6 +288,7 @@ class Trainer:
                 lengths: Optional[np.ndarray] = None) -> np.ndarray:
         """Model outputs for ``x`` in eval mode, batched, concatenated on axis 0."""
         x, _, lengths = _check_data(x, None, lengths)
+        batch_size = _check_batch_size(batch_size)
         was_training = getattr(self.model, "training", True)
         self.model.eval()
         try:
@@ -263,17 +303,22 @@ class Trainer:
     def _forward(self, xb, lb):
         return self.model(xb) if lb is None else self.model(xb, lengths=lb)
 
-    def _accuracy(self, pred: np.ndarray, target: np.ndarray) -> Optional[float]:
-        """Fraction of correct argmax predictions, for classification losses only."""
-        if type(self.loss).__name__ != "CrossEntropyLoss":
-            return None
-        ignore = getattr(self.loss, "ignore_index", None)
+    def _totals(self, mean_loss: float, pred: np.ndarray, target: np.ndarray) -> _Totals:
+        """A batch's contribution to the epoch metrics (see _Totals)."""
+        from ..losses import CrossEntropyLoss
+
+        t = _Totals()
         target = np.asarray(target)
-        keep = target != ignore if ignore is not None else np.ones(target.shape, bool)
-        total = int(keep.sum())
-        if total == 0:
-            return None
-        return float(((pred.argmax(axis=-1) == target) & keep).sum() / total)
+        if isinstance(self.loss, CrossEntropyLoss):
+            keep = target != self.loss.ignore_index
+            t.count = t.total = int(keep.sum())
+            t.correct = int(((pred.argmax(axis=-1) == target) & keep).sum())
+        else:
+            t.count = int(np.asarray(pred).size)
+        if getattr(self.loss, "reduction", "mean") != "mean":
+            t.count = 1  # a summed loss is already a total
+        t.loss = mean_loss * t.count
+        return t
 
     def _recurrent_layers(self) -> List[Any]:
         layers = [m for m in self.model.modules() if hasattr(m, "carry_state")]
@@ -299,9 +344,13 @@ class Trainer:
                 def handler(signum, frame):  # noqa: ANN001 - signal handler signature
                     self.trainer._interrupted = True
                 self.previous = signal.signal(signal.SIGINT, handler)
+                # None: the old handler was not installed from Python; restore Python's own.
+                if self.previous is None:
+                    self.previous = signal.default_int_handler
+                self.installed = True
 
         def __exit__(self, *exc: Any) -> None:
-            if self.previous is not None:
+            if getattr(self, "installed", False):
                 signal.signal(signal.SIGINT, self.previous)
 
     def _sigint_guard(self) -> "_SigintGuard":
