@@ -180,10 +180,12 @@ def test_relu_and_tanh_at_exactly_zero(simd, cell):
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_big_problem_matches_reference(simd, cell, reverse, restore_threads):
-    """Big enough for the threaded paths (2 threads), float32 and float64."""
+    """Big enough for the threaded paths (2 threads), float32 and float64. B=32, H=256 keeps
+    even the RNN's per-step work (2*B*H*H = 4.2 MFLOP) above the kernels' per-thread minimum
+    (2 MFLOP, cpp/runtime/threads.cpp), so the recurrence really runs on 2 threads."""
     rnnkit.set_num_threads(2)
     for dtype in (np.float32, np.float64):
-        p = make_problem(cell, T=12, B=16, I=64, H=256, dtype=dtype, seed=15, lengths="mixed")
+        p = make_problem(cell, T=12, B=32, I=64, H=256, dtype=dtype, seed=15, lengths="mixed")
         check_against_reference(p, reverse=reverse)
 
 
@@ -282,7 +284,8 @@ def restore_threads():
 @pytest.mark.parametrize("cell", CELLS)
 def test_bitwise_deterministic_across_runs_and_threads(cell, restore_threads):
     reverse = cell in ("gru", "rnn_relu")
-    p = make_problem(cell, T=20, B=16, I=64, H=256, dtype=np.float32, seed=11,
+    # B=32: above the per-thread work minimum for every cell (see test_big_problem...).
+    p = make_problem(cell, T=20, B=32, I=64, H=256, dtype=np.float32, seed=11,
                      lengths="mixed")
     rnnkit.set_num_threads(2)
     assert rnnkit.get_num_threads() == 2
@@ -301,7 +304,7 @@ def test_bitwise_deterministic_across_runs_and_threads(cell, restore_threads):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_bitwise_deterministic_float64_full_length(cell, restore_threads):
-    p = make_problem(cell, T=20, B=16, I=64, H=256, dtype=np.float64, seed=12)
+    p = make_problem(cell, T=20, B=32, I=64, H=256, dtype=np.float64, seed=12)
     rnnkit.set_num_threads(2)
     two = _run_all(p, False)
     rnnkit.set_num_threads(1)

@@ -13,9 +13,11 @@ namespace {
 // 0 means "not set by the user": follow OpenMP's own default (OMP_NUM_THREADS or core count).
 std::atomic<int> g_num_threads{0};
 
-// Below this many FLOPs between barriers a second thread does not pay for its synchronisation
-// (a barrier costs roughly 1 µs; one core does ~50-100 kFLOP in that time).
-constexpr double kMinFlopsPerThread = 200e3;
+// Below this many FLOPs between barriers a second thread does not pay for its synchronisation.
+// A barrier costs ~1 µs on an idle machine, where one core does 100-250 kFLOP; but on a shared
+// machine a waiting thread can lose its core for a whole scheduler slice (milliseconds), so a
+// barrier must guard at least ~10 µs of work per thread to be worth the risk.
+constexpr double kMinFlopsPerThread = 2e6;
 }  // namespace
 
 void set_num_threads(int n) { g_num_threads.store(std::max(1, n)); }

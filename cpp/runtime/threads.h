@@ -1,6 +1,6 @@
 // Thread policy: how many OpenMP threads a kernel may use, and how many it should use for a
 // problem of a given size (small problems run on one thread: a fork/join and one barrier per
-// time step cost more than they save below a few hundred thousand FLOPs per step).
+// time step cost more than they save below a few million FLOPs per step).
 #pragma once
 #include <cstdint>
 
