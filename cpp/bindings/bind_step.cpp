@@ -56,24 +56,44 @@ struct Step {
   }
 };
 
-template <class T>
-const T* weight(const py::array& a, const char* name) {
-  return in_ptr<T>(a, name);
+// Packs the weights with `pack` (lstm_step_weights, gru_step_weights, ...) into a new S.
+template <class T, class S, class Pack>
+std::unique_ptr<S> make_step(Pack pack, const py::array& w_ih, const py::array& w_hh,
+                             const py::object& b_ih, const py::object& b_hh) {
+  auto s = std::make_unique<S>();
+  s->w.reset(pack(in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"), in_ptr<T>(b_ih, "b_ih"),
+                  in_ptr<T>(b_hh, "b_hh"), w_ih.shape(1), w_hh.shape(1)));
+  return s;
+}
+
+// A one-state step (GRU, RNN): check x and h, allocate h', run kernel(h', x, h, B) without
+// the GIL.
+template <class T, class S, class Kernel>
+py::array_t<T> step_one_state(const S& s, const py::object& x, const py::object& h,
+                              Kernel kernel) {
+  s.check_isa();
+  const T* px = checked<T>(x, "x", -1, s.I(), "(B, input_size)");
+  const py::ssize_t B = py::reinterpret_borrow<py::array>(x).shape(0);
+  const T* ph = checked<T>(h, "h", B, s.H(), "(B, hidden_size)");
+  auto h_out = new_array<T>({B, s.H()}, false);
+  T* ph_out = out_ptr(h_out);
+  {
+    py::gil_scoped_release nogil;
+    kernel(ph_out, px, ph, B);
+  }
+  return h_out;
 }
 
 template <class T>
 void bind_one(py::module_& m, const std::string& suffix) {
-  using S = Step<T, kLstm>;
-  py::class_<S>(m, ("LSTMStep_" + suffix).c_str())
+  using SL = Step<T, kLstm>;
+  py::class_<SL>(m, ("LSTMStep_" + suffix).c_str())
       .def(py::init([](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
                        const py::object& b_hh) {
-        auto s = std::make_unique<S>();
-        s->w.reset(lstm_step_weights<T>(weight<T>(w_ih, "w_ih"), weight<T>(w_hh, "w_hh"),
-                                        in_ptr<T>(b_ih, "b_ih"), in_ptr<T>(b_hh, "b_hh"),
-                                        w_ih.shape(1), w_hh.shape(1)));
-        return s;
+        return make_step<T, SL>(lstm_step_weights<T>, w_ih, w_hh, b_ih, b_hh);
       }))
-      .def("step", [](const S& s, const py::object& x, const py::object& h, const py::object& c) {
+      .def("step", [](const SL& s, const py::object& x, const py::object& h,
+                      const py::object& c) {
         s.check_isa();
         const T* px = checked<T>(x, "x", -1, s.I(), "(B, input_size)");
         const py::ssize_t B = py::reinterpret_borrow<py::array>(x).shape(0);
@@ -94,52 +114,29 @@ void bind_one(py::module_& m, const std::string& suffix) {
   py::class_<SG>(m, ("GRUStep_" + suffix).c_str())
       .def(py::init([](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
                        const py::object& b_hh) {
-        auto s = std::make_unique<SG>();
-        s->w.reset(gru_step_weights<T>(weight<T>(w_ih, "w_ih"), weight<T>(w_hh, "w_hh"),
-                                       in_ptr<T>(b_ih, "b_ih"), in_ptr<T>(b_hh, "b_hh"),
-                                       w_ih.shape(1), w_hh.shape(1)));
-        return s;
+        return make_step<T, SG>(gru_step_weights<T>, w_ih, w_hh, b_ih, b_hh);
       }))
       .def("step", [](const SG& s, const py::object& x, const py::object& h) {
-        s.check_isa();
-        const T* px = checked<T>(x, "x", -1, s.I(), "(B, input_size)");
-        const py::ssize_t B = py::reinterpret_borrow<py::array>(x).shape(0);
-        const T* ph = checked<T>(h, "h", B, s.H(), "(B, hidden_size)");
-        auto h_out = new_array<T>({B, s.H()}, false);
-        T* ph_out = out_ptr(h_out);
-        {
-          py::gil_scoped_release nogil;
-          gru_step<T>(*s.w, ph_out, px, ph, B);
-        }
-        return h_out;
+        return step_one_state<T>(s, x, h, [&](T* h_out, const T* px, const T* ph, int64_t B) {
+          gru_step<T>(*s.w, h_out, px, ph, B);
+        });
       });
 
   using SR = Step<T, kRnn>;
   py::class_<SR>(m, ("RNNStep_" + suffix).c_str())
       .def(py::init([](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
                        const py::object& b_hh, const std::string& nonlinearity) {
-        auto s = std::make_unique<SR>();
         if (nonlinearity != "tanh" && nonlinearity != "relu")
           throw py::value_error("nonlinearity must be 'tanh' or 'relu', got '" + nonlinearity +
                                 "'");
+        auto s = make_step<T, SR>(rnn_step_weights<T>, w_ih, w_hh, b_ih, b_hh);
         s->act = nonlinearity == "tanh" ? Nonlinearity::tanh : Nonlinearity::relu;
-        s->w.reset(rnn_step_weights<T>(weight<T>(w_ih, "w_ih"), weight<T>(w_hh, "w_hh"),
-                                       in_ptr<T>(b_ih, "b_ih"), in_ptr<T>(b_hh, "b_hh"),
-                                       w_ih.shape(1), w_hh.shape(1)));
         return s;
       }))
       .def("step", [](const SR& s, const py::object& x, const py::object& h) {
-        s.check_isa();
-        const T* px = checked<T>(x, "x", -1, s.I(), "(B, input_size)");
-        const py::ssize_t B = py::reinterpret_borrow<py::array>(x).shape(0);
-        const T* ph = checked<T>(h, "h", B, s.H(), "(B, hidden_size)");
-        auto h_out = new_array<T>({B, s.H()}, false);
-        T* ph_out = out_ptr(h_out);
-        {
-          py::gil_scoped_release nogil;
-          rnn_step<T>(*s.w, ph_out, px, ph, s.act, B);
-        }
-        return h_out;
+        return step_one_state<T>(s, x, h, [&](T* h_out, const T* px, const T* ph, int64_t B) {
+          rnn_step<T>(*s.w, h_out, px, ph, s.act, B);
+        });
       });
 }
 
