@@ -89,7 +89,7 @@ def torch_run(state: Dict[str, np.ndarray], vocab: int, embed: int, hidden: int,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-        curve.append(float(loss))
+        curve.append(loss.item())
     return {"curve": curve, "seconds": time.perf_counter() - start,
             "version": torch.__version__}
 
@@ -142,8 +142,9 @@ def main() -> None:
     tail = max(1, args.steps // 10)
     chars = args.steps * args.batch * args.seq
     for name, r in (("rnnkit", ours), ("torch", theirs)):
-        print(f"{name:>6}: {r['seconds']:7.2f} s for {args.steps} steps ({chars / r['seconds']:,.0f}"
-              f" chars/s), mean loss of the last {tail} steps "
+        rate = chars / r["seconds"]
+        print(f"{name:>6}: {r['seconds']:7.2f} s for {args.steps} steps ({rate:,.0f} chars/s), "
+              f"mean loss of the last {tail} steps "
               f"{np.mean(r['curve'][-tail:]) / math.log(2):.3f} bits/char")
     print(f"speed-up (torch time / rnnkit time): {theirs['seconds'] / ours['seconds']:.2f}x")
     if args.json:

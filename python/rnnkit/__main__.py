@@ -1,4 +1,9 @@
-"""Command line: `python -m rnnkit [selfcheck]`."""
+"""Command line: ``python -m rnnkit [selfcheck | demo | sample MODEL]``.
+
+* ``selfcheck`` (the default): build information, kernel checks, one timed training step.
+* ``demo``: train a character-level LSTM on Shakespeare (needs ``rnnkit[examples]``).
+* ``sample MODEL``: generate text from a model the demo saved.
+"""
 from __future__ import annotations
 
 import sys
@@ -11,7 +16,13 @@ def main(argv=None) -> int:
     command = argv.pop(0) if argv else "selfcheck"
     if command in ("selfcheck", "check"):
         return selfcheck(argv)
-    print(f"unknown command {command!r}; available: selfcheck", file=sys.stderr)
+    if command == "demo":
+        from .demo import demo_main     # imported on demand: selfcheck needs none of it
+        return demo_main(argv)
+    if command == "sample":
+        from .demo import sample_main
+        return sample_main(argv)
+    print(f"unknown command {command!r}; available: selfcheck, demo, sample", file=sys.stderr)
     return 2
 
 

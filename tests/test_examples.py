@@ -1,0 +1,56 @@
+"""Every example runs in --quick mode and beats its trivial baseline by a clear margin.
+
+The data packages are the ``examples`` extra, which CI installs: these tests are meant to run
+there, not to be skipped. They pass ``--threads 1``: on a CI runner shared with other jobs,
+two threads that meet at a barrier every time step can wait many times longer for a
+descheduled partner than the step takes, and these tests check quality, not speed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from _run_helpers import ROOT, run
+
+
+def _example(name: str, tmp_path: Path) -> dict:
+    out, result = run([str(ROOT / "examples" / f"{name}.py"), "--quick", "--threads", "1",
+                       "--out", str(tmp_path / f"{name}.npz")], cwd=tmp_path)
+    assert result, f"{name} printed no RESULT line:\n{out[-2000:]}"
+    assert (tmp_path / f"{name}.npz").exists(), f"{name} saved no checkpoint"
+    return result
+
+
+def test_char_lm(tmp_path):
+    r = _example("char_lm", tmp_path)
+    # Unigram frequencies give ~4.56 bits/char; a quick LSTM reaches ~3.
+    assert r["value"] < r["baseline"] - 1.0, r
+
+
+def test_sentiment(tmp_path):
+    r = _example("sentiment", tmp_path)
+    # Majority class ~0.44 test accuracy; the quick LSTM ~0.69.
+    assert r["value"] > r["baseline"] + 0.10, r
+    assert r["macro_f1"] > r["baseline_macro_f1"] + 0.25, r
+
+
+def test_tagging(tmp_path):
+    r = _example("tagging", tmp_path)
+    # The trivial tagger finds no capital and no mark (F1 0); the quick model ~0.2.
+    assert r["value"] > 0.10, r
+    assert r["f1"]["upper"] > 0.15 and r["f1"][","] > 0.05, r
+    assert r["accuracy"] > r["baseline_accuracy"], r
+
+
+def test_co2_forecast(tmp_path):
+    r = _example("co2_forecast", tmp_path)
+    # Best naive baseline ~1.7 ppm mean absolute error; the quick LSTM ~0.45.
+    assert r["value"] < 0.6 * r["baseline"], r
+    assert r["lstm"] < r["last_value"] and r["lstm"] < r["seasonal_naive"], r
+
+
+@pytest.mark.parametrize("name", ["char_lm", "sentiment", "tagging", "co2_forecast"])
+def test_examples_have_quick_mode_and_docstring(name):
+    text = (ROOT / "examples" / f"{name}.py").read_text(encoding="utf-8")
+    assert text.startswith('"""') and "--quick" in text
