@@ -7,6 +7,7 @@ namespace rnnkit {
 void bind_runtime(py::module_& m);
 void bind_cells(py::module_& m);
 void bind_step(py::module_& m);
+void bind_linear(py::module_& m);
 void bind_optim(py::module_& m);
 }  // namespace rnnkit
 
@@ -15,5 +16,6 @@ PYBIND11_MODULE(_core, m) {
   rnnkit::bind_runtime(m);
   rnnkit::bind_cells(m);
   rnnkit::bind_step(m);
+  rnnkit::bind_linear(m);
   rnnkit::bind_optim(m);
 }

@@ -196,11 +196,11 @@ class _CellBase(Module):
             g = ops.rnn_backward(cache, dy, g_in[0])
             dstates = [g.dh0]
         p = self._parameters
-        p["weight_ih"].grad += g.dw_ih
-        p["weight_hh"].grad += g.dw_hh
+        p["weight_ih"].accumulate(g.dw_ih)
+        p["weight_hh"].accumulate(g.dw_hh)
         if self.bias:
-            p["bias_ih"].grad += g.db_ih
-            p["bias_hh"].grad += g.db_hh
+            p["bias_ih"].accumulate(g.db_ih)
+            p["bias_hh"].accumulate(g.db_hh)
         dx = g.dx[0]
         if unbatched:
             return dx[0], [d[0] for d in dstates]

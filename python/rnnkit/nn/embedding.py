@@ -84,5 +84,5 @@ class Embedding(Module):
         if self.padding_idx is not None:
             keep = flat_idx != self.padding_idx
             flat_idx, flat_dy = flat_idx[keep], flat_dy[keep]
-        np.add.at(self.weight.grad, flat_idx, flat_dy)
+        np.add.at(self.weight.writable_grad(), flat_idx, flat_dy)
         return None

@@ -53,6 +53,22 @@ class Parameter:
     def size(self) -> int:
         return self.data.size
 
+    def accumulate(self, g: np.ndarray) -> None:
+        """``grad += g``; a ``grad`` of None (``optimizer.zero_grad(set_to_none=True)``) starts
+        again from zeros, as torch's autograd does."""
+        if self.grad is None:
+            self.grad = np.zeros_like(self.data)
+        self.grad += g
+
+    def writable_grad(self) -> np.ndarray:
+        """``grad`` as an array that kernels may accumulate into in place (allocated if None)."""
+        if self.grad is None or not (self.grad.flags.c_contiguous and self.grad.flags.writeable
+                                     and self.grad.dtype == self.data.dtype
+                                     and self.grad.shape == self.data.shape):
+            self.grad = np.zeros_like(self.data) if self.grad is None else \
+                np.ascontiguousarray(self.grad, self.data.dtype).copy()
+        return self.grad
+
     def zero_grad(self) -> None:
         """Set ``grad`` to zero in place (an optimiser may hold a reference to it)."""
         self.grad[...] = 0

@@ -302,11 +302,11 @@ class _RNNBase(Module):
                     g = ops.rnn_backward(cache, dy_kd, dn[0])
                 dinit[0][idx] = g.dh0
                 w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
-                w_ih.grad += g.dw_ih
-                w_hh.grad += g.dw_hh
+                w_ih.accumulate(g.dw_ih)
+                w_hh.accumulate(g.dw_hh)
                 if b_ih is not None:
-                    b_ih.grad += g.db_ih
-                    b_hh.grad += g.db_hh
+                    b_ih.accumulate(g.db_ih)
+                    b_hh.accumulate(g.db_hh)
                 d_in = g.dx if d_in is None else d_in + g.dx
             d_out = d_in
         if unbatched:
