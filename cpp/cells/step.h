@@ -14,6 +14,9 @@
 
 namespace rnnkit {
 
+// Typical per-core L2 of current x86 server cores (Zen 4/5: 1 MiB, Sapphire Rapids: 2 MiB).
+constexpr double kL2BytesPerCore = 1 << 20;
+
 template <class T>
 class StepWeights {
  public:
@@ -23,7 +26,13 @@ class StepWeights {
   StepWeights(int G, int64_t I, int64_t H, const T* w_ih, const T* w_hh, const T* bias_x,
               const T* b_hn)
       : G_(G), I_(I), H_(H) {
-    const int nt = threads_for(2.0 * G * H * (I + H), (H + kUnitAlign - 1) / kUnitAlign);
+    // A step reads every weight once and does little arithmetic with it, so it is bound by
+    // where the weights live: split them over the cores as soon as they outgrow one core's L2
+    // (each core then keeps its half in its own cache between calls), else by arithmetic.
+    const double weight_bytes = double(G) * H * (I + H) * sizeof(T);
+    const int nt = weight_bytes > kL2BytesPerCore / 2
+                       ? threads_for(1e30, (H + kUnitAlign - 1) / kUnitAlign)
+                       : threads_for(2.0 * G * H * (I + H), (H + kUnitAlign - 1) / kUnitAlign);
     const PackedGemm<T> pg = packed_gemm_fns<T>();
     slices_.resize(nt);
     for (int k = 0; k < nt; ++k) {
