@@ -43,6 +43,9 @@ def forward(p: Problem, path: str, threads: int) -> Callable[[], Arrays]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ORT's workers otherwise spin between calls, and in this shared process they keep a core
+    # from whoever runs next: measured 2x slower rnnkit 2-thread forwards with ORT loaded.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     feed = {"x": p.x}

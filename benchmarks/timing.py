@@ -8,7 +8,10 @@ every sample is stored as seconds per call.
 Contestants take turns (rnnkit, torch, ort, rnnkit, torch, ort, ...), so a slow drift of the
 machine (another tenant, frequency changes) hits all of them alike instead of whoever happened
 to run during the noisy minute; the round's first contestant rotates so that no one always runs
-right after the same neighbour (whose spinning worker threads may still hold a core).
+right after the same neighbour (whose spinning worker threads may still hold a core). Before
+each sample the runner also sleeps briefly (not timed), so that the previous contestant's
+worker threads, which spin for a while after each call (OpenMP, ONNX Runtime), have gone idle
+and do not take a core from the next contestant's threads.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
+
+SETTLE_S = 0.005  # longer than libgomp's and ONNX Runtime's default spin-wait after a call
 from typing import Callable, Dict, List, Mapping
 
 
@@ -90,6 +95,7 @@ def time_alternating(contestants: Mapping[str, Callable[[], object]],
                                          or time.perf_counter() - start < budget.seconds):
             for k in range(len(names)):
                 name = names[(rep + k) % len(names)]
+                time.sleep(SETTLE_S)
                 timings[name].samples.append(_sample(contestants[name], timings[name].number))
             rep += 1
     finally:
