@@ -342,7 +342,9 @@ _ARGS_DOC = """
 
     ``backward`` needs a forward in training mode (an ``eval()`` forward keeps no cache); it
     ADDS the parameter gradients into each ``Parameter.grad`` and consumes the cache (one
-    backward per forward; a second forward replaces the cache of the first).
+    backward per forward; a second forward replaces the cache of the first). In training mode
+    a time-major single-direction output may be read-only: the cache reads the hidden states
+    from it rather than keeping a copy (copy y before editing it in place).
 """
 
 

@@ -11,7 +11,8 @@ order are PyTorch's (see ../shared/API.md)::
 is the state after step lengths[b]-1 (h0 if 0). ``reverse`` runs each sequence from its own
 last valid step back to 0. With ``training=True`` the forward returns an opaque cache that the
 matching backward consumes; it holds references to the inputs and weights, so do not modify
-them in place in between.
+them in place in between, and y comes back read-only (the cache reads h_t from it; copy y to
+edit it).
 """
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ class SequenceCache:
         t, b, _ = self.x.shape
         return (f"SequenceCache({self.cell}, T={t}, B={b}, H={self.w_hh.shape[1]}, "
                 f"dtype={self.x.dtype})")
+
+
+def _keep(y: np.ndarray) -> np.ndarray:
+    """The cache keeps y itself (backward reads h_t from it) instead of a copy, so it is
+    returned read-only: an in-place edit raises rather than silently corrupting backward."""
+    y.flags.writeable = False
+    return y
 
 
 def _suffix(dtype: np.dtype) -> str:
@@ -120,7 +128,7 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
     cache = None
     if training:
         cache = SequenceCache(cell="lstm", x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=y.copy(), saved=(gates, cells), lengths=lengths,
+                              b_hh=b_hh, y=_keep(y), saved=(gates, cells), lengths=lengths,
                               reverse=bool(reverse))
     return y, h_n, c_n, cache
 
@@ -162,7 +170,7 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
     cache = None
     if training:
         cache = SequenceCache(cell="gru", x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=y.copy(), saved=(gates, hn), lengths=lengths,
+                              b_hh=b_hh, y=_keep(y), saved=(gates, hn), lengths=lengths,
                               reverse=bool(reverse))
     return y, h_n, cache
 
@@ -204,7 +212,7 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
     cache = None
     if training:
         cache = SequenceCache(cell="rnn", x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=y.copy(), saved=(acts,), lengths=lengths,
+                              b_hh=b_hh, y=_keep(y), saved=(acts,), lengths=lengths,
                               reverse=bool(reverse), nonlinearity=nonlinearity)
     return y, h_n, cache
 
