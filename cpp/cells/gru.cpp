@@ -21,7 +21,8 @@ struct GruPointwise {
   T* hn_out;         // forward: (T,B,H) W_hn h + b_hn kept for backward, or nullptr
   const T* hn;       // backward: the same, from the forward
   const T* gates;    // backward: (T,B,3H) post-activation r, z, n
-  std::vector<T> dan;  // backward: (T,B,H) gradient of n's pre-activation; zero where no step ran
+  int64_t T_steps;          // backward: T (dg has T*B rows)
+  const int64_t* lengths;   // backward: (B) or nullptr
 
   void begin_forward(const Schedule&) {}
   void end_forward(const Schedule&) {}
@@ -56,7 +57,6 @@ struct GruPointwise {
     const int64_t tb = row.t * B + row.b;
     const T* g = gates + tb * 3 * H;
     const T* hnr = hn + tb * H;
-    T* da_n = dan.data() + tb * H;
     for (int64_t j = j0; j < j1; ++j) {
       const T r = g[j], z = g[H + j], nn = g[2 * H + j];
       const T dht = dh[j] + dy[j];
@@ -65,17 +65,25 @@ struct GruPointwise {
       const T d_n = dn * (T(1) - nn * nn);
       const T dar = d_n * hnr[j] * r * (T(1) - r);
       const T daz = dz * z * (T(1) - z);
-      da_n[j] = d_n;
       dg_step[j] = dg_seq[j] = dar;
       dg_step[H + j] = dg_seq[H + j] = daz;
-      dg_step[2 * H + j] = dg_seq[2 * H + j] = d_n * r;  // through r ⊙ (W_hn h + b_hn)
+      dg_step[2 * H + j] = d_n * r;  // into W_hn h + b_hn, through r ⊙ (.)
+      dg_seq[2 * H + j] = d_n;       // into W_in x + b_in; to_hidden_side scales it later
       dh[j] = dht * z;
     }
   }
 
-  std::vector<InputGradBlock<T>> input_grad_blocks(const T* dg) const {
-    // r and z see the same gradient from both sides; n's input side lacks the factor r.
-    return {{dg, 3 * H, 0, 2 * H}, {dan.data(), H, 2 * H, H}};
+  // dg holds the input-side gradient (dr, dz, dn); W_hh's n rows see dn ⊙ r instead, because
+  // r multiplies W_hn h + b_hn. Steps that never ran keep their zeros (their gates were never
+  // written, so they are not read).
+  void to_hidden_side(T* dg) const {
+    for (int64_t t = 0; t < T_steps; ++t)
+      for (int64_t b = 0; b < B; ++b) {
+        if (lengths && t >= lengths[b]) continue;
+        const T* r = gates + (t * B + b) * 3 * H;
+        T* dn = dg + (t * B + b) * 3 * H + 2 * H;
+        for (int64_t j = 0; j < H; ++j) dn[j] *= r[j];
+      }
   }
 };
 
@@ -93,7 +101,8 @@ void gru_forward(T* y, T* h_n, T* gates, T* hn, const T* x, const T* h0, const T
   }
   const ForwardInput<T> in =
       input_side(gates, x, w_ih, bias.empty() ? nullptr : bias.data(), 3, d);
-  GruPointwise<T> cell{d.B, H, b_hh ? b_hh + 2 * H : nullptr, hn, nullptr, nullptr, {}};
+  GruPointwise<T> cell{d.B, H, b_hh ? b_hh + 2 * H : nullptr, hn, nullptr, nullptr, d.T,
+                       nullptr};
   run_forward(cell, y, h_n, in, h0, w_hh, d);
 }
 
@@ -103,7 +112,7 @@ void gru_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T
                   const T* y, const T* gates, const T* hn, const SeqDims& d) {
   const int64_t TB = d.T * d.B;
   Buffer<T> dg(TB * 3 * d.H);  // every row is written (or zeroed) by run_backward
-  GruPointwise<T> cell{d.B, d.H, nullptr, nullptr, hn, gates, std::vector<T>(TB * d.H, T(0))};
+  GruPointwise<T> cell{d.B, d.H, nullptr, nullptr, hn, gates, d.T, d.lengths};
   run_backward(cell, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg.data(), dy, dh_n, y, x, h0, w_ih,
                w_hh, d);
 }
@@ -119,7 +128,7 @@ StepWeights<T>* gru_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, co
 
 template <class T>
 void gru_step(const StepWeights<T>& w, T* h_out, const T* x, const T* h, int64_t B) {
-  GruPointwise<T> cell{B, w.hidden_size(), w.b_hn(), nullptr, nullptr, nullptr, {}};
+  GruPointwise<T> cell{B, w.hidden_size(), w.b_hn(), nullptr, nullptr, nullptr, 1, nullptr};
   w.step(cell, h_out, x, h, B);
 }
 

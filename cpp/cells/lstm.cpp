@@ -102,9 +102,7 @@ struct LstmPointwise {
     }
   }
 
-  std::vector<InputGradBlock<T>> input_grad_blocks(const T* dg) const {
-    return {{dg, 4 * H, 0, 4 * H}};  // LSTM's input- and hidden-side gradients are the same
-  }
+  void to_hidden_side(T*) const {}  // both sides see the same gate gradients
 };
 
 }  // namespace

@@ -33,14 +33,6 @@ struct RowRef {
   int64_t t_prev;
 };
 
-// A block of the input-side pre-activation gradient: rows (T*B) of `width` columns starting at
-// `dg`, row stride `ld`, which multiply gate rows [col, col + width) of W_ih.
-template <class T>
-struct InputGradBlock {
-  const T* dg;
-  int64_t ld, col, width;
-};
-
 // Hidden units are split among threads in multiples of this, so SIMD spans stay whole.
 constexpr int64_t kUnitAlign = 16;
 
@@ -218,9 +210,12 @@ void run_forward(Pointwise& cell, T* y, T* h_n, const ForwardInput<T>& in, const
 // Backward through time. Gradients of weights and biases are ADDED to (callers zero them);
 // dx and dh0 are overwritten.
 //   dx (T, B, I)  dh0 (B, H)  dw_ih (G*H, I)  dw_hh (G*H, H)  db_ih, db_hh (G*H) or nullptr
-//   dg (T, B, G*H) workspace: the hidden-side pre-activation gradient, filled by the loop
+//   dg (T, B, G*H) workspace: the pre-activation gradient, filled by the loop
 //   dy (T, B, H); dh_n (B, H) or nullptr; hs (T, B, H) the forward's y; x (T, B, I);
-//   h0 (B, H) or nullptr.  The cell reports its input-side gradient as InputGradBlocks.
+//   h0 (B, H) or nullptr.
+// The loop leaves the input-side gradient in dg (what multiplies W_ih); the cell's
+// to_hidden_side(dg) then turns it into the hidden-side one (what multiplies W_hh), in place:
+// the two differ only for GRU's n gate, whose hidden part is scaled by r.
 template <class T, class Pointwise>
 void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
                   const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
@@ -264,6 +259,12 @@ void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, 
   for (int64_t r = 0; r < B; ++r)
     std::copy(dh.begin() + r * H, dh.begin() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
 
+  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
+  parallel_gemm(true, false, GH, I, TB, dg, GH, x, I, T(1), dw_ih, I);
+  if (db_ih) add_column_sums(db_ih, dg, TB, GH, GH);
+  parallel_gemm(false, false, TB, I, GH, dg, GH, w_ih, I, T(0), dx, I);
+
+  cell.to_hidden_side(dg);
   // dW_hh += Σ_t dG_tᵀ h_{t-1}. Inside a sequence h_{t-1} is hs at the neighbouring time index;
   // pairs that reach past a sequence's end multiply zeros (hs and dg are zero there).
   if (d.T > 1) {
@@ -289,17 +290,6 @@ void run_backward(Pointwise& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, 
     if (d.T > 0) parallel_gemm(true, false, GH, H, B, first, GH, h0, H, T(1), dw_hh, H);
   }
   if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
-
-  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
-  bool dx_written = false;
-  for (const InputGradBlock<T>& blk : cell.input_grad_blocks(dg)) {
-    parallel_gemm(true, false, blk.width, I, TB, blk.dg, blk.ld, x, I, T(1), dw_ih + blk.col * I,
-                  I);
-    if (db_ih) add_column_sums(db_ih + blk.col, blk.dg, TB, blk.width, blk.ld);
-    parallel_gemm(false, false, TB, I, blk.width, blk.dg, blk.ld, w_ih + blk.col * I, I,
-                  dx_written ? T(1) : T(0), dx, I);
-    dx_written = true;
-  }
   cell.end_backward(sch);
 }
 

@@ -50,9 +50,7 @@ struct RnnPointwise {
     }
   }
 
-  std::vector<InputGradBlock<T>> input_grad_blocks(const T* dg) const {
-    return {{dg, H, 0, H}};
-  }
+  void to_hidden_side(T*) const {}  // both sides see the same gate gradients
 };
 
 }  // namespace
