@@ -6,21 +6,10 @@
 #include <cstdint>
 
 #include "kernels/kernels.h"
+#include "runtime/parallel.h"
 #include "runtime/threads.h"
 
-#ifdef RNNKIT_OPENMP
-#include <omp.h>
-#endif
-
 namespace rnnkit {
-
-inline int thread_index() {
-#ifdef RNNKIT_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 // C[M,N] = beta*C + op(A) op(B) (see GemmFn), split over threads along M (or N when M is the
 // smaller side). Called outside any parallel region.
@@ -45,14 +34,7 @@ void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, co
       gemm(transA, transB, M, hi - lo, K, A, lda, b, ldb, beta, C + lo, ldc);
     }
   };
-  if (nt <= 1) {
-    run(0, 1);
-    return;
-  }
-#ifdef RNNKIT_OPENMP
-#pragma omp parallel num_threads(nt)
-  run(omp_get_thread_num(), omp_get_num_threads());
-#endif
+  run_parallel(nt, run);
 }
 
 // sums[j] += sum over rows m < M of A[m*lda + j], j < N; each column summed in row order.
@@ -68,14 +50,7 @@ void add_column_sums(T* sums, const T* A, int64_t M, int64_t N, int64_t lda) {
       for (int64_t j = lo; j < hi; ++j) sums[j] += a[j];
     }
   };
-  if (nt <= 1) {
-    run(0, 1);
-    return;
-  }
-#ifdef RNNKIT_OPENMP
-#pragma omp parallel num_threads(nt)
-  run(omp_get_thread_num(), omp_get_num_threads());
-#endif
+  run_parallel(nt, run);
 }
 
 }  // namespace rnnkit

@@ -17,7 +17,7 @@ namespace rnnkit {
 
 // y (T,B,H) out; h_n, c_n (B,H) out.
 // gates (T,B,4H): training: out, the post-activation gates kept for backward;
-//                 inference: nullptr (the kernel uses a scratch buffer of that size).
+//                 inference: nullptr (the input is then projected a chunk of steps at a time).
 // cells (T,B,H):  training: out, c_t kept for backward (rows past a length are unspecified);
 //                 inference: nullptr.
 // x (T,B,I); h0, c0 (B,H) or nullptr (zeros); w_ih, w_hh; b_ih, b_hh (4H) or nullptr.

@@ -20,6 +20,7 @@
 #include "cells/schedule.h"
 #include "kernels/kernels.h"
 #include "runtime/buffer.h"
+#include "runtime/parallel.h"
 #include "runtime/threads.h"
 
 namespace rnnkit {
@@ -39,25 +40,6 @@ constexpr int64_t kUnitAlign = 16;
 inline int recurrence_threads(const SeqDims& d, int G) {
   const double flops_per_step = 2.0 * d.B * G * d.H * d.H;
   return threads_for(flops_per_step, (d.H + kUnitAlign - 1) / kUnitAlign);
-}
-
-inline void barrier() {
-#ifdef RNNKIT_OPENMP
-#pragma omp barrier
-#endif
-}
-
-template <class Body>
-void run_parallel(int nt, Body body) {
-#ifdef RNNKIT_OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  (void)nt;
-  body(0, 1);
 }
 
 // The input side of a forward, in one of two forms.
