@@ -135,3 +135,33 @@ def test_fast_path_matches_torch(mode, torch_name):
     expect = [e.numpy() for e in expect] if mode == "lstm" else [expect.numpy()]
     for a, b in zip(run(cell, x, state), expect):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@pytest.mark.parametrize("mode", sorted(LAYERS))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_layer_single_step_in_eval_mode_matches_the_sequence_kernel(mode, batch_first):
+    """A unidirectional layer called on one step in eval mode uses packed single steps; it
+    must give what the sequence kernels give (checked against training mode, same weights)."""
+    rng = np.random.default_rng(6)
+    layer = LAYERS[mode](5, 24, num_layers=2, batch_first=batch_first, dtype="float64", seed=3)
+    x = rng.standard_normal((3, 1, 5) if batch_first else (1, 3, 5))
+    hx = rng.standard_normal((2, 3, 24))
+    hx = (hx, rng.standard_normal((2, 3, 24))) if mode == "lstm" else hx
+    y_train, s_train = layer(x, hx)                   # sequence kernels, T = 1
+    layer.eval()
+    y_eval, s_eval = layer(x, hx)                     # packed steps
+    np.testing.assert_allclose(y_eval, y_train, rtol=1e-13, atol=1e-13)
+    for a, b in zip(s_eval if mode == "lstm" else [s_eval],
+                    s_train if mode == "lstm" else [s_train]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    # a weight change through load_state_dict reaches the packed copy
+    other = LAYERS[mode](5, 24, num_layers=2, batch_first=batch_first, dtype="float64", seed=9)
+    layer.load_state_dict(other.state_dict())
+    np.testing.assert_allclose(layer(x, hx)[0], other.eval()(x, hx)[0], rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="read-only"):
+        layer.weight_hh_l0.data[0, 0] = 1.0
+    layer.train()
+    layer.weight_hh_l0.data[0, 0] = 1.0               # unlocked again in training mode

@@ -22,7 +22,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import ops
+from .. import _core, ops
 from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
 from .parameter import Parameter
 
@@ -92,6 +92,8 @@ class _RNNBase(Module):
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
         self._cache: Optional[dict] = None
+        self._packed: Optional[List[Any]] = None   # eval-mode single steps, see _packed_steps
+        self._packed_key: Any = None
         # Stateful mode for truncated BPTT: with carry_state set, a forward without hx starts
         # from the previous forward's final states (values only: no gradient flows back).
         self.carry_state = False
@@ -118,6 +120,32 @@ class _RNNBase(Module):
 
     def _on_mode_change(self) -> None:
         self._cache = None
+        self._drop_packed()
+
+    def _drop_packed(self) -> None:
+        if getattr(self, "_packed", None) is not None:
+            for p in self._parameters.values():
+                p._unlock()
+        self._packed = None
+
+    def _packed_steps(self) -> List[Any]:
+        """Per layer, the compiled step object with that layer's weights packed, rebuilt when a
+        parameter changed (load_state_dict, mark_changed, a new array). While they exist the
+        parameters are read-only, so an in-place edit raises instead of being ignored; train()
+        (or eval() again) unlocks them."""
+        key = tuple((id(p.data), p.version) for p in self._parameters.values())
+        if getattr(self, "_packed", None) is None or key != self._packed_key:
+            self._drop_packed()
+            kind = {"lstm": "LSTMStep", "gru": "GRUStep", "rnn": "RNNStep"}[self._mode]
+            cls = getattr(_core, kind + ("_f32" if self.dtype == np.float32 else "_f64"))
+            extra = (self.nonlinearity,) if self._mode == "rnn" else ()
+            self._packed = [cls(*[None if p is None else np.ascontiguousarray(p.data)
+                                  for p in self._weights(k, 0)], *extra)
+                            for k in range(self.num_layers)]
+            self._packed_key = key
+            for p in self._parameters.values():
+                p._lock()
+        return self._packed
 
     def flatten_parameters(self) -> None:
         """No-op, for scripts ported from torch (weights are always one array each)."""
@@ -206,6 +234,10 @@ class _RNNBase(Module):
         finals = [np.empty((ld, b, h), self.dtype) for _ in states]
         caches: List[List[Any]] = []
         masks: List[Optional[np.ndarray]] = []
+        # One step of a unidirectional layer in eval mode (generation, streaming): compiled
+        # steps with each layer's weights packed once, as the cells do.
+        steps = self._packed_steps() if (not training and t == 1 and lengths is None
+                                         and d_count == 1) else None
         inp = xt
         for k in range(self.num_layers):
             ys, layer_caches = [], []
@@ -213,7 +245,22 @@ class _RNNBase(Module):
                 idx = k * d_count + d
                 w = [None if p is None else p.data for p in self._weights(k, d)]
                 s0 = [None if s is None else s[idx] for s in states]
-                if self._mode == "lstm":
+                if steps is not None:
+                    x2 = inp[0]
+                    s0 = [np.zeros((b, h), self.dtype) if a is None else np.ascontiguousarray(a)
+                          for a in s0]
+                    try:
+                        out = steps[k].step(x2, *s0)
+                    except RuntimeError:  # packed for another SIMD level (a testing hook)
+                        self._drop_packed()
+                        steps = self._packed_steps()
+                        out = steps[k].step(x2, *s0)
+                    if self._mode == "lstm":
+                        h_n, finals[1][idx] = out
+                    else:
+                        h_n = out
+                    y, cache = h_n[None], None
+                elif self._mode == "lstm":
                     y, h_n, c_n, cache = ops.lstm_forward(inp, s0[0], s0[1], *w, lengths=lengths,
                                                           reverse=bool(d), training=training)
                     finals[1][idx] = c_n
