@@ -32,6 +32,22 @@ def test_demo_quick_then_sample(tmp_path):
                        "--resume", str(model_path), "--out", str(tmp_path / "resumed.npz")],
                       cwd=tmp_path)
     assert "resumed" in out and result["steps"] > 0
+    # ... and its optimiser: Adam's step count goes on from where the first run stopped.
+    import rnnkit
+    from rnnkit.demo import optimizer_path
+
+    def adam_steps(path):
+        model, _ = load_model(str(path))
+        opt = rnnkit.load(optimizer_path(str(path)),
+                          into=rnnkit.optim.Adam(model.parameters(), lr=1e-3))
+        return opt.state_dict()["state"]["0"]["step"]
+
+    first_steps = adam_steps(model_path)
+    assert first_steps > 0
+    # result["steps"] counts all steps, the first run's included; Adam's count must agree
+    # (it would restart from the resumed run's own steps if its state had been dropped).
+    assert result["steps"] > first_steps
+    assert adam_steps(tmp_path / "resumed.npz") == result["steps"]
 
 
 def test_save_load_roundtrip(tmp_path):

