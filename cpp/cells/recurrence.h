@@ -44,7 +44,7 @@ inline int recurrence_threads(const SeqDims& d, int G) {
 
 // The input side of a forward, in one of two forms.
 //   Training: gx (T, B, G*H) holds x·W_ihᵀ + folded biases for every step, computed by
-//     input_projection before the loop; the cell rewrites each row with what it keeps for
+//     input_side() before the loop; the cell rewrites each row with what it keeps for
 //     backward (post-activation gates), so this buffer is the cache.
 //   Inference (gx == nullptr): x (T, B, I), w_ih (G*H, I) and bias (G*H, or nullptr) are
 //     projected inside the loop, a chunk of steps at a time, by each thread for its own units

@@ -71,3 +71,25 @@ linear_forward_f64 = linear_forward_f32
 def linear_backward_f32(dy: Array, x: Array, weight: Array, dw: Array, db: Optional[Array],
                         want_dx: bool) -> Optional[Array]: ...
 linear_backward_f64 = linear_backward_f32
+
+# Optimiser updates (cpp/bindings/bind_optim.cpp): one fused pass over a parameter, in place.
+def sgd_update_f32(param: Array, momentum_buffer: Optional[Array], grad: Array, lr: float,
+                   momentum: float, dampening: float, weight_decay: float, nesterov: bool,
+                   maximize: bool, first_step: bool) -> None: ...
+sgd_update_f64 = sgd_update_f32
+def adam_update_f32(param: Array, exp_avg: Array, exp_avg_sq: Array,
+                    max_exp_avg_sq: Optional[Array], grad: Array, step: int, lr: float,
+                    beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+                    maximize: bool, decoupled_weight_decay: bool) -> None: ...
+adam_update_f64 = adam_update_f32
+def rmsprop_update_f32(param: Array, square_avg: Array, grad_avg: Optional[Array],
+                       momentum_buffer: Optional[Array], grad: Array, lr: float, alpha: float,
+                       eps: float, weight_decay: float, momentum: float, centered: bool,
+                       maximize: bool) -> None: ...
+rmsprop_update_f64 = rmsprop_update_f32
+def adagrad_update_f32(param: Array, sum: Array, grad: Array, step: int, lr: float,
+                       lr_decay: float, weight_decay: float, eps: float,
+                       maximize: bool) -> None: ...
+adagrad_update_f64 = adagrad_update_f32
+def abs_pow_sum_f32(x: Array, p: float) -> float: ...
+abs_pow_sum_f64 = abs_pow_sum_f32
