@@ -36,7 +36,8 @@ const T* checked(const py::handle& obj, const char* name, py::ssize_t rows, py::
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 2 || (rows >= 0 && a.shape(0) != rows) || a.shape(1) != cols)
     throw py::value_error(std::string(name) + " has shape " + shape_str(a) + ", expected " +
-                          layout);
+                          layout + " = (" + (rows >= 0 ? std::to_string(rows) : "B") + ", " +
+                          std::to_string(cols) + ")");
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
   return static_cast<const T*>(a.data());
