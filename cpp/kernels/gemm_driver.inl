@@ -126,7 +126,9 @@ void pack_panel(bool lanes_contiguous, const typename X::T* src, int64_t ld, int
 // place). R is a template argument so row tails get a kernel of exactly their height (no wasted
 // FMAs for M = 1..7) with the same per-element chain as the full tile. Partial tiles
 // (cols < NR) are stored by the including file's store_edge<X>.
-template <class X, int R>
+// AS is the distance between consecutive k of A: MR for a packed panel, or 1 when a single row
+// of A is read where it lies (M = 1 needs no packing).
+template <class X, int R, int64_t AS = X::MR>
 void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
                   const typename X::T* __restrict Bp, int64_t bks, typename X::T* __restrict C,
                   int64_t ldc, int64_t cols, bool accumulate) {
@@ -148,7 +150,7 @@ void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) c[r][v] = X::fma(a, b[v], c[r][v]);
     }
-    Ap += X::MR;
+    Ap += AS;
     Bp += bks;
   }
 
@@ -169,7 +171,7 @@ void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
 // to cover FMA latency, so a lone row (M = 1: matrix-vector) runs at a fraction of peak. This
 // variant walks NS adjacent full slivers at once (R x NS x 2 accumulators). Each C element still
 // gets the same chain, so it is interchangeable with NS calls of the kernel above.
-template <class X, int R, int NS>
+template <class X, int R, int NS, int64_t AS = X::MR>
 void micro_kernel_wide(int64_t kc, const typename X::T* __restrict Ap,
                        const typename X::T* __restrict Bp, int64_t sstride, int64_t bks,
                        typename X::T* __restrict C, int64_t ldc, bool accumulate) {
@@ -196,7 +198,7 @@ void micro_kernel_wide(int64_t kc, const typename X::T* __restrict Ap,
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) c[r][s][v] = X::fma(a, b[s][v], c[r][s][v]);
     }
-    Ap += X::MR;
+    Ap += AS;
     Bp += bks;
   }
 #pragma GCC unroll 16
@@ -359,8 +361,15 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_
     // by the bandwidth B streams in at). A is packed once for all of K ([K][MR]: the slab at pc
     // starts at Ap + pc*MR), then each group of G panels is streamed front to back through all
     // slabs: G sequential read streams, B read exactly once.
-    T* Ap = a_buf.get(size_t(K * MR));
-    pack_panel<X>(false, A, lda, 0, M, 0, K, MR, Ap);
+    // M = 1: the row of A is read where it lies (stride 1), no packing. Otherwise A is packed
+    // once for all of K ([K][MR]: the slab at pc starts at Ap + pc*MR).
+    const T* Ap = A;
+    if (M > 1) {
+      T* buf = a_buf.get(size_t(K * MR));
+      pack_panel<X>(false, A, lda, 0, M, 0, K, MR, buf);
+      Ap = buf;
+    }
+    const int64_t astep = M == 1 ? 1 : MR;  // distance between k in Ap
     static constexpr auto kernels = make_kernels<X>(std::make_index_sequence<X::MR>());
     const auto kernel = kernels[M - 1];
     const int64_t G = slivers_per_group(M);
@@ -370,20 +379,26 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_
       for (int64_t pc = 0; pc < K; pc += KC) {
         const int64_t kc = std::min(KC, K - pc);
         const bool accumulate = pc > 0 || beta != T(0);
+        const T* a = Ap + pc * astep;
         if (G > 1 && gcols == G * NR) {
           if (M == 1)
-            micro_kernel_wide<X, 1, 4>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
-                                       accumulate);
+            micro_kernel_wide<X, 1, 4, 1>(kc, a, bp + pc * NR, pstride, NR, C + jg, ldc,
+                                          accumulate);
           else if (M == 2)
-            micro_kernel_wide<X, 2, 2>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
+            micro_kernel_wide<X, 2, 2>(kc, a, bp + pc * NR, pstride, NR, C + jg, ldc,
                                        accumulate);
           else
-            micro_kernel_wide<X, 3, 2>(kc, Ap + pc * MR, bp + pc * NR, pstride, NR, C + jg, ldc,
+            micro_kernel_wide<X, 3, 2>(kc, a, bp + pc * NR, pstride, NR, C + jg, ldc,
                                        accumulate);
         } else {
-          for (int64_t s = 0; s * NR < gcols; ++s)
-            kernel(kc, Ap + pc * MR, bp + s * pstride + pc * NR, NR, C + jg + s * NR, ldc,
-                   std::min(NR, gcols - s * NR), accumulate);
+          for (int64_t s = 0; s * NR < gcols; ++s) {
+            const T* b = bp + s * pstride + pc * NR;
+            const int64_t cols = std::min(NR, gcols - s * NR);
+            if (M == 1)
+              micro_kernel<X, 1, 1>(kc, a, b, NR, C + jg + s * NR, ldc, cols, accumulate);
+            else
+              kernel(kc, a, b, NR, C + jg + s * NR, ldc, cols, accumulate);
+          }
         }
       }
     }
