@@ -391,7 +391,12 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_
             micro_kernel_wide<X, 3, 2>(kc, a, bp + pc * NR, pstride, NR, C + jg, ldc,
                                        accumulate);
         } else {
-          for (int64_t s = 0; s * NR < gcols; ++s) {
+          int64_t s = 0;
+          if (M == 1)  // pairs of full panels still get twice the independent FMA chains
+            for (; (s + 2) * NR <= gcols; s += 2)
+              micro_kernel_wide<X, 1, 2, 1>(kc, a, bp + s * pstride + pc * NR, pstride, NR,
+                                            C + jg + s * NR, ldc, accumulate);
+          for (; s * NR < gcols; ++s) {
             const T* b = bp + s * pstride + pc * NR;
             const int64_t cols = std::min(NR, gcols - s * NR);
             if (M == 1)
