@@ -20,8 +20,9 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from .. import _core, ops
+from .. import ops
 from .module import Module, _dtype, _no_cache_error, _positive_int
+from .packed_steps import PackedSteps
 from .parameter import Parameter
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -51,18 +52,14 @@ class _CellBase(Module):
         for name, shape in shapes:
             setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
         self._caches: List[Tuple[Any, bool]] = []
-        self._packed: Any = None        # inference fast path: weights packed once, see _fast
-        self._packed_key: Any = None
+        # Inference fast path: the weights packed once for compiled steps (see _fast).
+        self._packed = PackedSteps(self._mode, self.dtype, nonlinearity,
+                                   lambda: list(self._parameters.values()),
+                                   lambda: [self._weight_params()])
 
     def _on_mode_change(self) -> None:
         self._caches = []
-        self._drop_packed()
-
-    def _drop_packed(self) -> None:
-        if self._packed is not None:
-            for p in self._parameters.values():
-                p._unlock()
-        self._packed = None
+        self._packed.drop()
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -101,29 +98,12 @@ class _CellBase(Module):
         arr = self._array(name, a, shape, "(H,)" if unbatched else "(B, H)")
         return arr.reshape(batch, h)
 
-    def _weights(self) -> List[Optional[np.ndarray]]:
+    def _weight_params(self) -> List[Optional[Parameter]]:
         p = self._parameters
-        return [p["weight_ih"].data, p["weight_hh"].data,
-                p["bias_ih"].data if self.bias else None,
-                p["bias_hh"].data if self.bias else None]
+        return [p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")]
 
-    def _packed_step(self) -> Any:
-        """The compiled step object holding this cell's packed weights, rebuilt when a
-        parameter changed (load_state_dict, mark_changed, a new array). While it exists the
-        parameters are read-only, so an in-place edit raises instead of being ignored;
-        train() (or eval() again) unlocks them."""
-        params = tuple(self._parameters.values())
-        key = tuple((id(p.data), p.version) for p in params)
-        if self._packed is None or key != self._packed_key:
-            self._drop_packed()
-            kind = {"lstm": "LSTMStep", "gru": "GRUStep", "rnn": "RNNStep"}[self._mode]
-            cls = getattr(_core, kind + ("_f32" if self.dtype == np.float32 else "_f64"))
-            w = [None if a is None else np.ascontiguousarray(a) for a in self._weights()]
-            extra = (self.nonlinearity,) if self._mode == "rnn" else ()
-            self._packed, self._packed_key = cls(*w, *extra), key
-            for p in params:
-                p._lock()
-        return self._packed
+    def _weights(self) -> List[Optional[np.ndarray]]:
+        return [None if p is None else p.data for p in self._weight_params()]
 
     def _fast(self, x: Any, states: List[Any]) -> Optional[List[np.ndarray]]:
         """Eval-mode step without per-call Python validation or packing: one native call that
@@ -140,12 +120,7 @@ class _CellBase(Module):
             elif not (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous):
                 return None
             s.append(a)
-        step = self._packed_step()
-        try:
-            out = step.step(x, *s)
-        except RuntimeError:  # the SIMD level changed since packing (a testing hook): repack
-            self._drop_packed()
-            out = self._packed_step().step(x, *s)
+        out = self._packed.step(0, x, *s)
         return list(out) if type(out) is tuple else [out]
 
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:

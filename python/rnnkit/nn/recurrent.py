@@ -22,8 +22,9 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import _core, ops
+from .. import ops
 from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
+from .packed_steps import PackedSteps
 from .parameter import Parameter
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -92,8 +93,10 @@ class _RNNBase(Module):
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
         self._cache: Optional[dict] = None
-        self._packed: Optional[List[Any]] = None   # eval-mode single steps, see _packed_steps
-        self._packed_key: Any = None
+        # Eval-mode single steps (generation, streaming): each layer's weights packed once.
+        self._packed = PackedSteps(self._mode, self.dtype, nonlinearity,
+                                   lambda: list(self._parameters.values()),
+                                   lambda: [self._weights(k, 0) for k in range(self.num_layers)])
         # Stateful mode for truncated BPTT: with carry_state set, a forward without hx starts
         # from the previous forward's final states (values only: no gradient flows back).
         self.carry_state = False
@@ -120,32 +123,7 @@ class _RNNBase(Module):
 
     def _on_mode_change(self) -> None:
         self._cache = None
-        self._drop_packed()
-
-    def _drop_packed(self) -> None:
-        if getattr(self, "_packed", None) is not None:
-            for p in self._parameters.values():
-                p._unlock()
-        self._packed = None
-
-    def _packed_steps(self) -> List[Any]:
-        """Per layer, the compiled step object with that layer's weights packed, rebuilt when a
-        parameter changed (load_state_dict, mark_changed, a new array). While they exist the
-        parameters are read-only, so an in-place edit raises instead of being ignored; train()
-        (or eval() again) unlocks them."""
-        key = tuple((id(p.data), p.version) for p in self._parameters.values())
-        if getattr(self, "_packed", None) is None or key != self._packed_key:
-            self._drop_packed()
-            kind = {"lstm": "LSTMStep", "gru": "GRUStep", "rnn": "RNNStep"}[self._mode]
-            cls = getattr(_core, kind + ("_f32" if self.dtype == np.float32 else "_f64"))
-            extra = (self.nonlinearity,) if self._mode == "rnn" else ()
-            self._packed = [cls(*[None if p is None else np.ascontiguousarray(p.data)
-                                  for p in self._weights(k, 0)], *extra)
-                            for k in range(self.num_layers)]
-            self._packed_key = key
-            for p in self._parameters.values():
-                p._lock()
-        return self._packed
+        self._packed.drop()
 
     def flatten_parameters(self) -> None:
         """No-op, for scripts ported from torch (weights are always one array each)."""
@@ -236,8 +214,7 @@ class _RNNBase(Module):
         masks: List[Optional[np.ndarray]] = []
         # One step of a unidirectional layer in eval mode (generation, streaming): compiled
         # steps with each layer's weights packed once, as the cells do.
-        steps = self._packed_steps() if (not training and t == 1 and lengths is None
-                                         and d_count == 1) else None
+        one_step = not training and t == 1 and lengths is None and d_count == 1
         inp = xt
         for k in range(self.num_layers):
             ys, layer_caches = [], []
@@ -245,16 +222,10 @@ class _RNNBase(Module):
                 idx = k * d_count + d
                 w = [None if p is None else p.data for p in self._weights(k, d)]
                 s0 = [None if s is None else s[idx] for s in states]
-                if steps is not None:
-                    x2 = inp[0]
+                if one_step:
                     s0 = [np.zeros((b, h), self.dtype) if a is None else np.ascontiguousarray(a)
                           for a in s0]
-                    try:
-                        out = steps[k].step(x2, *s0)
-                    except RuntimeError:  # packed for another SIMD level (a testing hook)
-                        self._drop_packed()
-                        steps = self._packed_steps()
-                        out = steps[k].step(x2, *s0)
+                    out = self._packed.step(k, inp[0], *s0)
                     if self._mode == "lstm":
                         h_n, finals[1][idx] = out
                     else:
