@@ -12,11 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "runtime/parallel.h"
 #include "runtime/threads.h"
-
-#ifdef RNNKIT_OPENMP
-#include <omp.h>
-#endif
 
 namespace rnnkit {
 namespace {
@@ -31,20 +28,11 @@ template <class F>
 void parallel_elems(int64_t n, double flops_per_elem, F&& body) {
   if (n <= 0) return;
   const int nt = threads_for(flops_per_elem * double(n), (n + kAlign - 1) / kAlign);
-  if (nt <= 1) {
-    body(int64_t(0), n);
-    return;
-  }
-#ifdef RNNKIT_OPENMP
-#pragma omp parallel num_threads(nt)
-  {
+  run_parallel(nt, [&](int part, int parts) {
     int64_t lo, hi;
-    split_range(n, omp_get_num_threads(), omp_get_thread_num(), kAlign, &lo, &hi);
+    split_range(n, parts, part, kAlign, &lo, &hi);
     if (hi > lo) body(lo, hi);
-  }
-#else
-  body(int64_t(0), n);
-#endif
+  });
 }
 
 // Calls f(std::integral_constant<bool, b>{}) so a runtime flag becomes a template argument.
@@ -211,17 +199,7 @@ double abs_pow_sum_mode(const T* x, int64_t n, double p) {
     }
   };
   const double flops = MODE == NormMode::general ? 20.0 * n : 2.0 * n;
-  const int nt = threads_for(flops, chunks);
-  if (nt <= 1) {
-    run(0, 1);
-  } else {
-#ifdef RNNKIT_OPENMP
-#pragma omp parallel num_threads(nt)
-    run(omp_get_thread_num(), omp_get_num_threads());
-#else
-    run(0, 1);
-#endif
-  }
+  run_parallel(threads_for(flops, chunks), run);
   double r = part[0];
   for (int64_t c = 1; c < chunks; ++c)
     r = MODE == NormMode::inf ? nan_max(r, part[c]) : r + part[c];
