@@ -196,6 +196,7 @@ class LSTMCell(_CellBase):
     """
 
     _mode = "lstm"
+    _config_args = ("input_size", "hidden_size", "bias", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
@@ -228,6 +229,7 @@ class GRUCell(_CellBase):
     """
 
     _mode = "gru"
+    _config_args = ("input_size", "hidden_size", "bias", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
@@ -252,6 +254,7 @@ class RNNCell(_CellBase):
     """
 
     _mode = "rnn"
+    _config_args = ("input_size", "hidden_size", "bias", "nonlinearity", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", *, dtype: Any = "float32",

@@ -18,6 +18,7 @@ class Dropout(Module):
     """
 
     _takes_lengths = False
+    _config_args = ("p",)
 
     def __init__(self, p: float = 0.5, *, seed: Optional[int] = None) -> None:
         super().__init__()

@@ -26,6 +26,7 @@ class Embedding(Module):
     """
 
     _takes_lengths = False
+    _config_args = ("num_embeddings", "embedding_dim", "padding_idx", "dtype")
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  padding_idx: Optional[int] = None, *, dtype: Any = "float32",

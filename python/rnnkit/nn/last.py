@@ -24,6 +24,8 @@ class Last(Module):
     _takes_lengths = True
     _returns_state = False
 
+    _config_args = ("batch_first",)
+
     def __init__(self, batch_first: bool = False) -> None:
         super().__init__()
         self.batch_first = bool(batch_first)

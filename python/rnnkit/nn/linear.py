@@ -26,6 +26,7 @@ class Linear(Module):
     """
 
     _takes_lengths = False
+    _config_args = ("in_features", "out_features", "bias", "dtype")
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, List, Mapping, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 import numpy as np
 
@@ -49,6 +49,10 @@ class Module:
     into ``Parameter.grad`` and returns the gradient with respect to the input; it needs a
     forward in training mode first (an ``eval()`` forward keeps nothing for it).
     """
+
+    # Constructor arguments that rebuild this layer, read back from attributes of the same
+    # name by get_config() (rnnkit.save stores them; rnnkit.load calls cls(**config)).
+    _config_args: Tuple[str, ...] = ()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -172,6 +176,18 @@ class Module:
                 p._unlock()  # locked by an eval-mode packed copy, which mark_changed retires
             np.copyto(p.data, arr, casting="unsafe")
             p.mark_changed()
+
+    def get_config(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this layer: ``type(self)(**get_config())``
+        gives a layer of the same architecture (parameters as a fresh init; load the state
+        dict for the values). Plain JSON-able values; dtypes by name."""
+        config: Dict[str, Any] = {}
+        for name in self._config_args:
+            v = getattr(self, name)
+            if isinstance(v, Parameter) or (name == "bias" and v is None):
+                v = v is not None        # Linear keeps its bias Parameter (or None)
+            config[name] = v.name if isinstance(v, np.dtype) else v
+        return config
 
     # -------------------------------------------------------------- modes and grads
     def train(self, mode: bool = True) -> "Module":

@@ -381,6 +381,8 @@ class LSTM(_RNNBase):
 """ + _ARGS_DOC
 
     _mode = "lstm"
+    _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                    "dropout", "bidirectional", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -419,6 +421,8 @@ class GRU(_RNNBase):
 """ + _ARGS_DOC
 
     _mode = "gru"
+    _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                    "dropout", "bidirectional", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -450,6 +454,8 @@ class RNN(_RNNBase):
 """ + _ARGS_DOC
 
     _mode = "rnn"
+    _config_args = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
+                    "batch_first", "dropout", "bidirectional", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
