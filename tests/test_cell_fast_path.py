@@ -1,7 +1,9 @@
 """The cells' eval-mode fast path: compiled steps with weights packed once per change.
 
 Checked against the training-mode path (the sequence kernels with T = 1, themselves checked
-against the numpy reference) and, for staleness, against in-place weight changes.
+against the numpy reference) and, for staleness, against weight changes. The packed copy never
+locks the parameters: a change is seen through Parameter.version (optimisers, load_state_dict,
+mark_changed) or a new .data array.
 """
 import numpy as np
 import pytest
@@ -55,7 +57,8 @@ def test_eval_step_every_simd_level(mode):
     try:
         for level in rnnkit.build_info()["simd_available"]:
             rnnkit._core.force_simd(level)
-            for a, b in zip(run(cell, x, state), expect):  # repacks for the new level
+            cell.eval()   # drops the packed copy: the next step packs for the new level
+            for a, b in zip(run(cell, x, state), expect):
                 np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
     finally:
         rnnkit._core.force_simd(previous)
@@ -72,18 +75,31 @@ def test_no_state_means_zeros(mode):
         np.testing.assert_array_equal(a, b)
 
 
-def test_in_place_edit_while_packed_raises_instead_of_going_stale():
+def test_in_place_edit_with_mark_changed_repacks_and_nothing_is_locked():
     cell = make("lstm").eval()
     x = np.ones((1, 7), np.float32)
-    cell(x)
-    with pytest.raises(ValueError, match="read-only"):
-        cell.weight_hh.data[0, 0] = 5.0
-    cell.train()                        # unlocks; the next eval call repacks
+    state = state_for("lstm", np.random.default_rng(9), 1, 19, np.float32)
+    before = run(cell, x, state)
+    assert cell.weight_hh.data.flags.writeable     # the packed copy locks nothing
     cell.weight_hh.data[0, 0] = 5.0
     cell.weight_hh.data[:] *= 2
-    expect = run(cell, x, None)
-    cell.eval()
-    for a, b in zip(run(cell, x, None), expect):
+    cell.weight_hh.mark_changed()
+    after = run(cell, x, state)
+    cell.train()                                   # reference: the training path, same weights
+    expect = run(cell, x, state)
+    for a, b, old in zip(after, expect, before):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6)
+        assert not np.allclose(a, old)
+
+
+def test_a_new_data_array_repacks():
+    cell = make("gru").eval()
+    x = np.ones((2, 7), np.float32)
+    run(cell, x, None)
+    cell.weight_ih.data = cell.weight_ih.data * 3      # a new array: no mark_changed needed
+    fast = run(cell, x, None)
+    cell.train()
+    for a, b in zip(fast, run(cell, x, None)):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6)
 
 
@@ -97,16 +113,27 @@ def test_load_state_dict_and_optimiser_step_invalidate_the_packed_copy():
     cell.load_state_dict(other.state_dict())      # allowed while packed; repacks
     np.testing.assert_allclose(cell(x), other.eval()(x), rtol=1e-6, atol=1e-6)
     assert not np.allclose(cell(x), before)
-    # An optimiser step needs training mode (it writes the arrays in place) ...
+    # An optimiser step in eval mode works (nothing is locked) and the next step repacks.
     for p in cell.parameters():
         p.grad[...] = 1.0
-    with pytest.raises(ValueError, match="train"):
-        opt.step()
-    cell.train()
     opt.step()
+    fast = cell(x)
+    cell.train()
     expect = cell(x)                              # training path, fresh weights
-    cell.eval()
-    np.testing.assert_allclose(cell(x), expect, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(fast, expect, rtol=2e-6, atol=2e-6)
+
+
+def test_wrong_shaped_parameter_data_is_named():
+    for cls in (nn.LSTMCell, nn.GRUCell, nn.RNNCell):
+        cell = cls(7, 19).eval()
+        x = np.ones((2, 7), np.float32)
+        cell(x)
+        cell.weight_hh.data = np.zeros((3, 3), np.float32)
+        with pytest.raises(ValueError, match=r"weight_hh has shape \(3, 3\)"):
+            cell(x)
+        cell.train()
+        with pytest.raises(ValueError, match=r"weight_hh has shape \(3, 3\)"):
+            cell(x)
 
 
 def test_fast_path_bad_shapes_raise_clear_errors():
@@ -161,7 +188,8 @@ def test_layer_single_step_in_eval_mode_matches_the_sequence_kernel(mode, batch_
     other = LAYERS[mode](5, 24, num_layers=2, batch_first=batch_first, dtype="float64", seed=9)
     layer.load_state_dict(other.state_dict())
     np.testing.assert_allclose(layer(x, hx)[0], other.eval()(x, hx)[0], rtol=1e-13, atol=1e-13)
-    with pytest.raises(ValueError, match="read-only"):
-        layer.weight_hh_l0.data[0, 0] = 1.0
+    layer.weight_hh_l0.data[0, 0] = 1.0               # nothing is locked ...
+    layer.weight_hh_l0.mark_changed()                 # ... and a marked change repacks
+    y_eval = layer(x, hx)[0]
     layer.train()
-    layer.weight_hh_l0.data[0, 0] = 1.0               # unlocked again in training mode
+    np.testing.assert_allclose(y_eval, layer(x, hx)[0], rtol=1e-13, atol=1e-13)

@@ -577,15 +577,22 @@ def test_kernel_binding_checks():
     kw = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
               maximize=False, first_step=True)
     with pytest.raises(TypeError, match="grad"):
-        _core.sgd_update_f32(p, np.zeros(5, np.float32), np.zeros(5), **kw)
+        _core.sgd_update(p, np.zeros(5, np.float32), np.zeros(5), **kw)
     with pytest.raises(ValueError, match="momentum_buffer: shape"):
-        _core.sgd_update_f32(p, np.zeros(6, np.float32), np.zeros(5, np.float32), **kw)
+        _core.sgd_update(p, np.zeros(6, np.float32), np.zeros(5, np.float32), **kw)
     with pytest.raises(TypeError, match="momentum_buffer"):
-        _core.sgd_update_f32(p, None, np.zeros(5, np.float32), **kw)
+        _core.sgd_update(p, None, np.zeros(5, np.float32), **kw)
     ro = np.zeros(5, np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="param: array is read-only"):
-        _core.sgd_update_f32(ro, np.zeros(5, np.float32), np.zeros(5, np.float32), **kw)
+        _core.sgd_update(ro, np.zeros(5, np.float32), np.zeros(5, np.float32), **kw)
+    # one name for both dtypes: the float64 overload, and no silent conversion of param
+    p64 = np.zeros(5)
+    _core.sgd_update(p64, np.zeros(5), np.ones(5), **kw)
+    np.testing.assert_array_equal(p64, np.full(5, -0.1))
+    with pytest.raises(TypeError):
+        _core.sgd_update(np.zeros(5, np.float16), np.zeros(5, np.float16),
+                         np.zeros(5, np.float16), **kw)
 
 
 # ------------------------------------------------------------------ clipping vs numpy

@@ -1,211 +1,283 @@
-// Bindings for the sequence kernels: check, allocate, release the GIL, call, return.
-// Arguments arrive validated and C-contiguous from python/rnnkit/ops/cells.py.
+// Bindings of the sequence kernels and single steps, generated for every cell of
+// cells/cell_list.h: <name>_forward, <name>_backward (float32/float64 chosen by the dtype of x),
+// the step class <name>_step, and cells(), the spec table python/rnnkit/_cellspec.py reads.
+// Each binding checks every array (bindings/common.h), allocates outputs, releases the GIL
+// around the kernel only, and returns.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "bindings/common.h"
-#include "cells/gru.h"
-#include "cells/lstm.h"
-#include "cells/rnn.h"
+#include "cells/cell_list.h"
+#include "engine/sequence.h"
 
 namespace rnnkit {
 namespace {
 
-using ssize = py::ssize_t;
-
-SeqDims dims_of(const py::array& x, int64_t H, const py::object& lengths, bool reverse) {
+// The sizes of a call, read from x (T, B, I) and w_hh (G*H, H), and the lengths, copied (the
+// kernel must not see a caller's array change under it) and range-checked.
+struct CallSizes {
   SeqDims d;
-  d.T = x.shape(0);
-  d.B = x.shape(1);
-  d.I = x.shape(2);
-  d.H = H;
-  d.lengths = in_ptr<int64_t>(lengths, "lengths");
-  d.reverse = reverse;
-  return d;
+  std::vector<int64_t> lengths;
+};
+
+CallSizes sizes_of(const py::handle& x, const py::handle& w_hh, int G, const py::handle& lengths,
+                   bool reverse) {
+  CallSizes c;
+  c.d.T = dim(x, "x", 3, 0, "(T, B, I)");
+  c.d.B = dim(x, "x", 3, 1, "(T, B, I)");
+  c.d.I = dim(x, "x", 3, 2, "(T, B, I)");
+  const int64_t rows = dim(w_hh, "w_hh", 2, 0, "(G*H, H)");
+  c.d.H = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
+  if (c.d.H < 1 || rows != G * c.d.H)
+    throw py::value_error("w_hh has shape " + shape_text({rows, c.d.H}) + ", expected (" +
+                          std::to_string(G) + "*H, H) with H >= 1");
+  if (!lengths.is_none()) {
+    const int64_t* p = input<int64_t>(lengths, "lengths", {c.d.B});
+    c.lengths.assign(p, p + c.d.B);
+    for (int64_t v : c.lengths)
+      if (v < 0 || v > c.d.T)
+        throw py::value_error("lengths must lie in [0, T=" + std::to_string(c.d.T) + "], got " +
+                              std::to_string(v));
+    c.d.lengths = c.lengths.data();
+  }
+  c.d.reverse = reverse;
+  return c;
 }
 
-// ---- LSTM ----
 template <class T>
-py::tuple lstm_fwd(const py::array& x, const py::object& h0, const py::object& c0,
-                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-                   const py::object& b_hh, const py::object& lengths, bool reverse,
-                   bool training) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
+CellWeights<T> weights_of(const py::handle& w_ih, const py::handle& w_hh, const py::handle& b_ih,
+                          const py::handle& b_hh, int G, const SeqDims& d) {
+  CellWeights<T> w;
+  w.w_ih = input<T>(w_ih, "w_ih", {G * d.H, d.I});
+  w.w_hh = input<T>(w_hh, "w_hh", {G * d.H, d.H});
+  w.b_ih = optional_input<T>(b_ih, "b_ih", {G * d.H});
+  w.b_hh = optional_input<T>(b_hh, "b_hh", {G * d.H});
+  return w;
+}
+
+// A tuple of exactly n entries (states, gradients of states, saved arrays).
+py::tuple tuple_of(const py::handle& obj, const char* name, int n) {
+  if (!py::isinstance<py::tuple>(obj) && !py::isinstance<py::list>(obj))
+    throw py::type_error(std::string(name) + " must be a tuple of " + std::to_string(n));
+  py::tuple t = py::tuple(py::reinterpret_borrow<py::object>(obj));
+  if (static_cast<int>(t.size()) != n)
+    throw py::value_error(std::string(name) + " must have " + std::to_string(n) +
+                          " entries, got " + std::to_string(t.size()));
+  return t;
+}
+
+std::string item_name(const char* what, const char* state) {
+  return std::string(what) + "[" + state + "]";
+}
+
+template <template <class> class CellT, class T>
+py::tuple forward(const py::array& x, const py::handle& state0, const py::handle& w_ih,
+                  const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
+                  const py::handle& lengths, bool reverse, bool training) {
+  using Cell = CellT<T>;
+  const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
+  const SeqDims& d = c.d;
+  ForwardArrays<T> a;
+  a.x = input<T>(x, "x", {d.T, d.B, d.I});
+  a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
+  py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i)
+    a.state0[i] = optional_input<T>(s0[i], item_name("state0", Cell::kStateNames[i]).c_str(),
+                                    {d.B, d.H});
   auto y = new_array<T>({d.T, d.B, d.H}, false);
-  auto h_n = new_array<T>({d.B, d.H}, false);
-  auto c_n = new_array<T>({d.B, d.H}, false);
-  py::array_t<T> gates, cells;
+  a.y = y.mutable_data();
+  py::tuple finals(Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    auto f = new_array<T>({d.B, d.H}, false);
+    a.state_n[i] = f.mutable_data();
+    finals[i] = f;
+  }
+  py::object saved = py::none();
   if (training) {
-    gates = new_array<T>({d.T, d.B, 4 * d.H}, false);
-    cells = new_array<T>({d.T, d.B, d.H}, false);
+    py::tuple s(Cell::kSaved);
+    for (int i = 0; i < Cell::kSaved; ++i) {
+      auto arr = new_array<T>({d.T, d.B, Cell::kSavedWidth[i] * d.H}, false);
+      a.saved[i] = arr.mutable_data();
+      s[i] = arr;
+    }
+    saved = s;
   }
   {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(lstm_forward<T>, out_ptr(y), out_ptr(h_n), out_ptr(c_n), training ? out_ptr(gates) : nullptr,
-                    training ? out_ptr(cells) : nullptr, in_ptr<T>(x, "x"), in_ptr<T>(h0, "h0"),
-                    in_ptr<T>(c0, "c0"), in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"),
-                    in_ptr<T>(b_ih, "b_ih"), in_ptr<T>(b_hh, "b_hh"), d);
     py::gil_scoped_release nogil;
-    call();
+    sequence_forward<Cell, T>(a, d);
   }
-  return py::make_tuple(y, h_n, c_n, or_none(training, gates), or_none(training, cells));
+  return py::make_tuple(y, finals, saved);
 }
 
-template <class T>
-py::tuple lstm_bwd(const py::array& dy, const py::object& dh_n, const py::object& dc_n,
-                   const py::array& x, const py::object& h0, const py::object& c0,
-                   const py::array& w_ih, const py::array& w_hh, bool has_bias,
-                   const py::array& y, const py::array& gates, const py::array& cells,
-                   const py::object& lengths, bool reverse) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
-  const ssize G = 4;
+template <template <class> class CellT, class T>
+py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::handle& x,
+                   const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
+                   const py::handle& y, const py::handle& saved, const py::handle& lengths,
+                   bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
+                   const py::handle& db_ih, const py::handle& db_hh) {
+  using Cell = CellT<T>;
+  const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
+  const SeqDims& d = c.d;
+  const int64_t GH = Cell::G * d.H;
+  BackwardArrays<T> a;
+  a.x = input<T>(x, "x", {d.T, d.B, d.I});
+  a.w = weights_of<T>(w_ih, w_hh, py::none(), py::none(), Cell::G, d);
+  a.dy = input<T>(dy, "dy", {d.T, d.B, d.H});
+  a.y = input<T>(y, "y", {d.T, d.B, d.H});
+  py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
+  py::tuple dn = tuple_of(dstate_n, "dstate_n", Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    a.state0[i] = optional_input<T>(s0[i], item_name("state0", Cell::kStateNames[i]).c_str(),
+                                    {d.B, d.H});
+    a.dstate_n[i] = optional_input<T>(
+        dn[i], item_name("dstate_n", Cell::kStateNames[i]).c_str(), {d.B, d.H});
+  }
+  py::tuple sv = tuple_of(saved, "saved", Cell::kSaved);
+  for (int i = 0; i < Cell::kSaved; ++i)
+    a.saved[i] = input<T>(sv[i], item_name("saved", Cell::kSavedNames[i]).c_str(),
+                          {d.T, d.B, Cell::kSavedWidth[i] * d.H});
+  a.dw_ih = output<T>(dw_ih, "dw_ih", {GH, d.I});
+  a.dw_hh = output<T>(dw_hh, "dw_hh", {GH, d.H});
+  a.db_ih = optional_output<T>(db_ih, "db_ih", {GH});
+  a.db_hh = optional_output<T>(db_hh, "db_hh", {GH});
   auto dx = new_array<T>({d.T, d.B, d.I}, false);
-  auto dh0 = new_array<T>({d.B, d.H}, false);
-  auto dc0 = new_array<T>({d.B, d.H}, false);
-  auto dw_ih = new_array<T>({G * d.H, d.I}, true);
-  auto dw_hh = new_array<T>({G * d.H, d.H}, true);
-  auto db_ih = new_array<T>({has_bias ? G * d.H : 0}, true);
-  auto db_hh = new_array<T>({has_bias ? G * d.H : 0}, true);
-  {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(lstm_backward<T>, out_ptr(dx), out_ptr(dh0), out_ptr(dc0), out_ptr(dw_ih), out_ptr(dw_hh),
-                     has_bias ? out_ptr(db_ih) : nullptr, has_bias ? out_ptr(db_hh) : nullptr,
-                     in_ptr<T>(dy, "dy"), in_ptr<T>(dh_n, "dh_n"), in_ptr<T>(dc_n, "dc_n"),
-                     in_ptr<T>(x, "x"), in_ptr<T>(h0, "h0"), in_ptr<T>(c0, "c0"),
-                     in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"), in_ptr<T>(y, "y"),
-                     in_ptr<T>(gates, "gates"), in_ptr<T>(cells, "cells"), d);
-    py::gil_scoped_release nogil;
-    call();
-  }
-  return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, or_none(has_bias, db_ih),
-                        or_none(has_bias, db_hh));
-}
-
-// ---- GRU ----
-template <class T>
-py::tuple gru_fwd(const py::array& x, const py::object& h0, const py::array& w_ih,
-                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                  const py::object& lengths, bool reverse, bool training) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
-  auto y = new_array<T>({d.T, d.B, d.H}, false);
-  auto h_n = new_array<T>({d.B, d.H}, false);
-  py::array_t<T> gates, hn;
-  if (training) {
-    gates = new_array<T>({d.T, d.B, 3 * d.H}, false);
-    hn = new_array<T>({d.T, d.B, d.H}, false);
+  a.dx = dx.mutable_data();
+  py::tuple dinit(Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    auto arr = new_array<T>({d.B, d.H}, false);
+    a.dstate0[i] = arr.mutable_data();
+    dinit[i] = arr;
   }
   {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(gru_forward<T>, out_ptr(y), out_ptr(h_n), training ? out_ptr(gates) : nullptr,
-                   training ? out_ptr(hn) : nullptr, in_ptr<T>(x, "x"), in_ptr<T>(h0, "h0"),
-                   in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"), in_ptr<T>(b_ih, "b_ih"),
-                   in_ptr<T>(b_hh, "b_hh"), d);
     py::gil_scoped_release nogil;
-    call();
+    sequence_backward<Cell, T>(a, d);
   }
-  return py::make_tuple(y, h_n, or_none(training, gates), or_none(training, hn));
+  return py::make_tuple(dx, dinit);
 }
 
-template <class T>
-py::tuple gru_bwd(const py::array& dy, const py::object& dh_n, const py::array& x,
-                  const py::object& h0, const py::array& w_ih, const py::array& w_hh,
-                  bool has_bias, const py::array& y, const py::array& gates, const py::array& hn,
-                  const py::object& lengths, bool reverse) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
-  const ssize G = 3;
-  auto dx = new_array<T>({d.T, d.B, d.I}, false);
-  auto dh0 = new_array<T>({d.B, d.H}, false);
-  auto dw_ih = new_array<T>({G * d.H, d.I}, true);
-  auto dw_hh = new_array<T>({G * d.H, d.H}, true);
-  auto db_ih = new_array<T>({has_bias ? G * d.H : 0}, true);
-  auto db_hh = new_array<T>({has_bias ? G * d.H : 0}, true);
+// Single steps: one Python class per cell, holding weights packed for float or double (the
+// dtype of w_ih at construction).
+template <template <class> class CellT>
+struct Step {
+  std::unique_ptr<StepWeights<float>> f32;
+  std::unique_ptr<StepWeights<double>> f64;
+
+  template <class T>
+  std::unique_ptr<StepWeights<T>>& weights() {
+    if constexpr (sizeof(T) == 4) return f32; else return f64;
+  }
+};
+
+template <template <class> class CellT>
+std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle& w_hh,
+                                       const py::handle& b_ih, const py::handle& b_hh) {
+  return dispatch_float(w_ih, "w_ih", [&](auto tag) {
+    using T = decltype(tag);
+    using Cell = CellT<T>;
+    SeqDims d;
+    d.I = dim(w_ih, "w_ih", 2, 1, "(G*H, I)");
+    d.H = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
+    if (d.H < 1) throw py::value_error("w_hh must have H >= 1 columns");
+    const CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
+    auto s = std::make_unique<Step<CellT>>();
+    py::gil_scoped_release nogil;
+    s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H);
+    return s;
+  });
+}
+
+// states: a tuple of kStates arrays (B, H); returns the tuple of new states.
+template <template <class> class CellT, class T>
+py::tuple step_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states) {
+  using Cell = CellT<T>;
+  const int64_t I = w.input_size(), H = w.hidden_size();
+  const int64_t B = dim(x, "x", 2, 0, "(B, input_size)");
+  StepArrays<T> a;
+  a.x = input<T>(x, "x", {B, I});
+  py::tuple out(Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    a.state[i] = input<T>(states[i], Cell::kStateNames[i], {B, H});
+    auto o = new_array<T>({B, H}, false);
+    a.state_out[i] = o.mutable_data();
+    out[i] = o;
+  }
   {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(gru_backward<T>, out_ptr(dx), out_ptr(dh0), out_ptr(dw_ih), out_ptr(dw_hh),
-                    has_bias ? out_ptr(db_ih) : nullptr, has_bias ? out_ptr(db_hh) : nullptr,
-                    in_ptr<T>(dy, "dy"), in_ptr<T>(dh_n, "dh_n"), in_ptr<T>(x, "x"),
-                    in_ptr<T>(h0, "h0"), in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"),
-                    in_ptr<T>(y, "y"), in_ptr<T>(gates, "gates"), in_ptr<T>(hn, "hn"), d);
     py::gil_scoped_release nogil;
-    call();
+    sequence_step<Cell, T>(w, a, B);
   }
-  return py::make_tuple(dx, dh0, dw_ih, dw_hh, or_none(has_bias, db_ih), or_none(has_bias, db_hh));
+  return out;
 }
 
-// ---- RNN ----
-Nonlinearity parse_nonlinearity(const std::string& name) {
-  if (name == "tanh") return Nonlinearity::tanh;
-  if (name == "relu") return Nonlinearity::relu;
-  throw py::value_error("nonlinearity must be 'tanh' or 'relu', got '" + name + "'");
-}
+template <template <class> class CellT>
+void bind_cell(py::module_& m, const char* name, py::list& specs) {
+  using Cf = CellT<float>;
+  const std::string n(name);
+  m.def((n + "_forward").c_str(),
+        [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
+           const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
+           const py::handle& lengths, bool reverse, bool training) {
+          return dispatch_float(x, "x", [&](auto tag) {
+            return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
+                                                 reverse, training);
+          });
+        },
+        py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+        py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"));
+  m.def((n + "_backward").c_str(),
+        [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
+           const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
+           const py::handle& y, const py::handle& saved, const py::handle& lengths,
+           bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
+           const py::handle& db_ih, const py::handle& db_hh) {
+          return dispatch_float(dy, "dy", [&](auto tag) {
+            return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
+                                                  lengths, reverse, dw_ih, dw_hh, db_ih, db_hh);
+          });
+        },
+        py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
+        py::arg("w_hh"), py::arg("y"), py::arg("saved"), py::arg("lengths"), py::arg("reverse"),
+        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"));
+  py::class_<Step<CellT>>(m, (n + "_step").c_str())
+      .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+           py::arg("b_hh"))
+      .def("step", [](Step<CellT>& s, const py::handle& x, const py::handle& states) {
+        py::tuple st = tuple_of(states, "states", Cf::kStates);
+        if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);
+        return step_typed<CellT, double>(*s.f64, x, st);
+      }, py::arg("x"), py::arg("states"))
+      .def_property_readonly("dtype", [](const Step<CellT>& s) {
+        return std::string(s.f32 ? "float32" : "float64");
+      });
 
-template <class T>
-py::tuple rnn_fwd(const py::array& x, const py::object& h0, const py::array& w_ih,
-                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                  const std::string& nonlinearity, const py::object& lengths, bool reverse,
-                  bool training) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
-  const Nonlinearity act = parse_nonlinearity(nonlinearity);
-  auto y = new_array<T>({d.T, d.B, d.H}, false);
-  auto h_n = new_array<T>({d.B, d.H}, false);
-  py::array_t<T> acts;
-  if (training) acts = new_array<T>({d.T, d.B, d.H}, false);
-  {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(rnn_forward<T>, out_ptr(y), out_ptr(h_n), training ? out_ptr(acts) : nullptr,
-                   in_ptr<T>(x, "x"), in_ptr<T>(h0, "h0"), in_ptr<T>(w_ih, "w_ih"),
-                   in_ptr<T>(w_hh, "w_hh"), in_ptr<T>(b_ih, "b_ih"), in_ptr<T>(b_hh, "b_hh"), act,
-                   d);
-    py::gil_scoped_release nogil;
-    call();
-  }
-  return py::make_tuple(y, h_n, or_none(training, acts));
-}
-
-template <class T>
-py::tuple rnn_bwd(const py::array& dy, const py::object& dh_n, const py::array& x,
-                  const py::object& h0, const py::array& w_ih, const py::array& w_hh,
-                  bool has_bias, const py::array& y, const py::array& acts,
-                  const std::string& nonlinearity, const py::object& lengths, bool reverse) {
-  const SeqDims d = dims_of(x, w_hh.shape(1), lengths, reverse);
-  const Nonlinearity act = parse_nonlinearity(nonlinearity);
-  auto dx = new_array<T>({d.T, d.B, d.I}, false);
-  auto dh0 = new_array<T>({d.B, d.H}, false);
-  auto dw_ih = new_array<T>({d.H, d.I}, true);
-  auto dw_hh = new_array<T>({d.H, d.H}, true);
-  auto db_ih = new_array<T>({has_bias ? d.H : 0}, true);
-  auto db_hh = new_array<T>({has_bias ? d.H : 0}, true);
-  {
-    // Arguments (pointers) are evaluated now, with the GIL; the kernel runs without it.
-    auto call = std::bind(rnn_backward<T>, out_ptr(dx), out_ptr(dh0), out_ptr(dw_ih), out_ptr(dw_hh),
-                    has_bias ? out_ptr(db_ih) : nullptr, has_bias ? out_ptr(db_hh) : nullptr,
-                    in_ptr<T>(dy, "dy"), in_ptr<T>(dh_n, "dh_n"), in_ptr<T>(x, "x"),
-                    in_ptr<T>(h0, "h0"), in_ptr<T>(w_ih, "w_ih"), in_ptr<T>(w_hh, "w_hh"),
-                    in_ptr<T>(y, "y"), in_ptr<T>(acts, "acts"), act, d);
-    py::gil_scoped_release nogil;
-    call();
-  }
-  return py::make_tuple(dx, dh0, dw_ih, dw_hh, or_none(has_bias, db_ih), or_none(has_bias, db_hh));
+  py::dict spec;
+  spec["name"] = n;
+  spec["gates"] = Cf::G;
+  py::list states, saved;
+  for (int i = 0; i < Cf::kStates; ++i) states.append(Cf::kStateNames[i]);
+  for (int i = 0; i < Cf::kSaved; ++i)
+    saved.append(py::make_tuple(Cf::kSavedNames[i], Cf::kSavedWidth[i]));
+  spec["states"] = states;
+  spec["saved"] = saved;
+  spec["forward"] = m.attr((n + "_forward").c_str());
+  spec["backward"] = m.attr((n + "_backward").c_str());
+  spec["step"] = m.attr((n + "_step").c_str());
+  specs.append(spec);
 }
 
 }  // namespace
 
 void bind_cells(py::module_& m) {
-  // One name per kernel and dtype; ops picks by the validated dtype.
-  m.def("lstm_forward_f32", &lstm_fwd<float>);
-  m.def("lstm_forward_f64", &lstm_fwd<double>);
-  m.def("lstm_backward_f32", &lstm_bwd<float>);
-  m.def("lstm_backward_f64", &lstm_bwd<double>);
-  m.def("gru_forward_f32", &gru_fwd<float>);
-  m.def("gru_forward_f64", &gru_fwd<double>);
-  m.def("gru_backward_f32", &gru_bwd<float>);
-  m.def("gru_backward_f64", &gru_bwd<double>);
-  m.def("rnn_forward_f32", &rnn_fwd<float>);
-  m.def("rnn_forward_f64", &rnn_fwd<double>);
-  m.def("rnn_backward_f32", &rnn_bwd<float>);
-  m.def("rnn_backward_f64", &rnn_bwd<double>);
+  py::list specs;
+#define RNNKIT_BIND_CELL(name, CellT) bind_cell<CellT>(m, #name, specs);
+  RNNKIT_FOR_EACH_CELL(RNNKIT_BIND_CELL)
+#undef RNNKIT_BIND_CELL
+  m.def("cells", [specs]() { return specs; },
+        "The cells compiled in (cells/cell_list.h): name, gates, state names, saved arrays "
+        "(name, width in units of H), and their forward, backward and step class.");
 }
 
 }  // namespace rnnkit

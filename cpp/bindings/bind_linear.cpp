@@ -1,29 +1,26 @@
-// Bindings for the linear layer kernels (cells/linear.h). Arguments arrive validated,
-// C-contiguous and of one dtype from python/rnnkit/nn/linear.py; gradients are accumulated in
-// place into the caller's arrays (the Parameters' .grad).
+// Bindings for the linear layer kernels (layers/linear.h): every array checked against the
+// sizes the kernel uses (bindings/common.h), one name per operation for float32 and float64
+// (chosen by the dtype of x). Gradients are accumulated in place into the caller's arrays
+// (the Parameters' .grad).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings/common.h"
-#include "cells/linear.h"
+#include "layers/linear.h"
 
 namespace rnnkit {
 namespace {
 
+// x (M, I), weight (O, I), bias (O,) or None -> y (M, O).
 template <class T>
-T* writable(py::array a, const char* name) {
-  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style) || !a.writeable())
-    throw py::value_error(std::string(name) + ": expected a writable C-contiguous array of the "
-                          "layer's dtype");
-  return static_cast<T*>(a.mutable_data());
-}
-
-template <class T>
-py::array_t<T> forward(const py::array& x, const py::array& w, const py::object& b) {
-  const int64_t M = x.shape(0), I = x.shape(1), O = w.shape(0);
+py::array_t<T> forward(const py::handle& x, const py::handle& w, const py::handle& b) {
+  const int64_t M = dim(x, "x", 2, 0, "(M, in_features)"), I = dim(x, "x", 2, 1, "");
+  const int64_t O = dim(w, "weight", 2, 0, "(out_features, in_features)");
+  const T* px = input<T>(x, "x", {M, I});
+  const T* pw = input<T>(w, "weight", {O, I});
+  const T* pb = optional_input<T>(b, "bias", {O});
   auto y = new_array<T>({M, O}, false);
-  T* py = out_ptr(y);
-  const T *px = in_ptr<T>(x, "x"), *pw = in_ptr<T>(w, "weight"), *pb = in_ptr<T>(b, "bias");
+  T* py = y.mutable_data();
   {
     py::gil_scoped_release nogil;
     linear_forward<T>(py, px, pw, pb, M, I, O);
@@ -31,16 +28,24 @@ py::array_t<T> forward(const py::array& x, const py::array& w, const py::object&
   return y;
 }
 
+// dy (M, O), x (M, I), weight (O, I); dw (O, I) and db (O,) or None accumulated in place.
+// Returns dx (M, I), or None without want_dx.
 template <class T>
-py::object backward(const py::array& dy, const py::array& x, const py::array& w,
-                    const py::array& dw, const py::object& db, bool want_dx) {
-  const int64_t M = x.shape(0), I = x.shape(1), O = w.shape(0);
+py::object backward(const py::handle& dy, const py::handle& x, const py::handle& w,
+                    const py::handle& dw, const py::handle& db, bool want_dx) {
+  const int64_t M = dim(x, "x", 2, 0, "(M, in_features)"), I = dim(x, "x", 2, 1, "");
+  const int64_t O = dim(w, "weight", 2, 0, "(out_features, in_features)");
+  const T* pdy = input<T>(dy, "dy", {M, O});
+  const T* px = input<T>(x, "x", {M, I});
+  const T* pw = input<T>(w, "weight", {O, I});
+  T* pdw = output<T>(dw, "dw", {O, I});
+  T* pdb = optional_output<T>(db, "db", {O});
   py::array_t<T> dx;
-  if (want_dx) dx = new_array<T>({M, I}, false);
-  T* pdx = want_dx ? out_ptr(dx) : nullptr;
-  T* pdw = writable<T>(dw, "dw");
-  T* pdb = db.is_none() ? nullptr : writable<T>(py::reinterpret_borrow<py::array>(db), "db");
-  const T *pdy = in_ptr<T>(dy, "dy"), *px = in_ptr<T>(x, "x"), *pw = in_ptr<T>(w, "weight");
+  T* pdx = nullptr;
+  if (want_dx) {
+    dx = new_array<T>({M, I}, false);
+    pdx = dx.mutable_data();
+  }
   {
     py::gil_scoped_release nogil;
     linear_backward<T>(pdx, pdw, pdb, pdy, px, pw, M, I, O);
@@ -51,10 +56,22 @@ py::object backward(const py::array& dy, const py::array& x, const py::array& w,
 }  // namespace
 
 void bind_linear(py::module_& m) {
-  m.def("linear_forward_f32", &forward<float>);
-  m.def("linear_forward_f64", &forward<double>);
-  m.def("linear_backward_f32", &backward<float>);
-  m.def("linear_backward_f64", &backward<double>);
+  m.def("linear_forward",
+        [](const py::handle& x, const py::handle& w, const py::handle& b) -> py::object {
+          return dispatch_float(x, "x", [&](auto tag) -> py::object {
+            return forward<decltype(tag)>(x, w, b);
+          });
+        },
+        py::arg("x"), py::arg("weight"), py::arg("bias"));
+  m.def("linear_backward",
+        [](const py::handle& dy, const py::handle& x, const py::handle& w, const py::handle& dw,
+           const py::handle& db, bool want_dx) {
+          return dispatch_float(x, "x", [&](auto tag) {
+            return backward<decltype(tag)>(dy, x, w, dw, db, want_dx);
+          });
+        },
+        py::arg("dy"), py::arg("x"), py::arg("weight"), py::arg("dw"), py::arg("db"),
+        py::arg("want_dx"));
 }
 
 }  // namespace rnnkit

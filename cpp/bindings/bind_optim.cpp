@@ -1,13 +1,14 @@
 // Bindings for the fused optimiser updates and the gradient-norm reduction: check dtype,
-// contiguity, writability and shape, release the GIL, call. Users see the checks made by
-// python/rnnkit/optim; these guard the core against a caller that bypassed them.
+// contiguity, writability and shape of every array (the rule of bindings/common.h), release the
+// GIL, call. One name per operation, with a float32 and a float64 overload chosen by the
+// parameter's dtype (no conversion). Users see the checks made by python/rnnkit/optim first.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <string>
 
-#include "kernels/optim_updates.h"
+#include "optim/optim_updates.h"
 
 namespace rnnkit {
 namespace {
@@ -44,7 +45,7 @@ T* param_ptr(const py::array& param) {
 }
 
 template <class T>
-void sgd(const py::array& param, const py::object& momentum_buffer, const py::array& grad,
+void sgd(const py::array_t<T>& param, const py::object& momentum_buffer, const py::array& grad,
          double lr, double momentum, double dampening, double weight_decay, bool nesterov,
          bool maximize, bool first_step) {
   SgdHyper h;
@@ -64,7 +65,7 @@ void sgd(const py::array& param, const py::object& momentum_buffer, const py::ar
 }
 
 template <class T>
-void adam(const py::array& param, const py::array& exp_avg, const py::array& exp_avg_sq,
+void adam(const py::array_t<T>& param, const py::array& exp_avg, const py::array& exp_avg_sq,
           const py::object& max_exp_avg_sq, const py::array& grad, int64_t step, double lr,
           double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
           bool maximize, bool decoupled_weight_decay) {
@@ -90,7 +91,7 @@ void adam(const py::array& param, const py::array& exp_avg, const py::array& exp
 }
 
 template <class T>
-void rmsprop(const py::array& param, const py::array& square_avg, const py::object& grad_avg,
+void rmsprop(const py::array_t<T>& param, const py::array& square_avg, const py::object& grad_avg,
              const py::object& momentum_buffer, const py::array& grad, double lr, double alpha,
              double eps, double weight_decay, double momentum, bool centered, bool maximize) {
   RmspropHyper h;
@@ -112,7 +113,7 @@ void rmsprop(const py::array& param, const py::array& square_avg, const py::obje
 }
 
 template <class T>
-void adagrad(const py::array& param, const py::array& sum, const py::array& grad, int64_t step,
+void adagrad(const py::array_t<T>& param, const py::array& sum, const py::array& grad, int64_t step,
              double lr, double lr_decay, double weight_decay, double eps, bool maximize) {
   if (step < 1) throw py::value_error("step must be >= 1");
   AdagradHyper h;
@@ -131,48 +132,38 @@ void adagrad(const py::array& param, const py::array& sum, const py::array& grad
 }
 
 template <class T>
-double abs_pow(const py::array& x, double p) {
+double abs_pow(const py::array_t<T>& x, double p) {
   const T* data = checked<T>(x, "x", x, false);
   const int64_t n = x.size();
   py::gil_scoped_release nogil;
   return abs_pow_sum<T>(data, n, p);
 }
 
+template <class T>
+void bind_dtype(py::module_& m) {
+  using py::arg;
+  m.def("sgd_update", &sgd<T>, arg("param").noconvert(), arg("momentum_buffer"), arg("grad"),
+        arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
+        arg("maximize"), arg("first_step"));
+  m.def("adam_update", &adam<T>, arg("param").noconvert(), arg("exp_avg"), arg("exp_avg_sq"),
+        arg("max_exp_avg_sq"), arg("grad"), arg("step"), arg("lr"), arg("beta1"), arg("beta2"),
+        arg("eps"), arg("weight_decay"), arg("amsgrad"), arg("maximize"),
+        arg("decoupled_weight_decay"));
+  m.def("rmsprop_update", &rmsprop<T>, arg("param").noconvert(), arg("square_avg"),
+        arg("grad_avg"), arg("momentum_buffer"), arg("grad"), arg("lr"), arg("alpha"),
+        arg("eps"), arg("weight_decay"), arg("momentum"), arg("centered"), arg("maximize"));
+  m.def("adagrad_update", &adagrad<T>, arg("param").noconvert(), arg("sum"), arg("grad"),
+        arg("step"), arg("lr"), arg("lr_decay"), arg("weight_decay"), arg("eps"),
+        arg("maximize"));
+  m.def("abs_pow_sum", &abs_pow<T>, arg("x").noconvert(), arg("p"),
+        "sum |x|^p in double (max |x| for p = inf), for gradient-norm clipping");
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
-  using py::arg;
-  // One name per kernel and dtype; rnnkit.optim picks by the parameter's dtype.
-  m.def("sgd_update_f32", &sgd<float>, arg("param"), arg("momentum_buffer"), arg("grad"),
-        arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
-        arg("maximize"), arg("first_step"));
-  m.def("sgd_update_f64", &sgd<double>, arg("param"), arg("momentum_buffer"), arg("grad"),
-        arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
-        arg("maximize"), arg("first_step"));
-  m.def("adam_update_f32", &adam<float>, arg("param"), arg("exp_avg"), arg("exp_avg_sq"),
-        arg("max_exp_avg_sq"), arg("grad"), arg("step"), arg("lr"), arg("beta1"), arg("beta2"),
-        arg("eps"), arg("weight_decay"), arg("amsgrad"), arg("maximize"),
-        arg("decoupled_weight_decay"));
-  m.def("adam_update_f64", &adam<double>, arg("param"), arg("exp_avg"), arg("exp_avg_sq"),
-        arg("max_exp_avg_sq"), arg("grad"), arg("step"), arg("lr"), arg("beta1"), arg("beta2"),
-        arg("eps"), arg("weight_decay"), arg("amsgrad"), arg("maximize"),
-        arg("decoupled_weight_decay"));
-  m.def("rmsprop_update_f32", &rmsprop<float>, arg("param"), arg("square_avg"), arg("grad_avg"),
-        arg("momentum_buffer"), arg("grad"), arg("lr"), arg("alpha"), arg("eps"),
-        arg("weight_decay"), arg("momentum"), arg("centered"), arg("maximize"));
-  m.def("rmsprop_update_f64", &rmsprop<double>, arg("param"), arg("square_avg"), arg("grad_avg"),
-        arg("momentum_buffer"), arg("grad"), arg("lr"), arg("alpha"), arg("eps"),
-        arg("weight_decay"), arg("momentum"), arg("centered"), arg("maximize"));
-  m.def("adagrad_update_f32", &adagrad<float>, arg("param"), arg("sum"), arg("grad"),
-        arg("step"), arg("lr"), arg("lr_decay"), arg("weight_decay"), arg("eps"),
-        arg("maximize"));
-  m.def("adagrad_update_f64", &adagrad<double>, arg("param"), arg("sum"), arg("grad"),
-        arg("step"), arg("lr"), arg("lr_decay"), arg("weight_decay"), arg("eps"),
-        arg("maximize"));
-  m.def("abs_pow_sum_f32", &abs_pow<float>, arg("x"), arg("p"),
-        "sum |x|^p in double (max |x| for p = inf), for gradient-norm clipping");
-  m.def("abs_pow_sum_f64", &abs_pow<double>, arg("x"), arg("p"),
-        "sum |x|^p in double (max |x| for p = inf), for gradient-norm clipping");
+  bind_dtype<float>(m);
+  bind_dtype<double>(m);
 }
 
 }  // namespace rnnkit

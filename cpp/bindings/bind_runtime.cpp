@@ -1,3 +1,4 @@
+// Bindings for threads, build facts and the kernel-table testing hook.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -13,15 +14,6 @@ namespace py = pybind11;
 
 namespace rnnkit {
 
-namespace {
-SimdLevel parse_level(const std::string& name) {
-  if (name == "generic") return SimdLevel::generic;
-  if (name == "avx2") return SimdLevel::avx2;
-  if (name == "avx512") return SimdLevel::avx512;
-  throw py::value_error("unknown SIMD level '" + name + "' (expected generic, avx2 or avx512)");
-}
-}  // namespace
-
 void bind_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
@@ -32,21 +24,31 @@ void bind_runtime(py::module_& m) {
     info["simd"] = kernels().isa;
     info["simd_compiled"] = simd_level_name(compiled_simd_level());
     info["simd_cpu"] = simd_level_name(cpu_simd_level());
+    SimdLevel levels[3];
+    const int n = available_simd_levels(levels);
     std::vector<std::string> available;
-    for (int l = 0; l <= static_cast<int>(active_simd_level()); ++l)
-      available.push_back(simd_level_name(static_cast<SimdLevel>(l)));
+    for (int i = 0; i < n; ++i) available.push_back(simd_level_name(levels[i]));
     info["simd_available"] = available;
+    std::vector<std::string> features;
+    for (int bit = 0; cpu_feature_name(bit); ++bit)
+      if (cpu_features() & (1u << bit)) features.push_back(cpu_feature_name(bit));
+    info["cpu_features"] = features;
     info["cpu_model"] = cpu_model();
     info["num_threads"] = get_num_threads();
     return info;
   });
   m.def(
       "force_simd",
-      [](const std::string& level) {
-        return std::string(simd_level_name(force_simd_level(parse_level(level))));
+      [](const std::string& name) {
+        SimdLevel level;
+        if (!parse_simd_level(name.c_str(), &level))
+          throw py::value_error("unknown SIMD level '" + name +
+                                "' (expected generic, avx2 or avx512)");
+        return std::string(simd_level_name(select_kernels(level)));
       },
       py::arg("level"),
-      "Testing hook: switch the kernels to `level` (clamped to what this CPU and build allow).");
+      "Testing hook: later kernel calls use the table of `level` (clamped to what this CPU and "
+      "build allow). Tables are immutable: running kernels and packed weights keep theirs.");
 }
 
 }  // namespace rnnkit

@@ -1,43 +1,114 @@
-// Small helpers shared by the binding files: arrays in and out, nothing else.
-// Validation that users see (names, shapes) happens in python/rnnkit/ops; these checks only
-// guard the C++ core against a caller that bypassed it.
+// Shared by the binding files: the one validation rule, dtype dispatch, arrays in and out.
+//
+// The rule: every compiled entry point checks every array it touches - dtype, C-contiguity and
+// the exact shape the kernel will use - before it reads or writes anything, and raises
+// TypeError (wrong kind or dtype) or ValueError (wrong rank, shape or range) naming the
+// argument, the shape it got and the shape it expected. rnnkit.ops and the layers check first,
+// with messages in their own terms; these checks keep the C++ core memory-safe whoever calls it
+// (a replaced Parameter.data, a stale cache, a direct _core call).
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <stdexcept>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace rnnkit {
 namespace py = pybind11;
 
-// Data pointer of a C-contiguous array of dtype T, or nullptr for None.
-template <class T>
-const T* in_ptr(const py::object& obj, const char* name) {
-  if (obj.is_none()) return nullptr;
-  if (!py::isinstance<py::array_t<T>>(obj))
-    throw py::type_error(std::string(name) + ": expected a numpy array of the kernel's dtype");
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!(arr.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  return static_cast<const T*>(arr.data());
+using Shape = std::vector<int64_t>;
+
+inline std::string shape_text(const Shape& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
 }
 
+inline Shape shape_of(const py::array& a) {
+  Shape s(a.ndim());
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
+  return s;
+}
+
+inline const char* dtype_name(float) { return "float32"; }
+inline const char* dtype_name(double) { return "float64"; }
+inline const char* dtype_name(int64_t) { return "int64"; }
+
+// `obj` as an array of dtype T, C-contiguous, of exactly `shape`.
 template <class T>
-py::array_t<T> new_array(std::vector<py::ssize_t> shape, bool zero) {
-  py::array_t<T> a(shape);
-  if (zero && a.size() > 0) std::fill(a.mutable_data(), a.mutable_data() + a.size(), T(0));
+py::array checked_array(const py::handle& obj, const char* name, const Shape& shape) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<T>>(a))
+    throw py::type_error(std::string(name) + " must have dtype " + dtype_name(T()) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (shape_of(a) != shape)
+    throw py::value_error(std::string(name) + " has shape " + shape_text(shape_of(a)) +
+                          ", expected " + shape_text(shape));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
   return a;
 }
 
 template <class T>
-T* out_ptr(py::array_t<T>& a) {
-  return a.mutable_data();
+const T* input(const py::handle& obj, const char* name, const Shape& shape) {
+  return static_cast<const T*>(checked_array<T>(obj, name, shape).data());
 }
 
-inline py::object or_none(bool present, py::object value) {
-  return present ? value : py::object(py::none());
+// nullptr for None.
+template <class T>
+const T* optional_input(const py::handle& obj, const char* name, const Shape& shape) {
+  return obj.is_none() ? nullptr : input<T>(obj, name, shape);
+}
+
+// An array the kernel writes into (gradients accumulated in place); None gives nullptr.
+template <class T>
+T* optional_output(const py::handle& obj, const char* name, const Shape& shape) {
+  if (obj.is_none()) return nullptr;
+  py::array a = checked_array<T>(obj, name, shape);
+  if (!a.writeable()) throw py::value_error(std::string(name) + " must be writable");
+  return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+T* output(const py::handle& obj, const char* name, const Shape& shape) {
+  if (obj.is_none()) throw py::type_error(std::string(name) + " must be an array, got None");
+  return optional_output<T>(obj, name, shape);
+}
+
+template <class T>
+py::array_t<T> new_array(const Shape& shape, bool zero) {
+  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  py::array_t<T> a(s);
+  if (zero && a.size() > 0) std::fill(a.mutable_data(), a.mutable_data() + a.size(), T(0));
+  return a;
+}
+
+// Calls f(T()) with T = float or double, the dtype of `obj` (the array that fixes the dtype of
+// the call); anything else is a TypeError naming `name`.
+template <class F>
+auto dispatch_float(const py::handle& obj, const char* name, F&& f) {
+  if (py::isinstance<py::array_t<float>>(obj) && py::isinstance<py::array>(obj)) return f(float());
+  if (py::isinstance<py::array_t<double>>(obj) && py::isinstance<py::array>(obj)) return f(double());
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+  throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+                       std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype())));
+}
+
+// The dimension `axis` of `obj` (which must be an ndarray of `ndim` dims: `layout` says which).
+inline int64_t dim(const py::handle& obj, const char* name, int ndim, int axis,
+                   const char* layout) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D " +
+                          layout + ", got shape " + shape_text(shape_of(a)));
+  return a.shape(axis);
 }
 
 }  // namespace rnnkit

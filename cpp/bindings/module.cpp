@@ -6,7 +6,6 @@ namespace py = pybind11;
 namespace rnnkit {
 void bind_runtime(py::module_& m);
 void bind_cells(py::module_& m);
-void bind_step(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_optim(py::module_& m);
 }  // namespace rnnkit
@@ -15,7 +14,6 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkit compiled core (private: use rnnkit.ops and rnnkit.nn)";
   rnnkit::bind_runtime(m);
   rnnkit::bind_cells(m);
-  rnnkit::bind_step(m);
   rnnkit::bind_linear(m);
   rnnkit::bind_optim(m);
 }

@@ -1,50 +1,146 @@
-// LSTM over a whole sequence, forward and backward (BPTT).
+// LSTM pointwise math, forward directly above backward (the contract is in cells/cell.h).
 //
 // Shape legend: T steps, B batch, I input features, H hidden units, G = 4 gates.
 // Row-major, last index fastest. Weight layout and gate order are PyTorch's:
 //   w_ih (4H, I), w_hh (4H, H), b_ih (4H), b_hh (4H); gate rows i, f, g, o.
 //   i = σ(W_ii x + b_ii + W_hi h + b_hi)   f = σ(...)   g = tanh(...)   o = σ(...)
 //   c_t = f ⊙ c_{t-1} + i ⊙ g              h_t = o ⊙ tanh(c_t)
-// Variable lengths and direction: see SeqDims (cells/schedule.h). Outputs past a sequence's
-// length are zero; its final state is the state after its last valid step.
-// No pointer may alias another unless stated. All arrays are allocated by the caller.
+// States: h, c. Saved for backward: gates (T,B,4H) post-activation i, f, g, o; cells (T,B,H)
+// c_t (rows past a length are unspecified).
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
-#include "cells/schedule.h"
+#include "cells/cell.h"
+#include "engine/schedule.h"
 
 namespace rnnkit {
 
-// y (T,B,H) out; h_n, c_n (B,H) out.
-// gates (T,B,4H): training: out, the post-activation gates kept for backward;
-//                 inference: nullptr (the input is then projected a chunk of steps at a time).
-// cells (T,B,H):  training: out, c_t kept for backward (rows past a length are unspecified);
-//                 inference: nullptr.
-// x (T,B,I); h0, c0 (B,H) or nullptr (zeros); w_ih, w_hh; b_ih, b_hh (4H) or nullptr.
 template <class T>
-void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
-                  const T* c0, const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
-                  const SeqDims& d);
+struct LstmCell {
+  static constexpr const char* kName = "lstm";
+  static constexpr int G = 4;
+  static constexpr int kStates = 2;
+  static constexpr const char* kStateNames[kStates] = {"h", "c"};
+  static constexpr int kSaved = 2;
+  static constexpr const char* kSavedNames[kSaved] = {"gates", "cells"};
+  static constexpr int kSavedWidth[kSaved] = {4, 1};
+  static constexpr bool kDirectHiddenGrad = false;  // dh_{t-1} comes from dG·W_hh alone
+  static constexpr bool folds_hh_bias(int) { return true; }  // both biases enter every gate
 
-// dx (T,B,I), dh0, dc0 (B,H): out (overwritten).
-// dw_ih (4H,I), dw_hh (4H,H), db_ih, db_hh (4H or nullptr): ADDED to.
-// dy (T,B,H); dh_n, dc_n (B,H) or nullptr; then the forward's inputs and what it kept:
-// y (T,B,H) as returned by lstm_forward, gates, cells.
-template <class T>
-void lstm_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
-                   const T* dh_n, const T* dc_n, const T* x, const T* h0, const T* c0,
-                   const T* w_ih, const T* w_hh, const T* y, const T* gates, const T* cells,
-                   const SeqDims& d);
+  // c by sorted row, updated in place: a copy of c0 for a sequence, the caller's c_out for a
+  // step (rows are then unsorted: r == b).
+  struct Forward {
+    int64_t B, H;
+    Activations<T> act;
+    const T* c0 = nullptr;       // (B,H) or nullptr
+    T* c_n = nullptr;            // (B,H) out
+    T* cells_out = nullptr;      // (T,B,H) c_t kept for backward, or nullptr
+    T* c_state = nullptr;        // (B,H)
+    std::vector<T> storage;      // what c_state points to for a sequence
 
-// Single steps with weights packed once (cells/step.h), for streaming inference.
-template <class T> class StepWeights;
-// Packs w_ih (4H,I), w_hh (4H,H), b_ih, b_hh (4H or nullptr) into a new object (caller owns).
-template <class T>
-StepWeights<T>* lstm_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
-                                  int64_t I, int64_t H);
-// h_out, c_out (B,H) out = one LSTM step from x (B,I), h, c (B,H). Outputs must not alias inputs.
-template <class T>
-void lstm_step(const StepWeights<T>& w, T* h_out, T* c_out, const T* x, const T* h, const T* c,
-               int64_t B);
+    Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
+        : B(d.B), H(d.H), act(fns), c0(a.state0[1]), c_n(a.state_n[1]), cells_out(a.saved[1]) {}
+    Forward(const StepArrays<T>& a, int64_t batch, int64_t hidden, const T*, Activations<T> fns)
+        : B(batch), H(hidden), act(fns), c_state(a.state_out[1]) {
+      std::copy(a.state[1], a.state[1] + B * H, c_state);  // updated row by row in place
+    }
+
+    void begin(const Schedule& sch) {
+      storage.assign(B * H, T(0));
+      c_state = storage.data();
+      if (c0)
+        for (int64_t r = 0; r < B; ++r)
+          std::copy(c0 + sch.batch_index(r) * H, c0 + (sch.batch_index(r) + 1) * H,
+                    c_state + r * H);
+    }
+    void end(const Schedule& sch) {
+      for (int64_t r = 0; r < B; ++r)
+        std::copy(c_state + r * H, c_state + (r + 1) * H, c_n + sch.batch_index(r) * H);
+    }
+
+    void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
+                 const T* /*h_prev*/, T* h_out) {
+      const int64_t n = j1 - j0;
+      for (int g = 0; g < G; ++g)
+        for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
+      T* i = gx;
+      T* f = gx + gx_stride;
+      T* gg = gx + 2 * gx_stride;
+      T* o = gx + 3 * gx_stride;
+      act.sigmoid(i, i, n);
+      act.sigmoid(f, f, n);
+      act.tanh(gg, gg, n);
+      act.sigmoid(o, o, n);
+      T* c = c_state + row.r * H + j0;
+      for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
+      if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
+      T* tanh_c = gh;  // gh is consumed: reuse as scratch
+      act.tanh(tanh_c, c, n);
+      for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * tanh_c[j];
+    }
+  };
+
+  // dc by sorted row, carried backwards through the steps.
+  struct Backward {
+    int64_t B, H;
+    Activations<T> act;
+    const T* c0;         // (B,H) or nullptr
+    const T* gates;      // (T,B,4H) post-activation gates from the forward
+    const T* cells;      // (T,B,H) c_t from the forward
+    const T* dc_n;       // (B,H) or nullptr
+    T* dc0;              // (B,H) out
+    std::vector<T> dc_state, zeros;
+
+    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
+        : B(d.B), H(d.H), act(fns), c0(a.state0[1]), gates(a.saved[0]),
+          cells(a.saved[1]), dc_n(a.dstate_n[1]), dc0(a.dstate0[1]) {}
+
+    void begin(const Schedule& sch) {
+      dc_state.assign(B * H, T(0));
+      if (dc_n)
+        for (int64_t r = 0; r < B; ++r)
+          std::copy(dc_n + sch.batch_index(r) * H, dc_n + (sch.batch_index(r) + 1) * H,
+                    dc_state.begin() + r * H);
+      zeros.assign(H, T(0));
+    }
+    void end(const Schedule& sch) {
+      for (int64_t r = 0; r < B; ++r)
+        std::copy(dc_state.begin() + r * H, dc_state.begin() + (r + 1) * H,
+                  dc0 + sch.batch_index(r) * H);
+    }
+
+    void backward(const RowRef& row, int64_t j0, int64_t j1, const T* /*h_prev*/, const T* dy,
+                  T* dh, T* dg_step, T* dg_seq) {
+      const int64_t n = j1 - j0, tb = row.t * B + row.b;
+      const T* gt = gates + tb * 4 * H;
+      const T* c = cells + tb * H;
+      const T* c_prev = row.first ? (c0 ? c0 + row.b * H : zeros.data())
+                                  : cells + (row.t_prev * B + row.b) * H;
+      T* tanh_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
+      act.tanh(tanh_c, c + j0, n);
+      T* dc = dc_state.data() + row.r * H;
+      for (int64_t j = j0; j < j1; ++j) {
+        const T i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+        const T tc = tanh_c[j - j0];
+        const T cp = c_prev[j];
+        const T dht = dh[j] + dy[j];
+        const T dct = dc[j] + dht * o * (T(1) - tc * tc);
+        const T dai = dct * g * i * (T(1) - i);
+        const T daf = dct * cp * f * (T(1) - f);
+        const T dag = dct * i * (T(1) - g * g);
+        const T dao = dht * tc * o * (T(1) - o);
+        dc[j] = dct * f;
+        dg_step[j] = dg_seq[j] = dai;
+        dg_step[H + j] = dg_seq[H + j] = daf;
+        dg_step[2 * H + j] = dg_seq[2 * H + j] = dag;
+        dg_step[3 * H + j] = dg_seq[3 * H + j] = dao;
+      }
+    }
+
+    void to_hidden_side(T*) const {}  // both sides see the same gate gradients
+  };
+};
 
 }  // namespace rnnkit

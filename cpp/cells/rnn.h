@@ -1,42 +1,82 @@
-// Vanilla (Elman) RNN over a whole sequence, forward and backward (BPTT).
+// Vanilla (Elman) RNN pointwise math, forward directly above backward (contract: cells/cell.h).
 //
 // Shape legend: T steps, B batch, I input features, H hidden units, G = 1.
 // Row-major, last index fastest. PyTorch's layout: w_ih (H, I), w_hh (H, H), b_ih, b_hh (H).
 //   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),  act = tanh or relu
-// Variable lengths and direction: see SeqDims (cells/schedule.h).
-// No pointer may alias another unless stated. All arrays are allocated by the caller.
+// Two cells, rnn_tanh and rnn_relu, share this template; the activation is a template argument.
+// States: h. Saved for backward: acts (T,B,H) post-activation h_t.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
-#include "cells/schedule.h"
+#include "cells/cell.h"
+#include "engine/schedule.h"
 
 namespace rnnkit {
 
 enum class Nonlinearity { tanh, relu };
 
-// y (T,B,H) out; h_n (B,H) out.
-// acts (T,B,H): training: out, the post-activation h_t kept for backward; inference: nullptr.
-// x (T,B,I); h0 (B,H) or nullptr (zeros); w_ih, w_hh; b_ih, b_hh (H) or nullptr.
-template <class T>
-void rnn_forward(T* y, T* h_n, T* acts, const T* x, const T* h0, const T* w_ih, const T* w_hh,
-                 const T* b_ih, const T* b_hh, Nonlinearity act, const SeqDims& d);
+template <class T, Nonlinearity A>
+struct RnnCell {
+  static constexpr const char* kName = A == Nonlinearity::tanh ? "rnn_tanh" : "rnn_relu";
+  static constexpr int G = 1;
+  static constexpr int kStates = 1;
+  static constexpr const char* kStateNames[kStates] = {"h"};
+  static constexpr int kSaved = 1;
+  static constexpr const char* kSavedNames[kSaved] = {"acts"};
+  static constexpr int kSavedWidth[kSaved] = {1};
+  static constexpr bool kDirectHiddenGrad = false;
+  static constexpr bool folds_hh_bias(int) { return true; }
 
-// dx (T,B,I), dh0 (B,H): out (overwritten). dw_ih (H,I), dw_hh (H,H), db_ih, db_hh (H or
-// nullptr): ADDED to. dy (T,B,H); dh_n (B,H) or nullptr; y and acts from rnn_forward.
-template <class T>
-void rnn_backward(T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
-                  const T* dh_n, const T* x, const T* h0, const T* w_ih, const T* w_hh,
-                  const T* y, const T* acts, Nonlinearity act, const SeqDims& d);
+  struct Forward {
+    Activations<T> act;
+    Forward(const ForwardArrays<T>&, const SeqDims&, Activations<T> fns) : act(fns) {}
+    Forward(const StepArrays<T>&, int64_t, int64_t, const T*, Activations<T> fns) : act(fns) {}
 
-// Single steps with weights packed once (cells/step.h), for streaming inference.
-template <class T> class StepWeights;
-// Packs w_ih (H,I), w_hh (H,H), b_ih, b_hh (H or nullptr) into a new object (caller owns).
-template <class T>
-StepWeights<T>* rnn_step_weights(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
-                                 int64_t I, int64_t H);
-// h_out (B,H) out = one RNN step from x (B,I), h (B,H). h_out must not alias h.
-template <class T>
-void rnn_step(const StepWeights<T>& w, T* h_out, const T* x, const T* h, Nonlinearity act,
-              int64_t B);
+    void begin(const Schedule&) {}
+    void end(const Schedule&) {}
+
+    // gx: this row's input pre-activations for units j0..j1 (rewritten to h); gh: W_hh h.
+    void forward(const RowRef&, int64_t j0, int64_t j1, T* gx, int64_t /*gx_stride*/, T* gh,
+                 const T*, T* h_out) const {
+      T* a = gx;
+      const int64_t n = j1 - j0;
+      for (int64_t j = 0; j < n; ++j) a[j] += gh[j];  // gh: this row's units j0..j1
+      if (A == Nonlinearity::tanh)
+        act.tanh(a, a, n);
+      else
+        for (int64_t j = 0; j < n; ++j) a[j] = std::max(a[j], T(0));
+      std::copy(a, a + n, h_out + j0);
+    }
+  };
+
+  struct Backward {
+    int64_t B, H;
+    const T* acts;  // (T,B,H) post-activation h_t
+
+    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T>)
+        : B(d.B), H(d.H), acts(a.saved[0]) {}
+
+    void begin(const Schedule&) {}
+    void end(const Schedule&) {}
+
+    void backward(const RowRef& row, int64_t j0, int64_t j1, const T*, const T* dy, T* dh,
+                  T* dg_step, T* dg_seq) const {
+      const T* h = acts + (row.t * B + row.b) * H;
+      for (int64_t j = j0; j < j1; ++j) {
+        const T dht = dh[j] + dy[j];
+        // Derivatives from the output: tanh' = 1 - h², relu' = [h > 0].
+        const T da = A == Nonlinearity::tanh ? dht * (T(1) - h[j] * h[j])
+                                             : (h[j] > T(0) ? dht : T(0));
+        dg_step[j] = dg_seq[j] = da;
+      }
+    }
+
+    void to_hidden_side(T*) const {}  // both sides see the same gate gradients
+  };
+};
+
+template <class T> using RnnTanhCell = RnnCell<T, Nonlinearity::tanh>;
+template <class T> using RnnReluCell = RnnCell<T, Nonlinearity::relu>;
 
 }  // namespace rnnkit

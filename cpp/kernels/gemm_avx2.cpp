@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstdlib>
+#include <new>
 #include <utility>
 
 #include "kernels/kernels.h"

@@ -32,7 +32,10 @@
 #error "gemm_driver.inl is included only by gemm_<isa>.cpp, inside its ISA namespace"
 #endif
 
-// Scratch that only grows, 64-byte aligned so packed rows never straddle cache lines.
+// Scratch that only grows, 64-byte aligned so packed rows never straddle cache lines. A failed
+// allocation throws std::bad_alloc and keeps the old block, so the thread's scratch stays valid.
+// (Deliberately not runtime/buffer.h: every inline function compiled here carries this ISA's
+// flags, and a shared inline template could be merged by the linker into baseline code.)
 template <class T>
 struct Scratch {
   T* p = nullptr;
@@ -40,9 +43,12 @@ struct Scratch {
   ~Scratch() { std::free(p); }
   T* get(size_t need) {
     if (need > n) {
-      std::free(p);
+      if (need > (SIZE_MAX - 63) / sizeof(T)) throw std::bad_alloc();
       const size_t bytes = (need * sizeof(T) + 63) / 64 * 64;
-      p = static_cast<T*>(std::aligned_alloc(64, bytes));
+      T* fresh = static_cast<T*>(std::aligned_alloc(64, bytes));
+      if (!fresh) throw std::bad_alloc();
+      std::free(p);
+      p = fresh;
       n = bytes / sizeof(T);
     }
     return p;

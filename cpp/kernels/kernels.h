@@ -2,8 +2,8 @@
 //
 // Each instruction set has its own translation unit(s) (kernels/<kernel>_<isa>.cpp) compiled with
 // that ISA's flags only. Their code lives in a namespace per ISA; each exposes just a
-// register_<isa>(KernelTable&) that overwrites the entries it implements. At first use the runtime
-// (runtime/dispatch.cpp) fills the table from generic up to the best level the CPU supports.
+// register_<isa>(KernelTable&) that overwrites the entries it implements. The registry (kernels/registry.cpp)
+// builds one immutable table per level and selects one by the CPU's feature bits.
 //
 // Layout: row-major, last index fastest. All sizes in elements.
 #pragma once
@@ -38,6 +38,7 @@ using GemmPackedFn = void (*)(int64_t M, int64_t N, int64_t K, const T* A, int64
 template <class T>
 using UnaryFn = void (*)(T* y, const T* x, int64_t n);
 
+// One immutable table per ISA set: filled once, then only read (kernels/registry.cpp).
 struct KernelTable {
   const char* isa = "generic";
   GemmFn<float> gemm_f32 = nullptr;
@@ -54,36 +55,60 @@ struct KernelTable {
   UnaryFn<double> tanh_f64 = nullptr;
 };
 
+// Each ISA file overwrites the entries it implements (the registry starts every table from the
+// generic one, so an entry an ISA lacks falls back to the level below).
 void register_generic(KernelTable& table);
 void register_avx2(KernelTable& table);    // defined only when built with AVX2 sources
 void register_avx512(KernelTable& table);  // defined only when built with AVX-512 sources
 
-// The table in use (selected once, thread-safe).
-const KernelTable& kernels();
+// The ISA sets a table can be built for, best last. Which one a CPU may use is decided from its
+// feature bits (runtime/cpu_features.h), not from this order.
+enum class SimdLevel { generic = 0, avx2 = 1, avx512 = 2 };
+const char* simd_level_name(SimdLevel level);
+// Parses "generic", "avx2", "avx512"; false for anything else.
+bool parse_simd_level(const char* name, SimdLevel* level);
 
-// Typed accessors so cell templates can call kernels for float and double alike.
-template <class T> inline GemmFn<T> gemm_fn();
-template <> inline GemmFn<float> gemm_fn<float>() { return kernels().gemm_f32; }
-template <> inline GemmFn<double> gemm_fn<double>() { return kernels().gemm_f64; }
+// The table for `level`, built on first use and never changed afterwards.
+const KernelTable& kernel_table(SimdLevel level);
+// The best level compiled into this build; the best level this CPU could run (if compiled).
+SimdLevel compiled_simd_level();
+SimdLevel cpu_simd_level();
+// Levels this CPU (feature bits, OS register support) and this build can run, ascending.
+int available_simd_levels(SimdLevel* out);  // returns the count; out has room for 3
+// The table in use: the best available level, lowered by RNNKIT_SIMD if set (read once).
+const KernelTable& kernels();
+// Testing hook: later calls of kernels() return the table of `level` (clamped to the best
+// available) and the level now in use is returned. Tables are immutable, so a kernel already
+// running, or an object that packed weights for one table, keeps using its own table.
+SimdLevel select_kernels(SimdLevel level);
+
+// Typed views of one table, so engine templates call kernels for float and double alike. The
+// engine reads kernels() once per call and passes that table down, so one call never mixes two.
+template <class T> inline GemmFn<T> gemm_fn(const KernelTable& k = kernels());
+template <> inline GemmFn<float> gemm_fn<float>(const KernelTable& k) { return k.gemm_f32; }
+template <> inline GemmFn<double> gemm_fn<double>(const KernelTable& k) { return k.gemm_f64; }
 template <class T> struct PackedGemm {
   PackedSizeFn size;
   PackBFn<T> pack;
   GemmPackedFn<T> gemm;
 };
-template <class T> inline PackedGemm<T> packed_gemm_fns();
-template <> inline PackedGemm<float> packed_gemm_fns<float>() {
-  const KernelTable& k = kernels();
+template <class T> inline PackedGemm<T> packed_gemm_fns(const KernelTable& k = kernels());
+template <> inline PackedGemm<float> packed_gemm_fns<float>(const KernelTable& k) {
   return {k.packed_b_size_f32, k.pack_b_f32, k.gemm_packed_f32};
 }
-template <> inline PackedGemm<double> packed_gemm_fns<double>() {
-  const KernelTable& k = kernels();
+template <> inline PackedGemm<double> packed_gemm_fns<double>(const KernelTable& k) {
   return {k.packed_b_size_f64, k.pack_b_f64, k.gemm_packed_f64};
 }
-template <class T> inline UnaryFn<T> sigmoid_fn();
-template <> inline UnaryFn<float> sigmoid_fn<float>() { return kernels().sigmoid_f32; }
-template <> inline UnaryFn<double> sigmoid_fn<double>() { return kernels().sigmoid_f64; }
-template <class T> inline UnaryFn<T> tanh_fn();
-template <> inline UnaryFn<float> tanh_fn<float>() { return kernels().tanh_f32; }
-template <> inline UnaryFn<double> tanh_fn<double>() { return kernels().tanh_f64; }
+template <class T> struct Activations {
+  UnaryFn<T> sigmoid;
+  UnaryFn<T> tanh;
+};
+template <class T> inline Activations<T> activations(const KernelTable& k = kernels());
+template <> inline Activations<float> activations<float>(const KernelTable& k) {
+  return {k.sigmoid_f32, k.tanh_f32};
+}
+template <> inline Activations<double> activations<double>(const KernelTable& k) {
+  return {k.sigmoid_f64, k.tanh_f64};
+}
 
 }  // namespace rnnkit

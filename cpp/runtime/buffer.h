@@ -2,6 +2,7 @@
 // std::vector would zero-fill megabytes that the kernels overwrite anyway.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -27,16 +28,20 @@ class Buffer {
   }
   ~Buffer() { std::free(data_); }
 
-  // Contents are unspecified after a resize that grows.
+  // Contents are unspecified after a resize that grows. If the allocation fails it throws
+  // std::bad_alloc and leaves the buffer exactly as it was (old memory, size and capacity), so
+  // an object that keeps a Buffer across calls stays usable after a MemoryError.
   void resize(size_t n) {
     if (n <= capacity_) {  // includes n == 0, for which aligned_alloc may return nullptr
       size_ = n;
       return;
     }
-    std::free(data_);
+    if (n > (SIZE_MAX - 63) / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (!data_) throw std::bad_alloc();
+    T* fresh = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!fresh) throw std::bad_alloc();
+    std::free(data_);
+    data_ = fresh;
     size_ = capacity_ = n;
   }
   T* data() { return data_; }

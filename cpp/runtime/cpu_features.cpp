@@ -1,8 +1,7 @@
 #include "runtime/cpu_features.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define RNNKIT_X86_CPUID 1
@@ -15,12 +14,11 @@
 
 namespace rnnkit {
 
-const char* simd_level_name(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::avx512: return "avx512";
-    case SimdLevel::avx2: return "avx2";
-    default: return "generic";
-  }
+const char* cpu_feature_name(int bit) {
+  static const char* const names[] = {"avx2",        "fma",        "f16c",     "avx512f",
+                                      "avx512dq",    "avx512bw",   "avx512vl", "avx512_bf16",
+                                      "avx512_vnni", "avx_vnni",   "amx_bf16", "amx_int8"};
+  return bit >= 0 && bit < int(sizeof(names) / sizeof(names[0])) ? names[bit] : nullptr;
 }
 
 #ifdef RNNKIT_X86_CPUID
@@ -44,27 +42,54 @@ uint64_t xgetbv0() {
   return (static_cast<uint64_t>(hi) << 32) | lo;
 #endif
 }
-}  // namespace
 
-SimdLevel cpu_simd_level() {
+uint32_t detect() {
   uint32_t r[4];
   cpuid(0, 0, r);
   const uint32_t max_leaf = r[0];
-  if (max_leaf < 7) return SimdLevel::generic;
+  if (max_leaf < 7) return 0;
   cpuid(1, 0, r);
-  const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1, fma = (r[2] >> 12) & 1;
-  if (!osxsave || !avx) return SimdLevel::generic;
+  const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+  if (!osxsave || !avx) return 0;
+  const bool fma = (r[2] >> 12) & 1, f16c = (r[2] >> 29) & 1;
   const uint64_t xcr0 = xgetbv0();
   const bool os_ymm = (xcr0 & 0x6) == 0x6;            // XMM and YMM state
   const bool os_zmm = (xcr0 & 0xE6) == 0xE6;          // plus opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;    // XTILECFG and XTILEDATA
+  uint32_t f = 0;
   cpuid(7, 0, r);
-  const bool avx2 = (r[1] >> 5) & 1;
-  const bool avx512f = (r[1] >> 16) & 1, avx512dq = (r[1] >> 17) & 1;
-  const bool avx512bw = (r[1] >> 30) & 1, avx512vl = (r[1] >> 31) & 1;
-  if (os_zmm && avx512f && avx512dq && avx512bw && avx512vl && avx2 && fma)
-    return SimdLevel::avx512;
-  if (os_ymm && avx2 && fma) return SimdLevel::avx2;
-  return SimdLevel::generic;
+  const uint32_t ebx = r[1], ecx = r[2], edx = r[3];
+  uint32_t leaf7_1_eax = 0;
+  if (r[0] >= 1) {
+    uint32_t s[4];
+    cpuid(7, 1, s);
+    leaf7_1_eax = s[0];
+  }
+  if (os_ymm) {
+    if ((ebx >> 5) & 1) f |= kAvx2;
+    if (fma) f |= kFma;
+    if (f16c) f |= kF16c;
+    if ((leaf7_1_eax >> 4) & 1) f |= kAvxVnni;
+  }
+  if (os_zmm) {
+    if ((ebx >> 16) & 1) f |= kAvx512f;
+    if ((ebx >> 17) & 1) f |= kAvx512dq;
+    if ((ebx >> 30) & 1) f |= kAvx512bw;
+    if ((ebx >> 31) & 1) f |= kAvx512vl;
+    if ((ecx >> 11) & 1) f |= kAvx512Vnni;
+    if ((leaf7_1_eax >> 5) & 1) f |= kAvx512Bf16;
+  }
+  if (os_amx) {
+    if ((edx >> 22) & 1) f |= kAmxBf16;
+    if ((edx >> 25) & 1) f |= kAmxInt8;
+  }
+  return f;
+}
+}  // namespace
+
+uint32_t cpu_features() {
+  static const uint32_t features = detect();  // thread-safe static init
+  return features;
 }
 
 std::string cpu_model() {
@@ -82,31 +107,8 @@ std::string cpu_model() {
   return b == std::string::npos ? "unknown" : s.substr(b, e - b + 1);
 }
 #else
-SimdLevel cpu_simd_level() { return SimdLevel::generic; }
+uint32_t cpu_features() { return 0; }
 std::string cpu_model() { return "unknown"; }
 #endif
-
-SimdLevel compiled_simd_level() {
-#if defined(RNNKIT_HAVE_AVX512)
-  return SimdLevel::avx512;
-#elif defined(RNNKIT_HAVE_AVX2)
-  return SimdLevel::avx2;
-#else
-  return SimdLevel::generic;
-#endif
-}
-
-SimdLevel active_simd_level() {
-  SimdLevel level = cpu_simd_level();
-  if (compiled_simd_level() < level) level = compiled_simd_level();
-  if (const char* env = std::getenv("RNNKIT_SIMD")) {
-    SimdLevel want = level;
-    if (std::strcmp(env, "generic") == 0) want = SimdLevel::generic;
-    else if (std::strcmp(env, "avx2") == 0) want = SimdLevel::avx2;
-    else if (std::strcmp(env, "avx512") == 0) want = SimdLevel::avx512;
-    if (want < level) level = want;  // the variable may only lower the level
-  }
-  return level;
-}
 
 }  // namespace rnnkit

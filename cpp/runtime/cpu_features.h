@@ -1,26 +1,34 @@
-// CPU feature detection (CPUID + XGETBV) and the SIMD level rnnkit may use on this machine.
+// CPU feature detection (CPUID + XGETBV): which instruction-set extensions this CPU and OS
+// support, as individual bits. The kernel registry (kernels/registry.cpp) decides from these bits
+// which kernel tables may run; build_info() reports them all.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace rnnkit {
 
-enum class SimdLevel { generic = 0, avx2 = 1, avx512 = 2 };
+// One bit per extension. An AVX-512 or AMX bit is set only when the OS also saves the wider
+// register state on a context switch (XGETBV), so a set bit always means "usable".
+enum CpuFeature : uint32_t {
+  kAvx2 = 1u << 0,
+  kFma = 1u << 1,
+  kF16c = 1u << 2,
+  kAvx512f = 1u << 3,
+  kAvx512dq = 1u << 4,
+  kAvx512bw = 1u << 5,
+  kAvx512vl = 1u << 6,
+  kAvx512Bf16 = 1u << 7,
+  kAvx512Vnni = 1u << 8,
+  kAvxVnni = 1u << 9,
+  kAmxBf16 = 1u << 10,
+  kAmxInt8 = 1u << 11,
+};
 
-const char* simd_level_name(SimdLevel level);
+// The features of this CPU (0 on non-x86 builds), detected once.
+uint32_t cpu_features();
 
-// Highest level this CPU *and* OS support (the OS must save the wider registers on a context
-// switch, which XGETBV reports), ignoring what was compiled in.
-SimdLevel cpu_simd_level();
-
-// Highest level compiled into this build.
-SimdLevel compiled_simd_level();
-
-// Level in use: min(cpu, compiled, RNNKIT_SIMD if set). RNNKIT_SIMD can only lower the choice.
-SimdLevel active_simd_level();
-
-// Testing hook: refill the kernel table for `level` (clamped to active_simd_level()) and return
-// the level now in use. Only call it while no kernel is running.
-SimdLevel force_simd_level(SimdLevel level);
+// Name of each bit ("avx2", "avx512_bf16", ...), for build_info; nullptr past the last.
+const char* cpu_feature_name(int bit);
 
 // The CPU's brand string, e.g. "AMD EPYC 9R14 96-Core Processor" ("unknown" if not x86).
 std::string cpu_model();

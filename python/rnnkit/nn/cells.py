@@ -21,29 +21,29 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from .. import ops
+from .._cellspec import CellSpec, cell_for
+from ..ops._validate import _shape_str as _shape
+from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
 from .parameter import Parameter
 
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def _shape(s: Tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(v) for v in s) + ("," if len(s) == 1 else "") + ")"
-
 
 class _CellBase(Module):
-    _mode = ""
+    """Shared machinery of the cells, driven by the cell spec (gates, states)."""
+
+    _family = ""              # the cell family of rnnkit._cellspec ("lstm", "gru", "rnn")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any,
-                 seed: Optional[int], nonlinearity: str = "tanh") -> None:
+                 seed: Optional[int], nonlinearity: Optional[str] = None) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
+        self._spec: CellSpec = cell_for(self._family, nonlinearity)
         self.nonlinearity = nonlinearity
         self.dtype = _dtype(dtype)
-        g, h = _GATES[self._mode], self.hidden_size
+        g, h = self._spec.gates, self.hidden_size
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(h)
         shapes = [("weight_ih", (g * h, self.input_size)), ("weight_hh", (g * h, h))]
@@ -51,21 +51,20 @@ class _CellBase(Module):
             shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
         for name, shape in shapes:
             setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
-        self._caches: List[Tuple[Any, bool]] = []
+        self._calls = CallState()
         # Inference fast path: the weights packed once for compiled steps (see _fast).
-        self._packed = PackedSteps(self._mode, self.dtype, nonlinearity,
-                                   lambda: list(self._parameters.values()),
-                                   lambda: [self._weight_params()])
+        self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
+                                   lambda: [self._weights()])
 
     def _on_mode_change(self) -> None:
-        self._caches = []
+        self._calls.clear()
         self._packed.drop()
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
-        if self._mode == "rnn" and self.nonlinearity != "tanh":
+        if self.nonlinearity not in (None, "tanh"):
             s += f", nonlinearity={self.nonlinearity!r}"
         return s + f", dtype={self.dtype.name}"
 
@@ -103,7 +102,25 @@ class _CellBase(Module):
         return [p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")]
 
     def _weights(self) -> List[Optional[np.ndarray]]:
-        return [None if p is None else p.data for p in self._weight_params()]
+        """The weights' arrays, each checked against the shape this cell was built with, so a
+        ``Parameter.data`` replaced by a wrong-shaped array is named here."""
+        g, h = self._spec.gates, self.hidden_size
+        shapes = ((g * h, self.input_size), (g * h, h), (g * h,), (g * h,))
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        out: List[Optional[np.ndarray]] = []
+        for name, shape, p in zip(names, shapes, self._weight_params()):
+            if p is not None and (p.data.shape != shape or p.data.dtype != self.dtype):
+                raise ValueError(f"parameter {name} has shape {_shape(p.data.shape)} and dtype "
+                                 f"{p.data.dtype}, expected {_shape(shape)} {self.dtype} "
+                                 f"(was its .data replaced?)")
+            out.append(None if p is None else p.data)
+        return out
+
+    def _state_labels(self, prefix: str) -> List[str]:
+        states = self._spec.states
+        if len(states) == 1:
+            return [f"{prefix} ({states[0]})"]
+        return [f"{prefix}[{i}] ({s})" for i, s in enumerate(states)]
 
     def _fast(self, x: Any, states: List[Any]) -> Optional[List[np.ndarray]]:
         """Eval-mode step without per-call Python validation or packing: one native call that
@@ -120,66 +137,51 @@ class _CellBase(Module):
             elif not (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous):
                 return None
             s.append(a)
-        out = self._packed.step(0, x, *s)
-        return list(out) if type(out) is tuple else [out]
+        return list(self._packed.step(0, x, s))
 
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
-        if not self.training:
-            outs = self._fast(x, states)
-            if outs is not None:
-                return outs, False
-        x3, unbatched = self._input(x)
-        b = x3.shape[1]
-        names = ["hx[0] (h)", "hx[1] (c)"] if self._mode == "lstm" else ["hx (h)"]
-        s = [self._state(n, a, b, unbatched) for n, a in zip(names, states)]
-        w = self._weights()
-        training = self.training
-        if self._mode == "lstm":
-            _, h_n, c_n, cache = ops.lstm_forward(x3, s[0], s[1], *w, training=training)
-            outs = [h_n, c_n]
-        elif self._mode == "gru":
-            _, h_n, cache = ops.gru_forward(x3, s[0], *w, training=training)
-            outs = [h_n]
-        else:
-            _, h_n, cache = ops.rnn_forward(x3, s[0], *w, nonlinearity=self.nonlinearity,
-                                            training=training)
-            outs = [h_n]
-        if training:
-            self._caches.append((cache, unbatched))
-        if unbatched:
-            outs = [o[0] for o in outs]
-        return outs, unbatched
+        with self._calls.lock:
+            if not self.training:
+                outs = self._fast(x, states)
+                if outs is not None:
+                    return outs, False
+            x3, unbatched = self._input(x)
+            b = x3.shape[1]
+            s = [self._state(n, a, b, unbatched)
+                 for n, a in zip(self._state_labels("hx"), states)]
+            training = self.training
+            _, outs, cache = ops.sequence_forward(self._spec, x3, s, *self._weights(),
+                                                  training=training)
+            if training:
+                self._calls.push((cache, unbatched))
+            outs = list(outs)
+            if unbatched:
+                outs = [o[0] for o in outs]
+            return outs, unbatched
 
     def _backstep(self, grads: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
-        if not self._caches:
-            raise _no_cache_error(self)
-        cache, unbatched = self._caches[-1]
-        b = cache.x.shape[1]
-        names = ["dh", "dc"] if self._mode == "lstm" else ["dh"]
-        g_in = [self._state(n, a, b, unbatched) for n, a in zip(names, grads)]
-        self._caches.pop()
-        h = self.hidden_size
-        # y[0] is h' itself, so dh reaches the step through dh_n and dy stays zero.
-        dy = np.zeros((1, b, h), self.dtype)
-        if self._mode == "lstm":
-            g = ops.lstm_backward(cache, dy, g_in[0], g_in[1])
-            dstates = [g.dh0, g.dc0]
-        elif self._mode == "gru":
-            g = ops.gru_backward(cache, dy, g_in[0])
-            dstates = [g.dh0]
-        else:
-            g = ops.rnn_backward(cache, dy, g_in[0])
-            dstates = [g.dh0]
-        p = self._parameters
-        p["weight_ih"].accumulate(g.dw_ih)
-        p["weight_hh"].accumulate(g.dw_hh)
-        if self.bias:
-            p["bias_ih"].accumulate(g.db_ih)
-            p["bias_hh"].accumulate(g.db_hh)
-        dx = g.dx[0]
-        if unbatched:
-            return dx[0], [d[0] for d in dstates]
-        return dx, dstates
+        with self._calls.lock:
+            entry = self._calls.pop()
+            if entry is None:
+                raise _no_cache_error(self)
+            cache, unbatched = entry
+            b = cache.x.shape[1]
+            try:
+                g_in = [self._state(n, a, b, unbatched)
+                        for n, a in zip(["d" + s for s in self._spec.states], grads)]
+            except (TypeError, ValueError):
+                self._calls.push(entry)   # a rejected argument consumes nothing
+                raise
+            h = self.hidden_size
+            # y[0] is h' itself, so dh reaches the step through dh_n and dy stays zero.
+            dy = np.zeros((1, b, h), self.dtype)
+            # ADDED straight into each Parameter.grad.
+            into = [None if p is None else p.writable_grad() for p in self._weight_params()]
+            dx, dstates, _ = ops.sequence_backward(cache, dy, g_in, into=into)
+            dx = dx[0]
+            if unbatched:
+                return dx[0], [d[0] for d in dstates]
+            return dx, list(dstates)
 
 
 class LSTMCell(_CellBase):
@@ -195,7 +197,7 @@ class LSTMCell(_CellBase):
     Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
     """
 
-    _mode = "lstm"
+    _family = "lstm"
     _config_args = ("input_size", "hidden_size", "bias", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
@@ -228,7 +230,7 @@ class GRUCell(_CellBase):
     Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
     """
 
-    _mode = "gru"
+    _family = "gru"
     _config_args = ("input_size", "hidden_size", "bias", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
@@ -253,14 +255,12 @@ class RNNCell(_CellBase):
     dtype="float32", seed=None.
     """
 
-    _mode = "rnn"
+    _family = "rnn"
     _config_args = ("input_size", "hidden_size", "bias", "nonlinearity", "dtype")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", *, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity)
 
     def forward(self, x: Any, hx: Any = None) -> np.ndarray:

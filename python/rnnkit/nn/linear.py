@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _core
+from ..ops.linear import linear_backward, linear_forward
+from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .parameter import Parameter
 
@@ -42,10 +43,20 @@ class Linear(Module):
             self.bias = Parameter(rng.uniform(-bound, bound, (self.out_features,)), self.dtype)
         else:
             self.bias = None
-        self._cache: Optional[np.ndarray] = None
+        self._calls = CallState()
 
     def _on_mode_change(self) -> None:
-        self._cache = None
+        self._calls.clear()
+
+    def _data(self, name: str, p: Optional[Parameter], shape: tuple) -> Optional[np.ndarray]:
+        """p.data checked against the shape this layer was built with (None without p)."""
+        if p is None:
+            return None
+        if p.data.shape != shape or p.data.dtype != self.dtype:
+            raise ValueError(f"parameter {name} has shape {p.data.shape} and dtype "
+                             f"{p.data.dtype}, expected {shape} {self.dtype} (was its .data "
+                             "replaced?)")
+        return np.ascontiguousarray(p.data)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -61,29 +72,28 @@ class Linear(Module):
         arr = np.ascontiguousarray(arr, self.dtype)
         rows = arr.reshape(-1, self.in_features)
         # rnnkit's own GEMM rather than numpy's matmul: faster here, deterministic, and on the
-        # same threads as the recurrent kernels (see cpp/cells/linear.h).
-        y = self._kernel("forward")(rows, np.ascontiguousarray(self.weight.data),
-                                    None if self.bias is None
-                                    else np.ascontiguousarray(self.bias.data))
-        self._cache = arr if self.training else None
+        # same threads as the recurrent kernels (see cpp/layers/linear.h).
+        w = self._data("weight", self.weight, (self.out_features, self.in_features))
+        b = self._data("bias", self.bias, (self.out_features,))
+        with self._calls.lock:
+            y = linear_forward(rows, w, b)
+            self._calls.put(arr if self.training else None)
         return y.reshape(arr.shape[:-1] + (self.out_features,))
 
-    def _kernel(self, which: str) -> Any:
-        return getattr(_core, f"linear_{which}_{'f32' if self.dtype == np.float32 else 'f64'}")
-
     def backward(self, dy: Any) -> np.ndarray:
-        x = self._cache
-        if x is None:
-            raise _no_cache_error(self)
-        shape = x.shape[:-1] + (self.out_features,)
-        dy_arr = np.asarray(dy)
-        if dy_arr.shape != shape:
-            raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape of y)")
-        self._cache = None
-        dy2 = np.ascontiguousarray(dy_arr, self.dtype).reshape(-1, self.out_features)
-        dx = self._kernel("backward")(dy2, x.reshape(-1, self.in_features),
-                                      np.ascontiguousarray(self.weight.data),
-                                      self.weight.writable_grad(),
-                                      None if self.bias is None else self.bias.writable_grad(),
-                                      True)
+        with self._calls.lock:
+            x = self._calls.take()
+            if x is None:
+                raise _no_cache_error(self)
+            shape = x.shape[:-1] + (self.out_features,)
+            dy_arr = np.asarray(dy)
+            if dy_arr.shape != shape:
+                self._calls.put(x)    # a rejected argument consumes nothing
+                raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape "
+                                 "of y)")
+            dy2 = np.ascontiguousarray(dy_arr, self.dtype).reshape(-1, self.out_features)
+            w = self._data("weight", self.weight, (self.out_features, self.in_features))
+            dx = linear_backward(dy2, x.reshape(-1, self.in_features), w,
+                                 self.weight.writable_grad(),
+                                 None if self.bias is None else self.bias.writable_grad(), True)
         return dx.reshape(x.shape)

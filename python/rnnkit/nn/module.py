@@ -172,8 +172,6 @@ class Module:
             staged.append((p, arr))
         for p, arr in staged:
             # In place, so anything holding p.data (an optimiser, a user) sees the new values.
-            if not p.data.flags.writeable:
-                p._unlock()  # locked by an eval-mode packed copy, which mark_changed retires
             np.copyto(p.data, arr, casting="unsafe")
             p.mark_changed()
 

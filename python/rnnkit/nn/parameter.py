@@ -22,24 +22,13 @@ class Parameter:
             raise TypeError(f"Parameter data must be floating point, got dtype {self.data.dtype}")
         self.grad: np.ndarray = np.zeros_like(self.data)
         # Bumped by optimisers and load_state_dict; layers that keep a packed copy of their
-        # weights (the cells' inference fast path) repack when it changes. If you modify
-        # ``data`` in place yourself, call mark_changed().
+        # weights (the eval-mode single-step path) repack when it changes. They never lock or
+        # otherwise touch ``data``: if you modify it in place yourself, call mark_changed().
         self.version = 0
 
     def mark_changed(self) -> None:
         """Record that ``data`` changed in place (invalidates packed copies of it)."""
         self.version += 1
-
-    def _lock(self) -> None:
-        """Make ``data`` read-only while a layer serves inference from a packed copy of it, so
-        that an in-place edit fails loudly instead of being silently ignored."""
-        self.data.flags.writeable = False
-
-    def _unlock(self) -> None:
-        try:
-            self.data.flags.writeable = True
-        except ValueError:  # a view of someone else's read-only memory: it stays read-only
-            pass
 
     @property
     def shape(self) -> tuple:
@@ -70,8 +59,10 @@ class Parameter:
         return self.grad
 
     def zero_grad(self) -> None:
-        """Set ``grad`` to zero in place (an optimiser may hold a reference to it)."""
-        self.grad[...] = 0
+        """Set ``grad`` to zero in place (an optimiser may hold a reference to it); a ``grad`` of
+        None (``optimizer.zero_grad(set_to_none=True)``) stays None."""
+        if self.grad is not None:
+            self.grad[...] = 0
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"

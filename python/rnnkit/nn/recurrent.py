@@ -23,15 +23,12 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from .. import ops
+from .._cellspec import CellSpec, cell_for
+from ..ops._validate import _shape_str as _shape
+from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
 from .packed_steps import PackedSteps
 from .parameter import Parameter
-
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def _shape(s: Tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(v) for v in s) + ("," if len(s) == 1 else "") + ")"
 
 
 def _as_float_array(name: str, a: Any) -> np.ndarray:
@@ -53,15 +50,16 @@ def _state_array(name: str, a: Any, shape: Tuple[int, ...], dtype: np.dtype) -> 
 
 
 class _RNNBase(Module):
-    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`: everything is driven
+    by the layer's cell spec (gates, states); nothing here knows which cell it runs."""
 
-    _mode = ""
+    _family = ""              # the cell family of rnnkit._cellspec ("lstm", "gru", "rnn")
     _takes_lengths = True     # Sequential passes ``lengths`` on to this layer
     _returns_state = True     # forward returns (y, state); Sequential keeps y only
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
                  batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
-                 seed: Optional[int], nonlinearity: str = "tanh") -> None:
+                 seed: Optional[int], nonlinearity: Optional[str] = None) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
@@ -70,6 +68,7 @@ class _RNNBase(Module):
         self.batch_first = bool(batch_first)
         self.dropout = _probability("dropout", dropout)
         self.bidirectional = bool(bidirectional)
+        self._spec: CellSpec = cell_for(self._family, nonlinearity)
         self.nonlinearity = nonlinearity
         self.dtype = _dtype(dtype)
         if self.dropout > 0 and self.num_layers == 1:
@@ -77,7 +76,7 @@ class _RNNBase(Module):
             warnings.warn(f"dropout={self.dropout} has no effect with num_layers=1: dropout "
                           "is applied to the outputs of every layer but the last",
                           UserWarning, stacklevel=3)
-        g, h = _GATES[self._mode], self.hidden_size
+        g, h = self._spec.gates, self.hidden_size
         d_count = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(h)
@@ -92,11 +91,11 @@ class _RNNBase(Module):
                 for name, shape in shapes:
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
-        self._cache: Optional[dict] = None
+        self._calls = CallState()
         # Eval-mode single steps (generation, streaming): each layer's weights packed once.
-        self._packed = PackedSteps(self._mode, self.dtype, nonlinearity,
-                                   lambda: list(self._parameters.values()),
-                                   lambda: [self._weights(k, 0) for k in range(self.num_layers)])
+        self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
+                                   lambda: [self._weight_data(k, 0)
+                                            for k in range(self.num_layers)])
         # Stateful mode for truncated BPTT: with carry_state set, a forward without hx starts
         # from the previous forward's final states (values only: no gradient flows back).
         self.carry_state = False
@@ -121,8 +120,28 @@ class _RNNBase(Module):
         return [p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx),
                 p.get("bias_hh" + sfx)]
 
+    def _weight_data(self, layer: int, direction: int) -> List[Optional[np.ndarray]]:
+        """The weights' arrays, each checked against the shape this layer was built with, so a
+        ``Parameter.data`` replaced by a wrong-shaped array is named here, not met in C++."""
+        g, h = self._spec.gates, self.hidden_size
+        in_size = self.input_size if layer == 0 else self.num_directions * h
+        sfx = self._suffix(layer, direction)
+        shapes = {"weight_ih": (g * h, in_size), "weight_hh": (g * h, h), "bias_ih": (g * h,),
+                  "bias_hh": (g * h,)}
+        out: List[Optional[np.ndarray]] = []
+        for (name, shape), p in zip(shapes.items(), self._weights(layer, direction)):
+            if p is None:
+                out.append(None)
+                continue
+            if p.data.shape != shape or p.data.dtype != self.dtype:
+                raise ValueError(f"parameter {name + sfx} has shape {_shape(p.data.shape)} and "
+                                 f"dtype {p.data.dtype}, expected {_shape(shape)} {self.dtype} "
+                                 f"(was its .data replaced?)")
+            out.append(p.data)
+        return out
+
     def _on_mode_change(self) -> None:
-        self._cache = None
+        self._calls.clear()
         self._packed.drop()
 
     def flatten_parameters(self) -> None:
@@ -132,7 +151,7 @@ class _RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self._mode == "rnn" and self.nonlinearity != "tanh":
+        if self.nonlinearity not in (None, "tanh"):
             s += f", nonlinearity={self.nonlinearity!r}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False)):
@@ -156,21 +175,31 @@ class _RNNBase(Module):
             arr = arr.swapaxes(0, 1)
         return np.ascontiguousarray(arr, self.dtype), unbatched
 
+    def _state_names(self, prefix: str, names: Tuple[str, ...]) -> List[str]:
+        """How states are named in errors: "hx (h0)", or "hx[0] (h0)", "hx[1] (c0)"."""
+        if len(names) == 1:
+            return [f"{prefix} ({names[0]})"]
+        return [f"{prefix}[{i}] ({n})" for i, n in enumerate(names)]
+
     def _prepare_states(self, hx: Any, batch: int, unbatched: bool) -> List[Optional[np.ndarray]]:
-        """hx as a list of (L*D, B, H) arrays (h0, plus c0 for LSTM); None = zeros."""
-        n_states = 2 if self._mode == "lstm" else 1
+        """hx as a list of (L*D, B, H) arrays, one per cell state (h0, plus c0 for the LSTM);
+        None = zeros."""
+        spec = self._spec
+        n_states = len(spec.states)
         if hx is None:
             return [None] * n_states
-        if n_states == 2:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("LSTM hx must be a tuple (h0, c0) of arrays, got "
+        if n_states > 1:
+            if not isinstance(hx, (tuple, list)) or len(hx) != n_states:
+                raise TypeError(f"{type(self).__name__} hx must be a tuple "
+                                f"({', '.join(spec.state0_names)}) of arrays, got "
                                 f"{type(hx).__name__}")
-            items, names = list(hx), ["hx[0] (h0)", "hx[1] (c0)"]
+            items = list(hx)
         else:
             if isinstance(hx, (tuple, list)):
                 raise TypeError(f"{type(self).__name__} hx must be one array h0, got a "
                                 f"{type(hx).__name__}")
-            items, names = [hx], ["hx (h0)"]
+            items = [hx]
+        names = self._state_names("hx", spec.state0_names)
         ld, h = self.num_layers * self.num_directions, self.hidden_size
         shape = (ld, h) if unbatched else (ld, batch, h)
         out = []
@@ -191,6 +220,10 @@ class _RNNBase(Module):
 
     # ------------------------------------------------------------------ forward
     def _run(self, x: Any, hx: Any, lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
+        with self._calls.lock:
+            return self._run_locked(x, hx, lengths)
+
+    def _run_locked(self, x: Any, hx: Any, lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
         xt, unbatched = self._prepare_input(x)
         t, b, _ = xt.shape
         if unbatched and lengths is not None:
@@ -206,7 +239,7 @@ class _RNNBase(Module):
             states = list(self._carried)
         else:
             states = self._prepare_states(hx, b, unbatched)
-        training = self.training
+        spec, training = self._spec, self.training
         d_count, h = self.num_directions, self.hidden_size
         ld = self.num_layers * d_count
         finals = [np.empty((ld, b, h), self.dtype) for _ in states]
@@ -220,30 +253,18 @@ class _RNNBase(Module):
             ys, layer_caches = [], []
             for d in range(d_count):
                 idx = k * d_count + d
-                w = [None if p is None else p.data for p in self._weights(k, d)]
                 s0 = [None if s is None else s[idx] for s in states]
                 if one_step:
                     s0 = [np.zeros((b, h), self.dtype) if a is None else np.ascontiguousarray(a)
                           for a in s0]
-                    out = self._packed.step(k, inp[0], *s0)
-                    if self._mode == "lstm":
-                        h_n, finals[1][idx] = out
-                    else:
-                        h_n = out
-                    y, cache = h_n[None], None
-                elif self._mode == "lstm":
-                    y, h_n, c_n, cache = ops.lstm_forward(inp, s0[0], s0[1], *w, lengths=lengths,
-                                                          reverse=bool(d), training=training)
-                    finals[1][idx] = c_n
-                elif self._mode == "gru":
-                    y, h_n, cache = ops.gru_forward(inp, s0[0], *w, lengths=lengths,
-                                                    reverse=bool(d), training=training)
+                    state_n = self._packed.step(k, inp[0], s0)
+                    y, cache = state_n[0][None], None
                 else:
-                    y, h_n, cache = ops.rnn_forward(inp, s0[0], *w,
-                                                    nonlinearity=self.nonlinearity,
-                                                    lengths=lengths, reverse=bool(d),
-                                                    training=training)
-                finals[0][idx] = h_n
+                    y, state_n, cache = ops.sequence_forward(
+                        spec, inp, s0, *self._weight_data(k, d), lengths=lengths,
+                        reverse=bool(d), training=training)
+                for i, s in enumerate(state_n):
+                    finals[i][idx] = s
                 ys.append(y)
                 layer_caches.append(cache)
             out = ys[0] if d_count == 1 else np.concatenate(ys, axis=2)
@@ -254,10 +275,8 @@ class _RNNBase(Module):
             caches.append(layer_caches)
             masks.append(mask)
             inp = out
-        self._cache = None
-        if training:
-            self._cache = {"caches": caches, "masks": masks, "unbatched": unbatched,
-                           "shape": (t, b)}
+        self._calls.put({"caches": caches, "masks": masks, "unbatched": unbatched,
+                         "shape": (t, b)} if training else None)
         if self.carry_state and not unbatched:
             self._carried = [f.copy() for f in finals]
         if unbatched:
@@ -268,9 +287,18 @@ class _RNNBase(Module):
 
     # ------------------------------------------------------------------ backward
     def _backprop(self, dy: Any, dstates: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
-        c = self._cache
-        if c is None:
-            raise _no_cache_error(self)
+        with self._calls.lock:
+            c = self._calls.take()     # one backward per forward, as torch frees its graph
+            if c is None:
+                raise _no_cache_error(self)
+            try:
+                return self._backprop_locked(c, dy, dstates)
+            except (TypeError, ValueError):
+                self._calls.put(c)     # a rejected argument consumes nothing: try again
+                raise
+
+    def _backprop_locked(self, c: dict, dy: Any,
+                         dstates: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
         t, b = c["shape"]
         unbatched = c["unbatched"]
         d_count, h = self.num_directions, self.hidden_size
@@ -285,7 +313,7 @@ class _RNNBase(Module):
         if dy_arr.shape != y_shape:
             raise ValueError(f"dy has shape {_shape(dy_arr.shape)}, expected "
                              f"{_shape(y_shape)} (the shape of y)")
-        names = ["dhx[0] (dh_n)", "dhx[1] (dc_n)"] if self._mode == "lstm" else ["dhx (dh_n)"]
+        names = self._state_names("dhx", tuple("d" + n for n in self._spec.state_n_names))
         dfinal = []
         for name, a in zip(names, dstates):
             if a is None:
@@ -293,13 +321,16 @@ class _RNNBase(Module):
                 continue
             arr = _state_array(name, a, (ld, h) if unbatched else (ld, b, h), self.dtype)
             dfinal.append(arr[:, None, :].copy() if unbatched else arr)
+        weights = [[self._weights(k, d) for d in range(d_count)] for k in range(self.num_layers)]
+        for layer in weights:   # the gradients accumulate in place: check them all first
+            for p in (p for ws in layer for p in ws if p is not None):
+                p.writable_grad()
         if unbatched:
             d_out = np.ascontiguousarray(dy_arr[:, None, :], self.dtype)
         elif self.batch_first:
             d_out = np.ascontiguousarray(dy_arr.swapaxes(0, 1), self.dtype)
         else:
             d_out = np.ascontiguousarray(dy_arr, self.dtype)
-        self._cache = None     # one backward per forward, as torch frees its graph
         dinit = [np.zeros((ld, b, h), self.dtype) for _ in dstates]
         for k in reversed(range(self.num_layers)):
             mask = c["masks"][k]
@@ -310,22 +341,12 @@ class _RNNBase(Module):
                 idx = k * d_count + d
                 dy_kd = d_out if d_count == 1 else d_out[:, :, d * h:(d + 1) * h]
                 dn = [None if s is None else s[idx] for s in dfinal]
-                cache = c["caches"][k][d]
-                if self._mode == "lstm":
-                    g = ops.lstm_backward(cache, dy_kd, dn[0], dn[1])
-                    dinit[1][idx] = g.dc0
-                elif self._mode == "gru":
-                    g = ops.gru_backward(cache, dy_kd, dn[0])
-                else:
-                    g = ops.rnn_backward(cache, dy_kd, dn[0])
-                dinit[0][idx] = g.dh0
-                w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
-                w_ih.accumulate(g.dw_ih)
-                w_hh.accumulate(g.dw_hh)
-                if b_ih is not None:
-                    b_ih.accumulate(g.db_ih)
-                    b_hh.accumulate(g.db_hh)
-                d_in = g.dx if d_in is None else d_in + g.dx
+                # ADDED straight into each Parameter.grad: no fresh arrays, no second sum.
+                into = [None if p is None else p.writable_grad() for p in weights[k][d]]
+                dx, dstate0, _ = ops.sequence_backward(c["caches"][k][d], dy_kd, dn, into=into)
+                for i, g in enumerate(dstate0):
+                    dinit[i][idx] = g
+                d_in = dx if d_in is None else d_in + dx
             d_out = d_in
         if unbatched:
             return d_out[:, 0, :], [s[:, 0, :] for s in dinit]
@@ -380,7 +401,7 @@ class LSTM(_RNNBase):
     (either may be None).
 """ + _ARGS_DOC
 
-    _mode = "lstm"
+    _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                     "dropout", "bidirectional", "dtype")
 
@@ -420,7 +441,7 @@ class GRU(_RNNBase):
     Backward: ``dx, dh0 = gru.backward(dy, dhx=None)`` with ``dhx = dh_n`` (or None).
 """ + _ARGS_DOC
 
-    _mode = "gru"
+    _family = "gru"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                     "dropout", "bidirectional", "dtype")
 
@@ -453,7 +474,7 @@ class RNN(_RNNBase):
         nonlinearity: "tanh" or "relu".
 """ + _ARGS_DOC
 
-    _mode = "rnn"
+    _family = "rnn"
     _config_args = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
                     "batch_first", "dropout", "bidirectional", "dtype")
 
@@ -461,8 +482,6 @@ class RNN(_RNNBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, nonlinearity)
 

@@ -49,7 +49,8 @@ def optional_array(name: str, a: object, shape: Tuple[int, ...], dtype: np.dtype
 
 
 def lengths_array(lengths: object, batch: int, steps: int) -> Optional[np.ndarray]:
-    """Per-sequence lengths as int64 (B,), each in [0, T]."""
+    """Per-sequence lengths as int64 (B,), each in [0, T]: always a fresh copy, so a caller who
+    changes their array afterwards (between a forward and its backward) changes nothing."""
     if lengths is None:
         return None
     arr = np.asarray(lengths)
@@ -61,7 +62,7 @@ def lengths_array(lengths: object, batch: int, steps: int) -> Optional[np.ndarra
     if batch and (arr.min() < 0 or arr.max() > steps):
         bad = int(arr[(arr < 0) | (arr > steps)][0])
         raise ValueError(f"lengths must lie in [0, T={steps}], got {bad}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.array(arr, dtype=np.int64, copy=True)
 
 
 def hidden_size(w_hh: object, gates: int, dtype: np.dtype) -> int:

@@ -12,45 +12,33 @@ is the state after step lengths[b]-1 (h0 if 0). ``reverse`` runs each sequence f
 last valid step back to 0. With ``training=True`` the forward returns an opaque cache that the
 matching backward consumes; it holds references to the inputs and weights, so do not modify
 them in place in between, and y comes back read-only (the cache reads h_t from it; copy y to
-edit it).
+edit it). The cache keeps its own copy of ``lengths``.
+
+Every cell runs through the two generic functions :func:`sequence_forward` and
+:func:`sequence_backward`, driven by its :class:`rnnkit._cellspec.CellSpec`; ``lstm_forward``
+and the others are the public per-cell forms of them.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import _core
+from .._cellspec import CELLS, CellSpec, cell_for
 from . import _validate as v
 
-
-class LSTMGrads(NamedTuple):
-    dx: np.ndarray
-    dh0: np.ndarray
-    dc0: np.ndarray
-    dw_ih: np.ndarray
-    dw_hh: np.ndarray
-    db_ih: Optional[np.ndarray]
-    db_hh: Optional[np.ndarray]
-
-
-class GRUGrads(NamedTuple):
-    dx: np.ndarray
-    dh0: np.ndarray
-    dw_ih: np.ndarray
-    dw_hh: np.ndarray
-    db_ih: Optional[np.ndarray]
-    db_hh: Optional[np.ndarray]
-
-
-RNNGrads = GRUGrads
+LSTMGrads = CELLS["lstm"].grads
+GRUGrads = CELLS["gru"].grads
+RNNGrads = CELLS["rnn_tanh"].grads
+NONLINEARITIES = tuple(k for k in (s.nonlinearity for s in CELLS.values()
+                                   if s.family == "rnn") if k)
 
 
 class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
-    __slots__ = ("cell", "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "y", "saved",
-                 "lengths", "reverse", "nonlinearity")
+    __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
+                 "reverse")
 
     def __init__(self, **fields: object) -> None:
         for name in self.__slots__:
@@ -58,7 +46,7 @@ class SequenceCache:
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
-        return (f"SequenceCache({self.cell}, T={t}, B={b}, H={self.w_hh.shape[1]}, "
+        return (f"SequenceCache({self.spec.name}, T={t}, B={b}, H={self.w_hh.shape[1]}, "
                 f"dtype={self.x.dtype})")
 
 
@@ -69,47 +57,100 @@ def _keep(y: np.ndarray) -> np.ndarray:
     return y
 
 
-def _suffix(dtype: np.dtype) -> str:
-    return "f32" if dtype == np.float32 else "f64"
+# ---------------------------------------------------------------- the generic pair
+def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np.ndarray]],
+                     w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
+                     b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
+                     reverse: bool = False, training: bool = True
+                     ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
+    """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
-
-def _check_common(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gates: int):
+    ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
+    h, then c for the LSTM); the final states come back in the same order.
+    """
     x = v.floating_input("x", x, 3, "(T, B, I)")
     dt = x.dtype
     t, b, i = x.shape
-    h = v.hidden_size(w_hh, gates, dt)
-    w_hh = v.array("w_hh", w_hh, (gates * h, h), dt)
-    w_ih = v.array("w_ih", w_ih, (gates * h, i), dt, "(gates*H, I)")
-    h0 = v.optional_array("h0", h0, (b, h), dt, "(B, H)")
-    b_ih = v.optional_array("b_ih", b_ih, (gates * h,), dt)
-    b_hh = v.optional_array("b_hh", b_hh, (gates * h,), dt)
+    g = spec.gates
+    h = v.hidden_size(w_hh, g, dt)
+    w_hh = v.array("w_hh", w_hh, (g * h, h), dt)
+    w_ih = v.array("w_ih", w_ih, (g * h, i), dt, "(gates*H, I)")
+    b_ih = v.optional_array("b_ih", b_ih, (g * h,), dt)
+    b_hh = v.optional_array("b_hh", b_hh, (g * h,), dt)
+    if len(state0) != len(spec.states):
+        raise TypeError(f"{spec.family} needs {len(spec.states)} initial state(s) "
+                        f"{spec.state0_names}, got {len(state0)}")
+    state0 = tuple(v.optional_array(n, s, (b, h), dt, "(B, H)")
+                   for n, s in zip(spec.state0_names, state0))
     lengths = v.lengths_array(lengths, b, t)
-    return x, h0, w_ih, w_hh, b_ih, b_hh, lengths
+    y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
+                                    bool(training))
+    cache = None
+    if training:
+        cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
+                              has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
+                              saved=saved, lengths=lengths, reverse=bool(reverse))
+    return y, tuple(finals), cache
 
 
-def _check_cache(cache: object, cell: str, fn: str) -> "SequenceCache":
+def sequence_backward(cache: SequenceCache, dy: np.ndarray,
+                      dstate_n: Optional[Sequence[Optional[np.ndarray]]] = None, *,
+                      into: Optional[Sequence[Optional[np.ndarray]]] = None,
+                      fn: str = "sequence_backward"
+                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Tuple[Any, ...]]:
+    """Backpropagation through time for :func:`sequence_forward`.
+
+    ``dy`` (T,B,H) is d(loss)/dy; ``dstate_n`` one (B,H) array or None (zero) per final state.
+    Returns ``dx, d(initial states), (dw_ih, dw_hh, db_ih, db_hh)``. The weight gradients are
+    ADDED to the arrays of ``into`` when it is given (the layers pass their ``Parameter.grad``
+    arrays, so nothing is allocated or summed twice); otherwise they are fresh arrays. db_ih /
+    db_hh are None where the bias was None.
+    """
+    c = _check_cache(cache, None, fn)
+    spec = c.spec
+    t, b, i = c.x.shape
+    h = c.w_hh.shape[1]
+    dt = c.x.dtype
+    dy = v.array("dy", dy, (t, b, h), dt, "(T, B, H), like y")
+    names = tuple("d" + n for n in spec.state_n_names)
+    dstate_n = (None,) * len(names) if dstate_n is None else tuple(dstate_n)
+    dstate_n = tuple(v.optional_array(n, a, (b, h), dt, f"(B, H), like {n[1:]}")
+                     for n, a in zip(names, dstate_n))
+    gh = spec.gates * h
+    if into is None:
+        into = (np.zeros((gh, i), dt), np.zeros((gh, h), dt),
+                np.zeros(gh, dt) if c.has_bias[0] else None,
+                np.zeros(gh, dt) if c.has_bias[1] else None)
+    dw_ih, dw_hh, db_ih, db_hh = into
+    dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
+                                c.lengths, c.reverse, dw_ih, dw_hh,
+                                db_ih if c.has_bias[0] else None,
+                                db_hh if c.has_bias[1] else None)
+    return dx, tuple(dstate0), (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
+                                db_hh if c.has_bias[1] else None)
+
+
+def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache:
     if cache is None:
         raise RuntimeError(f"{fn}: cache is None - the forward ran with training=False, which "
                            "keeps no activations; run it with training=True to backpropagate")
-    if not isinstance(cache, SequenceCache) or cache.cell != cell:
-        raise TypeError(f"{fn}: cache must be the cache returned by {cell}_forward, got "
+    if not isinstance(cache, SequenceCache) or (family and cache.spec.family != family):
+        raise TypeError(f"{fn}: cache must be the cache returned by "
+                        f"{family + '_forward' if family else 'a forward'}, got "
                         f"{type(cache).__name__}"
-                        + (f" from {cache.cell}_forward" if isinstance(cache, SequenceCache)
-                           else ""))
+                        + (f" from {cache.spec.family}_forward"
+                           if isinstance(cache, SequenceCache) else ""))
     return cache
 
 
-def _check_grad_out(cache: "SequenceCache", dy, dh_n, dc_n=None):
-    t, b, _ = cache.x.shape
-    h = cache.w_hh.shape[1]
-    dt = cache.x.dtype
-    dy = v.array("dy", dy, (t, b, h), dt, "(T, B, H), like y")
-    dh_n = v.optional_array("dh_n", dh_n, (b, h), dt, "(B, H), like h_n")
-    dc_n = v.optional_array("dc_n", dc_n, (b, h), dt, "(B, H), like c_n")
-    return dy, dh_n, dc_n
+def _grads(cache: SequenceCache, dy: Any, dstate_n: Sequence[Any], family: str) -> Any:
+    fn = f"{family}_backward"
+    c = _check_cache(cache, family, fn)
+    dx, dstate0, weights = sequence_backward(c, dy, dstate_n, fn=fn)
+    return c.spec.grads(dx, *dstate0, *weights)
 
 
-# ---------------------------------------------------------------- LSTM
+# ---------------------------------------------------------------- the public per-cell forms
 def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarray],
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
@@ -119,39 +160,23 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
 
     i, f, o = σ(W_i· x + b_i· + W_h· h + b_h·); g = tanh(...); c' = f⊙c + i⊙g; h' = o⊙tanh(c').
     """
-    x, h0, w_ih, w_hh, b_ih, b_hh, lengths = _check_common(x, h0, w_ih, w_hh, b_ih, b_hh,
-                                                           lengths, 4)
-    c0 = v.optional_array("c0", c0, (x.shape[1], w_hh.shape[1]), x.dtype, "(B, H)")
-    kernel = getattr(_core, "lstm_forward_" + _suffix(x.dtype))
-    y, h_n, c_n, gates, cells = kernel(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                       bool(reverse), bool(training))
-    cache = None
-    if training:
-        cache = SequenceCache(cell="lstm", x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=_keep(y), saved=(gates, cells), lengths=lengths,
-                              reverse=bool(reverse))
+    y, (h_n, c_n), cache = sequence_forward(CELLS["lstm"], x, (h0, c0), w_ih, w_hh, b_ih,
+                                            b_hh, lengths=lengths, reverse=reverse,
+                                            training=training)
     return y, h_n, c_n, cache
 
 
 def lstm_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
-                  dc_n: Optional[np.ndarray] = None) -> LSTMGrads:
+                  dc_n: Optional[np.ndarray] = None) -> Any:
     """Backpropagation through time for :func:`lstm_forward`.
 
     ``dy`` (T,B,H) is d(loss)/dy; ``dh_n``, ``dc_n`` (B,H) the gradients reaching the final
-    states (None = 0). Returns fresh arrays; db_ih/db_hh are None where the bias was None.
+    states (None = 0). Returns :class:`LSTMGrads` ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih,
+    db_hh)`` of fresh arrays; db_ih/db_hh are None where the bias was None.
     """
-    c = _check_cache(cache, "lstm", "lstm_backward")
-    dy, dh_n, dc_n = _check_grad_out(c, dy, dh_n, dc_n)
-    kernel = getattr(_core, "lstm_backward_" + _suffix(c.x.dtype))
-    has_bias = c.b_ih is not None or c.b_hh is not None
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = kernel(
-        dy, dh_n, dc_n, c.x, c.h0, c.c0, c.w_ih, c.w_hh, has_bias, c.y, c.saved[0], c.saved[1],
-        c.lengths, c.reverse)
-    return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih if c.b_ih is not None else None,
-                     db_hh if c.b_hh is not None else None)
+    return _grads(cache, dy, (dh_n, dc_n), "lstm")
 
 
-# ---------------------------------------------------------------- GRU
 def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 lengths: Optional[np.ndarray] = None, reverse: bool = False,
@@ -162,35 +187,15 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
     r, z = σ(W_i· x + b_i· + W_h· h + b_h·); n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn));
     h' = (1 - z)⊙n + z⊙h.
     """
-    x, h0, w_ih, w_hh, b_ih, b_hh, lengths = _check_common(x, h0, w_ih, w_hh, b_ih, b_hh,
-                                                           lengths, 3)
-    kernel = getattr(_core, "gru_forward_" + _suffix(x.dtype))
-    y, h_n, gates, hn = kernel(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                               bool(training))
-    cache = None
-    if training:
-        cache = SequenceCache(cell="gru", x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=_keep(y), saved=(gates, hn), lengths=lengths,
-                              reverse=bool(reverse))
+    y, (h_n,), cache = sequence_forward(CELLS["gru"], x, (h0,), w_ih, w_hh, b_ih, b_hh,
+                                        lengths=lengths, reverse=reverse, training=training)
     return y, h_n, cache
 
 
-def gru_backward(cache: SequenceCache, dy: np.ndarray,
-                 dh_n: Optional[np.ndarray] = None) -> GRUGrads:
-    """Backpropagation through time for :func:`gru_forward` (see :func:`lstm_backward`)."""
-    c = _check_cache(cache, "gru", "gru_backward")
-    dy, dh_n, _ = _check_grad_out(c, dy, dh_n)
-    kernel = getattr(_core, "gru_backward_" + _suffix(c.x.dtype))
-    has_bias = c.b_ih is not None or c.b_hh is not None
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = kernel(
-        dy, dh_n, c.x, c.h0, c.w_ih, c.w_hh, has_bias, c.y, c.saved[0], c.saved[1], c.lengths,
-        c.reverse)
-    return GRUGrads(dx, dh0, dw_ih, dw_hh, db_ih if c.b_ih is not None else None,
-                    db_hh if c.b_hh is not None else None)
-
-
-# ---------------------------------------------------------------- RNN
-NONLINEARITIES = ("tanh", "relu")
+def gru_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray] = None) -> Any:
+    """Backpropagation through time for :func:`gru_forward` (see :func:`lstm_backward`):
+    :class:`GRUGrads` ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
+    return _grads(cache, dy, (dh_n,), "gru")
 
 
 def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh: np.ndarray,
@@ -202,30 +207,13 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
 
     ``nonlinearity`` is "tanh" or "relu". Returns ``y (T,B,H), h_n (B,H), cache``.
     """
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    x, h0, w_ih, w_hh, b_ih, b_hh, lengths = _check_common(x, h0, w_ih, w_hh, b_ih, b_hh,
-                                                           lengths, 1)
-    kernel = getattr(_core, "rnn_forward_" + _suffix(x.dtype))
-    y, h_n, acts = kernel(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths, bool(reverse),
-                          bool(training))
-    cache = None
-    if training:
-        cache = SequenceCache(cell="rnn", x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=_keep(y), saved=(acts,), lengths=lengths,
-                              reverse=bool(reverse), nonlinearity=nonlinearity)
+    spec = cell_for("rnn", nonlinearity)
+    y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
+                                        lengths=lengths, reverse=reverse, training=training)
     return y, h_n, cache
 
 
-def rnn_backward(cache: SequenceCache, dy: np.ndarray,
-                 dh_n: Optional[np.ndarray] = None) -> RNNGrads:
-    """Backpropagation through time for :func:`rnn_forward` (see :func:`lstm_backward`)."""
-    c = _check_cache(cache, "rnn", "rnn_backward")
-    dy, dh_n, _ = _check_grad_out(c, dy, dh_n)
-    kernel = getattr(_core, "rnn_backward_" + _suffix(c.x.dtype))
-    has_bias = c.b_ih is not None or c.b_hh is not None
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = kernel(
-        dy, dh_n, c.x, c.h0, c.w_ih, c.w_hh, has_bias, c.y, c.saved[0], c.nonlinearity,
-        c.lengths, c.reverse)
-    return RNNGrads(dx, dh0, dw_ih, dw_hh, db_ih if c.b_ih is not None else None,
-                    db_hh if c.b_hh is not None else None)
+def rnn_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray] = None) -> Any:
+    """Backpropagation through time for :func:`rnn_forward` (see :func:`lstm_backward`):
+    :class:`RNNGrads` ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
+    return _grads(cache, dy, (dh_n,), "rnn")

@@ -5,7 +5,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number, kernel
+from .. import _core
+from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
 
 
 class Adagrad(Optimizer):
@@ -59,7 +60,7 @@ class Adagrad(Optimizer):
     def _update(self, data: np.ndarray, grad: np.ndarray, state: Dict[str, Any],
                 group: ParamGroup) -> None:
         step = state["step"] + 1
-        kernel("adagrad_update", data.dtype)(
+        _core.adagrad_update(
             data, state["sum"], grad, step=step, lr=group["lr"], lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"])
         state["step"] = step

@@ -5,7 +5,8 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number, kernel
+from .. import _core
+from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
 
 
 def _check_betas(betas: Any) -> Tuple[float, float]:
@@ -77,7 +78,7 @@ class Adam(Optimizer):
                 vmax = state["max_exp_avg_sq"] = np.zeros_like(data)
         step = state["step"] + 1
         beta1, beta2 = group["betas"]
-        kernel("adam_update", data.dtype)(
+        _core.adam_update(
             data, state["exp_avg"], state["exp_avg_sq"], vmax, grad, step=step,
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],

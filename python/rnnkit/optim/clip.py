@@ -8,7 +8,8 @@ from typing import Any, Iterable, List, Union
 
 import numpy as np
 
-from .optimizer import _FLOAT_DTYPES, kernel
+from .. import _core
+from .optimizer import _FLOAT_DTYPES
 
 ParamsArg = Union[Any, Iterable[Any]]
 
@@ -37,7 +38,7 @@ def _grads(parameters: ParamsArg) -> List[np.ndarray]:
 def _abs_pow_sum(g: np.ndarray, p: float) -> float:
     if not g.flags.c_contiguous:
         g = np.ascontiguousarray(g)
-    return float(kernel("abs_pow_sum", g.dtype)(g, p))
+    return float(_core.abs_pow_sum(g, p))
 
 
 def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float = 2.0,

@@ -16,18 +16,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import _core
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 ParamGroup = Dict[str, Any]
 StateDict = Dict[str, Any]
-
-
-def kernel(name: str, dtype: np.dtype) -> Callable[..., Any]:
-    """The compiled kernel `name` for `dtype` (float32 or float64)."""
-    return getattr(_core, f"{name}_{_SUFFIX[np.dtype(dtype)]}")
 
 
 def check_number(name: str, value: Any, low: float = 0.0, high: Optional[float] = None,

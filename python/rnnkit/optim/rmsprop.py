@@ -5,7 +5,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number, kernel
+from .. import _core
+from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
 
 
 class RMSprop(Optimizer):
@@ -71,7 +72,7 @@ class RMSprop(Optimizer):
             avg = state.get("grad_avg")
             if avg is None:
                 avg = state["grad_avg"] = np.zeros_like(data)
-        kernel("rmsprop_update", data.dtype)(
+        _core.rmsprop_update(
             data, state["square_avg"], avg, buf, grad, lr=group["lr"], alpha=group["alpha"],
             eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"],
             centered=group["centered"], maximize=group["maximize"])

@@ -5,7 +5,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number, kernel
+from .. import _core
+from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
 
 
 class SGD(Optimizer):
@@ -65,7 +66,7 @@ class SGD(Optimizer):
             if buf is None:  # torch: the buffer starts as a copy of the first (decayed) g
                 buf = state["momentum_buffer"] = np.empty_like(data)
                 first = True
-        kernel("sgd_update", data.dtype)(
+        _core.sgd_update(
             data, buf, grad, lr=group["lr"], momentum=momentum, dampening=group["dampening"],
             weight_decay=group["weight_decay"], nesterov=group["nesterov"],
             maximize=group["maximize"], first_step=first)

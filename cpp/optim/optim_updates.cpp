@@ -4,7 +4,7 @@
 // restrict pointers that the compiler vectorises. The operation order inside the loops is
 // torch's (addcmul: self + value * t1 * t2; addcdiv: self + value * t1 / t2; add with alpha:
 // self + alpha * other), so float64 trajectories agree with torch.optim to rounding.
-#include "kernels/optim_updates.h"
+#include "optim/optim_updates.h"
 
 #include <algorithm>
 #include <cmath>

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "runtime/parallel.h"
@@ -11,13 +12,14 @@
 
 namespace rnnkit {
 
-// C[M,N] = beta*C + op(A) op(B) (see GemmFn), split over threads along M (or N when M is the
-// smaller side). Called outside any parallel region.
+// C[M,N] = beta*C + op(A) op(B) (see GemmFn) with `table`'s GEMM, split over threads along M
+// (or N when M is the smaller side). Called outside any parallel region.
 template <class T>
 void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
-                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                   const KernelTable& table = kernels()) {
   if (M <= 0 || N <= 0) return;
-  const GemmFn<T> gemm = gemm_fn<T>();
+  const GemmFn<T> gemm = gemm_fn<T>(table);
   const bool split_m = M >= N;
   const int64_t extent = split_m ? M : N;
   const int64_t align = 16;
@@ -37,7 +39,9 @@ void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, co
   run_parallel(nt, run);
 }
 
-// sums[j] += sum over rows m < M of A[m*lda + j], j < N; each column summed in row order.
+// sums[j] += (sum over rows m < M of A[m*lda + j]), j < N: each column summed in row order
+// into a local accumulator that is then added once, so accumulating into a non-zero gradient
+// rounds exactly as summing into zeros and adding afterwards would.
 template <class T>
 void add_column_sums(T* sums, const T* A, int64_t M, int64_t N, int64_t lda) {
   if (M <= 0 || N <= 0) return;
@@ -45,10 +49,13 @@ void add_column_sums(T* sums, const T* A, int64_t M, int64_t N, int64_t lda) {
   auto run = [&](int part, int parts) {
     int64_t lo, hi;
     split_range(N, parts, part, 16, &lo, &hi);
+    if (hi <= lo) return;
+    std::vector<T> acc(hi - lo, T(0));
     for (int64_t m = 0; m < M; ++m) {
-      const T* a = A + m * lda;
-      for (int64_t j = lo; j < hi; ++j) sums[j] += a[j];
+      const T* a = A + m * lda + lo;
+      for (int64_t j = 0; j < hi - lo; ++j) acc[j] += a[j];
     }
+    for (int64_t j = lo; j < hi; ++j) sums[j] += acc[j - lo];
   };
   run_parallel(nt, run);
 }

@@ -1,8 +1,8 @@
-#include "cells/linear.h"
+#include "layers/linear.h"
 
 #include <algorithm>
 
-#include "cells/big_products.h"
+#include "engine/products.h"
 
 namespace rnnkit {
 

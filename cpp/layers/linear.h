@@ -1,5 +1,5 @@
-// Linear (affine) layer on rows: the output head of most recurrent models. It lives beside the
-// cells because it is built from the same large products (cells/big_products.h), which keeps
+// Linear (affine) layer on rows: the output head of most recurrent models. It is built from the
+// engine's large products (engine/products.h), which keeps
 // the whole training step on rnnkit's threads instead of mixing in a second BLAS thread pool
 // (whose spinning workers steal the cores the recurrence's per-step barriers wait on).
 //

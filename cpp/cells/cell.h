@@ -1,0 +1,129 @@
+// The contract between the engine (cpp/engine/) and a cell (cpp/cells/<cell>.h).
+//
+// The engine owns everything a recurrent layer does that is not a cell's own arithmetic: the
+// length-sorted schedule, the input projection x·W_ihᵀ, the per-step recurrent product
+// h·W_hhᵀ, threads and barriers, the hidden-state buffers, and the weight-gradient products
+// after the backward loop. A cell supplies only its pointwise math, forward directly above
+// backward, in a class template `Cell<T>` (T = float or double) with these members:
+//
+//   static constexpr const char* kName;   the name everywhere (bindings, Python spec, tests)
+//   static constexpr int G;               gates stacked in W_ih (G*H, I) and W_hh (G*H, H)
+//   static constexpr int kStates;         1: h only; 2: h and one state of the cell's own (c)
+//   static constexpr const char* kStateNames[kStates];     {"h"} or {"h", "c"}
+//   static constexpr int kSaved;          arrays a training forward keeps for backward
+//   static constexpr const char* kSavedNames[kSaved];
+//   static constexpr int kSavedWidth[kSaved];   each is (T, B, width*H); kSavedWidth[0] == G
+//   static constexpr bool kDirectHiddenGrad;    see Backward below
+//   static constexpr bool folds_hh_bias(int gate);   b_hh of `gate` adds into x·W_ihᵀ + b_ih
+//                                                    (else the cell applies it itself)
+//   struct Forward;  struct Backward;     the per-call state, see below
+//
+// Forward (one object per call; one per single step):
+//   Forward(const ForwardArrays<T>&, const SeqDims&, Activations<T>)  for a sequence
+//   Forward(const StepArrays<T>&, int64_t B, int64_t H, const T* b_hh, Activations<T>)  for
+//       one step (b_hh: the layer's (G*H) hidden bias or nullptr)
+//   void begin(const Schedule&), end(const Schedule&)   around a sequence (not called for steps)
+//   void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
+//                const T* h_prev, T* h_out)
+//     Units j0..j1 of one row. gx: the input pre-activations (x·W_ihᵀ + folded biases), gate g
+//     at gx + g*gx_stride; the cell may rewrite them (in training, gx is the row of saved[0],
+//     so what it writes there is what backward reads). gh: the recurrent products h·W_hhᵀ for
+//     these units, gate g at gh + g*(j1-j0), scratch once read. h_prev (H): the row's previous
+//     h, all units. h_out (H): write units j0..j1 of the new h only.
+//
+// Backward (one object per call):
+//   Backward(const BackwardArrays<T>&, const SeqDims&, Activations<T>)
+//   void begin(const Schedule&), end(const Schedule&)
+//   void backward(const RowRef& row, int64_t j0, int64_t j1, const T* h_prev, const T* dy,
+//                 T* dh, T* dg_step, T* dg_seq)
+//     Units j0..j1 of one row, steps in reverse. dh (H): the gradient reaching h_t from later
+//     steps (dy excluded, all units). Write the pre-activation gradients of units j0..j1 of
+//     every gate to dg_step (this step, sorted row; multiplied by W_hh for dh_{t-1}) and
+//     dg_seq (row t, b of the sequence buffer; multiplied by W_ih and x after the loop).
+//     kDirectHiddenGrad: the cell also writes units j0..j1 of dh with a direct term of
+//     dh_{t-1} that the engine's dG·W_hh product then adds to (GRU's z ⊙ dh); otherwise dh is
+//     overwritten by that product.
+//   void to_hidden_side(T* dg) const
+//     After the loop dg (T, B, G*H) holds the input-side gradient; turn it, in place, into what
+//     multiplies W_hh and h (they differ only where a gate's hidden part is scaled, GRU's n).
+//
+// Threading rules: forward/backward of different unit slices (j0..j1) of one row, and of
+// different rows, run concurrently on different threads; a call may read anything of its own
+// row that no other thread writes in the same step (h_prev, dh, dy, saved rows of earlier
+// steps) and writes only its own units. Per-row state the cell keeps across steps (LSTM's c) is
+// indexed by the sorted row (row.r) and unit, so each element has one owner. Nothing in a cell
+// may allocate or throw inside forward/backward; constructors and begin() may (before any
+// thread starts).
+#pragma once
+#include <cstdint>
+
+#include "engine/seq_dims.h"
+#include "kernels/kernels.h"
+
+namespace rnnkit {
+
+class Schedule;
+
+// Which row a pointwise call works on: sorted row r = batch index b at time index t.
+// `first` is true on the first step of the sequence (the one that reads h0/c0); otherwise the
+// previous step ran at time index t_prev (t - 1, or t + 1 in reverse).
+struct RowRef {
+  int64_t r, t, b;
+  bool first;
+  int64_t t_prev;
+};
+
+constexpr int kMaxStates = 2;  // h, plus at most one state of the cell's own
+constexpr int kMaxSaved = 2;
+
+// The layer's weights in PyTorch's layout: w_ih (G*H, I), w_hh (G*H, H); b_ih, b_hh (G*H) or
+// nullptr.
+template <class T>
+struct CellWeights {
+  const T* w_ih = nullptr;
+  const T* w_hh = nullptr;
+  const T* b_ih = nullptr;
+  const T* b_hh = nullptr;
+};
+
+// The arrays of one sequence forward. Shapes: T steps, B batch, I input, H hidden.
+template <class T>
+struct ForwardArrays {
+  T* y = nullptr;                     // (T, B, H) out: h_t, zero where t >= lengths[b]
+  T* state_n[kMaxStates] = {};        // (B, H) each, out: final h, then the cell's own states
+  T* saved[kMaxSaved] = {};           // training: out, (T, B, kSavedWidth[i]*H);
+                                      // inference: all nullptr (nothing is kept)
+  const T* x = nullptr;               // (T, B, I)
+  const T* state0[kMaxStates] = {};   // (B, H) each, or nullptr (zeros)
+  CellWeights<T> w;
+};
+
+// The arrays of one backward: outputs, the incoming gradients, then the forward's inputs and
+// what it kept, exactly as the forward had them.
+template <class T>
+struct BackwardArrays {
+  T* dx = nullptr;                    // (T, B, I) out (overwritten)
+  T* dstate0[kMaxStates] = {};        // (B, H) each, out (overwritten)
+  T* dw_ih = nullptr;                 // (G*H, I)  ADDED to
+  T* dw_hh = nullptr;                 // (G*H, H)  ADDED to
+  T* db_ih = nullptr;                 // (G*H) ADDED to, or nullptr (no bias gradients)
+  T* db_hh = nullptr;                 // (G*H) ADDED to, or nullptr
+  const T* dy = nullptr;              // (T, B, H)
+  const T* dstate_n[kMaxStates] = {}; // (B, H) each, or nullptr (zero)
+  const T* x = nullptr;
+  const T* state0[kMaxStates] = {};
+  CellWeights<T> w;
+  const T* y = nullptr;               // the forward's y
+  const T* saved[kMaxSaved] = {};     // the forward's saved arrays
+};
+
+// One step of a batch: state_out (B, H) each = cell(x (B, I), state (B, H) each). No output
+// may alias an input.
+template <class T>
+struct StepArrays {
+  T* state_out[kMaxStates] = {};
+  const T* x = nullptr;
+  const T* state[kMaxStates] = {};
+};
+
+}  // namespace rnnkit

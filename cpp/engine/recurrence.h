@@ -1,0 +1,231 @@
+// The time loops shared by every cell, forward and backward (BPTT).
+//
+// A cell supplies only its pointwise math (cells/cell.h); these loops own everything around it:
+// the length-sorted schedule, the recurrent product per step, threads, the state buffers, and
+// the large weight-gradient products after the backward loop.
+//
+// Threads: one OpenMP parallel region spans the whole time loop. Thread k owns hidden units
+// [j0, j1) — all G gates of those units — for every running row, so the recurrent product for
+// its slice and the fused gate update that consumes it need no synchronisation; threads meet at
+// one barrier per forward step (two per backward step: dG must be complete before dG·W_hh).
+// Every output element is computed by one thread in a fixed order: results are bitwise identical
+// for any thread count. Work between barriers runs through a Lockstep (runtime/parallel.h), so an
+// allocation failure in one thread ends the loop on every thread and reaches the caller as
+// std::bad_alloc instead of terminating the process.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "engine/products.h"
+#include "engine/schedule.h"
+#include "engine/unit_split.h"
+#include "kernels/kernels.h"
+#include "runtime/buffer.h"
+#include "runtime/parallel.h"
+#include "runtime/threads.h"
+
+namespace rnnkit {
+
+// The input side of a training forward: gx (T, B, G*H) holds x·W_ihᵀ + folded biases for every
+// step, computed before the loop (input_projection below). The cell rewrites each row with what
+// it keeps for backward (post-activation gates), so this buffer is the cache.
+template <class T>
+struct PrecomputedInput {
+  T* gx;
+  int64_t B, GH, H, j0;
+  void prepare(int64_t /*s*/) {}
+  T* row(int64_t /*s*/, int64_t /*r*/, int64_t t, int64_t b) { return gx + (t * B + b) * GH + j0; }
+  int64_t stride() const { return H; }
+};
+
+// gx (T*B, G*H) = x (T*B, I) · w_ihᵀ + bias, one large GEMM. bias (G*H) or nullptr.
+template <class T>
+void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int G, const SeqDims& d,
+                      const KernelTable& k) {
+  const int64_t TB = d.T * d.B, GH = G * d.H;
+  if (bias)
+    for (int64_t m = 0; m < TB; ++m) std::copy(bias, bias + GH, gx + m * GH);
+  parallel_gemm(false, true, TB, GH, d.I, x, d.I, w_ih, d.I, bias ? T(1) : T(0), gx, GH, k);
+}
+
+// Forward over the sequence.
+//   y    (T, B, H)  out: h_t; zero where t >= lengths[b]
+//   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
+//   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
+//   make_input(schedule, j0, j1): this thread's input side for units j0..j1, an object with
+//     prepare(s), row(s, r, t, b) and stride() (PrecomputedInput, or ChunkedProjection in
+//     engine/inference.h); it may allocate.
+template <int G, class T, class Fwd, class MakeInput>
+void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, const T* w_hh,
+                 const SeqDims& d, const KernelTable& k) {
+  const int64_t B = d.B, H = d.H;
+  const Schedule sch(d);
+  if (d.lengths) {
+    for (int64_t t = 0; t < d.T; ++t)
+      for (int64_t b = 0; b < B; ++b)
+        if (t >= d.lengths[b]) std::fill(y + (t * B + b) * H, y + (t * B + b + 1) * H, T(0));
+  }
+  // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
+  std::vector<T> h_state(2 * B * H, T(0));
+  for (int64_t r = 0; r < B; ++r)
+    if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
+                      h_state.begin() + r * H);
+  cell.begin(sch);
+
+  const PackedGemm<T> pg = packed_gemm_fns<T>(k);
+  const int64_t step = sch.reverse() ? -1 : 1;  // time offset from one step to the next
+  using Input = decltype(make_input(sch, int64_t(0), int64_t(0)));
+  Lockstep lockstep;
+  run_parallel(recurrence_threads(B, H, G), [&](int part, int parts) {
+    Lockstep::Thread sync(lockstep);
+    int64_t j0, j1;
+    split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    const int64_t nj = j1 - j0, width = G * nj;  // nj <= 0: this thread only keeps the barriers
+    // This thread's rows of W_hh (all G gates of units j0..j1), packed once for all steps so
+    // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j.
+    Buffer<T> packed_hh, gh;
+    std::optional<Input> in;
+    sync.run([&] {
+      if (nj <= 0) return;
+      pack_unit_rows(pg, G, H, H, j0, j1, w_hh, packed_hh);
+      gh.resize(B * width);
+      in.emplace(make_input(sch, j0, j1));
+    });
+    if (!sync.sync()) return;
+    for (int64_t s = 0; s < sch.steps(); ++s) {
+      sync.run([&] {
+        if (nj <= 0) return;
+        const int64_t n = sch.active(s);
+        in->prepare(s);
+        const T* hp = h_state.data() + (s & 1) * B * H;
+        T* hn = h_state.data() + ((s + 1) & 1) * B * H;
+        pg.gemm(n, width, H, hp, H, packed_hh.data(), T(0), gh.data(), width);
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
+          const RowRef row{r, t, b, s == 0, t - step};
+          cell.forward(row, j0, j1, in->row(s, r, t, b), in->stride(), gh.data() + r * width,
+                       hp + r * H, hn + r * H);
+          std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
+        }
+      });
+      if (!sync.sync()) return;
+    }
+  });
+  lockstep.rethrow();
+
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t b = sch.batch_index(r), len = sch.length(r);
+    T* out = h_n + b * H;
+    if (len > 0) {
+      const T* last = y + (sch.time_of(len - 1, r) * B + b) * H;
+      std::copy(last, last + H, out);
+    } else if (h0) {
+      std::copy(h0 + b * H, h0 + (b + 1) * H, out);
+    } else {
+      std::fill(out, out + H, T(0));
+    }
+  }
+  cell.end(sch);
+}
+
+// Backward through time. Gradients of weights and biases are ADDED to (callers zero them);
+// dx and dh0 are overwritten.
+//   dx (T, B, I)  dh0 (B, H)  dw_ih (G*H, I)  dw_hh (G*H, H)  db_ih, db_hh (G*H) or nullptr
+//   dg (T, B, G*H) workspace: the pre-activation gradient, filled by the loop
+//   dy (T, B, H); dh_n (B, H) or nullptr; hs (T, B, H) the forward's y; x (T, B, I);
+//   h0 (B, H) or nullptr.
+// The loop leaves the input-side gradient in dg (what multiplies W_ih); the cell's
+// to_hidden_side(dg) then turns it into the hidden-side one (what multiplies W_hh), in place.
+template <int G, bool kDirectHiddenGrad, class T, class Bwd>
+void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
+                  const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
+                  const T* w_ih, const T* w_hh, const SeqDims& d, const KernelTable& k) {
+  const int64_t B = d.B, H = d.H, I = d.I, GH = G * H, TB = d.T * d.B;
+  const Schedule sch(d);
+  if (d.lengths) std::fill(dg, dg + TB * GH, T(0));  // steps that never run have zero gradient
+  std::vector<T> dh(B * H, T(0)), dg_step(B * GH), zeros(H, T(0));
+  for (int64_t r = 0; r < B; ++r)
+    if (dh_n) std::copy(dh_n + sch.batch_index(r) * H, dh_n + (sch.batch_index(r) + 1) * H,
+                        dh.begin() + r * H);
+  cell.begin(sch);
+
+  const PackedGemm<T> pg = packed_gemm_fns<T>(k);
+  const int64_t back = sch.reverse() ? 1 : -1;  // time offset of the previous step
+  Lockstep lockstep;
+  run_parallel(recurrence_threads(B, H, G), [&](int part, int parts) {
+    Lockstep::Thread sync(lockstep);
+    int64_t j0, j1;
+    split_range(H, parts, part, kUnitAlign, &j0, &j1);
+    const int64_t nj = j1 - j0;
+    // Columns j0..j1 of W_hh (G*H x nj), packed once: dh[:, j0:j1] = dG_step · W_hh[:, j0:j1].
+    Buffer<T> packed;
+    sync.run([&] {
+      if (nj <= 0) return;
+      packed.resize(pg.size(GH, nj));
+      pg.pack(false, GH, nj, w_hh + j0, H, packed.data());
+    });
+    if (!sync.sync()) return;
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const int64_t n = sch.active(s);
+      sync.run([&] {
+        for (int64_t r = 0; r < n && nj > 0; ++r) {
+          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
+          const RowRef row{r, t, b, s == 0, t + back};
+          const T* h_prev =
+              s > 0 ? hs + ((t + back) * B + b) * H : (h0 ? h0 + b * H : zeros.data());
+          cell.backward(row, j0, j1, h_prev, dy + (t * B + b) * H, dh.data() + r * H,
+                        dg_step.data() + r * GH, dg + (t * B + b) * GH);
+        }
+      });
+      // dG_step must be complete (all units) before any thread multiplies it.
+      if (!sync.sync()) return;
+      // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
+      sync.run([&] {
+        if (nj > 0)
+          pg.gemm(n, nj, GH, dg_step.data(), GH, packed.data(),
+                  kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
+      });
+      if (!sync.sync()) return;  // dh complete before the next step reads it
+    }
+  });
+  lockstep.rethrow();
+  for (int64_t r = 0; r < B; ++r)
+    std::copy(dh.begin() + r * H, dh.begin() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
+
+  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
+  parallel_gemm(true, false, GH, I, TB, dg, GH, x, I, T(1), dw_ih, I, k);
+  if (db_ih) add_column_sums(db_ih, dg, TB, GH, GH);
+  parallel_gemm(false, false, TB, I, GH, dg, GH, w_ih, I, T(0), dx, I, k);
+
+  cell.to_hidden_side(dg);
+  // dW_hh += Σ_t dG_tᵀ h_{t-1}. Inside a sequence h_{t-1} is hs at the neighbouring time index;
+  // pairs that reach past a sequence's end multiply zeros (hs and dg are zero there).
+  if (d.T > 1) {
+    const int64_t K = (d.T - 1) * B;
+    if (!sch.reverse())
+      parallel_gemm(true, false, GH, H, K, dg + B * GH, GH, hs, H, T(1), dw_hh, H, k);
+    else
+      parallel_gemm(true, false, GH, H, K, dg, GH, hs + B * H, H, T(1), dw_hh, H, k);
+  }
+  // ... and the first step of every sequence pairs with h0.
+  if (h0 && B > 0) {
+    const T* first = dg;  // forward direction: every sequence starts at t = 0
+    std::vector<T> gathered;
+    if (sch.reverse()) {
+      gathered.assign(B * GH, T(0));
+      for (int64_t r = 0; r < B; ++r)
+        if (sch.length(r) > 0) {
+          const int64_t b = sch.batch_index(r), t = sch.time_of(0, r);
+          std::copy(dg + (t * B + b) * GH, dg + (t * B + b + 1) * GH, gathered.begin() + b * GH);
+        }
+      first = gathered.data();
+    }
+    if (d.T > 0) parallel_gemm(true, false, GH, H, B, first, GH, h0, H, T(1), dw_hh, H, k);
+  }
+  if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
+  cell.end(sch);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,32 @@
+// The engine's entry points, one set per cell type (instantiated for every cell of
+// cells/cell_list.h and T = float, double in cells/instantiate.cpp). Shapes and ownership of
+// every array are documented on the structs in cells/cell.h; SeqDims in engine/seq_dims.h.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "cells/cell.h"
+#include "engine/seq_dims.h"
+#include "engine/step.h"
+
+namespace rnnkit {
+
+// A whole sequence forward: training when a.saved[0] is given (the cell's saved arrays are
+// filled for backward), inference otherwise (nothing is kept).
+template <class Cell, class T>
+void sequence_forward(const ForwardArrays<T>& a, const SeqDims& d);
+
+// Backpropagation through time for sequence_forward.
+template <class Cell, class T>
+void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d);
+
+// Weights packed for single steps (input size I, hidden size H).
+template <class Cell, class T>
+std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
+                                                  int64_t H);
+
+// One step of a batch of B rows.
+template <class Cell, class T>
+void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B);
+
+}  // namespace rnnkit

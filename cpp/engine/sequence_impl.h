@@ -1,0 +1,75 @@
+// Definitions of the entry points in engine/sequence.h. Included only by cells/instantiate.cpp,
+// which instantiates them for every cell of the list.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/inference.h"
+#include "engine/recurrence.h"
+#include "engine/sequence.h"
+#include "engine/step.h"
+#include "runtime/buffer.h"
+
+namespace rnnkit {
+
+// The bias row added to x·W_ihᵀ: b_ih plus the parts of b_hh the cell folds in. Empty when the
+// layer has no biases, unless `always` (single steps always add a bias row).
+template <class Cell, class T>
+std::vector<T> folded_bias(const CellWeights<T>& w, int64_t H, bool always) {
+  std::vector<T> bias;
+  if (!always && !w.b_ih && !w.b_hh) return bias;
+  const int64_t GH = Cell::G * H;
+  bias.assign(GH, T(0));
+  for (int64_t k = 0; k < GH; ++k)
+    bias[k] = (w.b_ih ? w.b_ih[k] : T(0)) +
+              (w.b_hh && Cell::folds_hh_bias(static_cast<int>(k / H)) ? w.b_hh[k] : T(0));
+  return bias;
+}
+
+template <class Cell, class T>
+void sequence_forward(const ForwardArrays<T>& a, const SeqDims& d) {
+  constexpr int G = Cell::G;
+  const KernelTable& k = kernels();  // one table for the whole call
+  const std::vector<T> folded = folded_bias<Cell>(a.w, d.H, false);
+  const T* bias = folded.empty() ? nullptr : folded.data();
+  typename Cell::Forward cell(a, d, activations<T>(k));
+  if (T* gx = a.saved[0]) {  // training: project every step now, into the buffer backward keeps
+    input_projection(gx, a.x, a.w.w_ih, bias, G, d, k);
+    auto make_input = [&](const Schedule&, int64_t j0, int64_t) {
+      return PrecomputedInput<T>{gx, d.B, G * d.H, d.H, j0};
+    };
+    run_forward<G>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+  } else {  // inference: each thread projects its units a chunk of steps at a time
+    const PackedGemm<T> pg = packed_gemm_fns<T>(k);
+    auto make_input = [&](const Schedule& sch, int64_t j0, int64_t j1) {
+      return ChunkedProjection<T>(pg, sch, d, G, j0, j1, a.x, a.w.w_ih, bias);
+    };
+    run_forward<G>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+  }
+}
+
+template <class Cell, class T>
+void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d) {
+  const KernelTable& k = kernels();
+  Buffer<T> dg(d.T * d.B * Cell::G * d.H);  // every row is written (or zeroed) by run_backward
+  typename Cell::Backward cell(a, d, activations<T>(k));
+  run_backward<Cell::G, Cell::kDirectHiddenGrad>(
+      cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.db_ih, a.db_hh, dg.data(), a.dy,
+      a.dstate_n[0], a.y, a.x, a.state0[0], a.w.w_ih, a.w.w_hh, d, k);
+}
+
+template <class Cell, class T>
+std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
+                                                  int64_t H) {
+  const std::vector<T> bias = folded_bias<Cell>(w, H, true);
+  return std::make_unique<StepWeights<T>>(Cell::G, I, H, w, bias.data());
+}
+
+template <class Cell, class T>
+void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
+  typename Cell::Forward cell(a, B, w.hidden_size(), w.b_hh(), activations<T>(w.table()));
+  w.step(cell, a.state_out[0], a.x, a.state[0], B);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,102 @@
+"""The cell registry on the Python side: one :class:`CellSpec` per compiled cell.
+
+The compiled core lists its cells (``_core.cells()``, generated from ``cpp/cells/cell_list.h``)
+with their gates, states, saved arrays and kernels; this table adds what only Python knows (the
+layer family and the RNN nonlinearity) and is checked against the core at import, so the two
+sides cannot drift. ``ops``, ``nn``, ``io``, the self-check, the benchmarks and the tests read
+cells from here instead of branching on names.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import _core
+
+# Python-side facts per compiled cell: (family, nonlinearity). The family is the name of the
+# public ops functions (``<family>_forward``) and of the layer; several cells may share one
+# (the RNN's two activations).
+_PYTHON_SIDE: Dict[str, Tuple[str, Optional[str]]] = {
+    "lstm": ("lstm", None),
+    "gru": ("gru", None),
+    "rnn_tanh": ("rnn", "tanh"),
+    "rnn_relu": ("rnn", "relu"),
+}
+
+_GRADS_CLASS = {"lstm": "LSTMGrads", "gru": "GRUGrads", "rnn": "RNNGrads"}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What the rest of the package needs to know about one cell."""
+
+    name: str                          # "lstm", "gru", "rnn_tanh", "rnn_relu"
+    gates: int                         # G: W_ih is (G*H, I), W_hh (G*H, H)
+    states: Tuple[str, ...]            # ("h", "c") or ("h",)
+    saved: Tuple[Tuple[str, int], ...]  # arrays kept for backward: (name, width in units of H)
+    family: str                        # "lstm", "gru" or "rnn"
+    nonlinearity: Optional[str]        # the RNN's activation, else None
+    forward: Callable[..., Any]        # _core.<name>_forward
+    backward: Callable[..., Any]       # _core.<name>_backward
+    step: Any                          # _core.<name>_step: weights packed for single steps
+    grads: Any                         # named tuple type of the backward's results
+
+    @property
+    def state0_names(self) -> Tuple[str, ...]:
+        """Argument names of the initial states: ("h0", "c0")."""
+        return tuple(s + "0" for s in self.states)
+
+    @property
+    def state_n_names(self) -> Tuple[str, ...]:
+        """Names of the final states: ("h_n", "c_n")."""
+        return tuple(s + "_n" for s in self.states)
+
+
+def _grads_type(family: str, states: Tuple[str, ...]) -> Any:
+    fields = ("dx",) + tuple(f"d{s}0" for s in states) + ("dw_ih", "dw_hh", "db_ih", "db_hh")
+    t = namedtuple(_GRADS_CLASS.get(family, family.upper() + "Grads"), fields)
+    t.__module__ = "rnnkit.ops"
+    t.__doc__ = ("Gradients from backward: " + ", ".join(fields) +
+                 " (db_ih/db_hh are None where the bias was None).")
+    return t
+
+
+def _build() -> Dict[str, CellSpec]:
+    compiled = {c["name"]: c for c in _core.cells()}
+    if set(compiled) != set(_PYTHON_SIDE):
+        raise ImportError(f"rnnkit._core has cells {sorted(compiled)} but rnnkit._cellspec "
+                          f"describes {sorted(_PYTHON_SIDE)}: rebuild the extension")
+    grads: Dict[Tuple[str, Tuple[str, ...]], Any] = {}
+    specs = {}
+    for name, c in compiled.items():
+        family, nonlinearity = _PYTHON_SIDE[name]
+        states = tuple(c["states"])
+        key = (family, states)
+        if key not in grads:
+            grads[key] = _grads_type(family, states)
+        specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
+                               saved=tuple((str(n), int(w)) for n, w in c["saved"]),
+                               family=family, nonlinearity=nonlinearity, forward=c["forward"],
+                               backward=c["backward"], step=c["step"], grads=grads[key])
+    return specs
+
+
+CELLS: Dict[str, CellSpec] = _build()
+
+
+def family_cells(family: str) -> Dict[Optional[str], CellSpec]:
+    """The cells of one family by nonlinearity ({None: spec} for LSTM and GRU)."""
+    return {s.nonlinearity: s for s in CELLS.values() if s.family == family}
+
+
+def cell_for(family: str, nonlinearity: Optional[str] = None) -> CellSpec:
+    """The cell of `family` with `nonlinearity` (the only place a nonlinearity is validated)."""
+    options = family_cells(family)
+    if not options:
+        raise ValueError(f"unknown cell family {family!r}; known: "
+                         f"{sorted({s.family for s in CELLS.values()})}")
+    if nonlinearity not in options:
+        names = " or ".join(repr(k) for k in options if k is not None)
+        raise ValueError(f"nonlinearity must be {names}, got {nonlinearity!r}")
+    return options[nonlinearity]

@@ -1,0 +1,24 @@
+"""Functional affine map on rows, on rnnkit's own GEMM (see cpp/layers/linear.h for why)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import _core
+
+
+def linear_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """``y (M, O) = x (M, I) · weightᵀ (O, I) + bias (O,)``; bias may be None.
+
+    Arrays must be C-contiguous and of one dtype (float32 or float64); every shape is checked
+    by the compiled kernel, which names the argument on a mismatch.
+    """
+    return _core.linear_forward(x, weight, bias)
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, dw: np.ndarray,
+                    db: Optional[np.ndarray], want_dx: bool = True) -> Optional[np.ndarray]:
+    """Adds ``dyᵀ · x`` into ``dw`` (O, I) and ``Σ_rows dy`` into ``db`` (O,) in place, and
+    returns ``dx = dy · weight`` (M, I), or None without ``want_dx``."""
+    return _core.linear_backward(dy, x, weight, dw, db, want_dx)
