@@ -53,6 +53,9 @@ class Module:
     # Constructor arguments that rebuild this layer, read back from attributes of the same
     # name by get_config() (rnnkit.save stores them; rnnkit.load calls cls(**config)).
     _config_args: Tuple[str, ...] = ()
+    # True for containers whose children are their constructor's positional arguments
+    # (Sequential): rnnkit.save stores the children, in order, and rnnkit.load passes them.
+    _config_children: bool = False
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
+from ..io import save
+
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
@@ -120,8 +122,6 @@ class ModelCheckpoint(Callback):
         self.saved: List[str] = []
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Logs) -> None:
-        from ..io import save  # io imports train for trainer state: import late
-
         if not all(math.isfinite(float(v)) for v in logs.values()):
             return
         if self.save_best_only:
