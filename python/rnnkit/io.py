@@ -30,7 +30,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
