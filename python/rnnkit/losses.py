@@ -10,7 +10,7 @@ integer target (...), e.g. (N, C) with (N,) or (B, T, C) with (B, T). This diffe
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -38,9 +38,38 @@ def _out_dtype(pred: np.ndarray) -> np.dtype:
 
 
 class _Loss:
+    """Base of the losses: reduction, the cached backward, and what a training loop needs to
+    combine batches into epoch metrics (:meth:`count`, :meth:`metrics`)."""
+
+    # Constructor arguments that rebuild this loss, read back from attributes of the same
+    # name by get_config() (rnnkit.save stores them with a trainer).
+    _config_args: Tuple[str, ...] = ("reduction",)
+
     def __init__(self, reduction: str) -> None:
         self.reduction = _reduction(reduction)
         self._cache: Optional[tuple] = None
+
+    def get_config(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this loss: ``type(self)(**get_config())``.
+        Plain JSON-able values (arrays as lists)."""
+        config: Dict[str, Any] = {}
+        for name in self._config_args:
+            v = getattr(self, name)
+            config[name] = v.tolist() if isinstance(v, np.ndarray) else v
+        return config
+
+    def count(self, prediction: Any, target: Any) -> int:
+        """How many terms a ``"mean"`` loss of this batch averages (1 for ``"sum"``/``"none"``,
+        whose value is already a total): the batch's weight in an epoch mean, so that the
+        epoch loss does not depend on how the data were batched."""
+        if self.reduction != "mean":
+            return 1
+        return int(np.asarray(prediction).size)
+
+    def metrics(self, prediction: Any, target: Any) -> Dict[str, Tuple[float, int]]:
+        """Further metrics of this batch as ``{name: (sum, count)}``, summed over batches and
+        divided at the end (a metric with count 0 is not reported). None by default."""
+        return {}
 
     def __call__(self, prediction: Any, target: Any) -> LossValue:
         return self.forward(prediction, target)
@@ -91,9 +120,25 @@ class CrossEntropyLoss(_Loss):
     for "mean". Stable: logsumexp subtracts the row maximum.
     """
 
+    _config_args = ("ignore_index", "reduction")
+
     def __init__(self, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.ignore_index = int(ignore_index)
+
+    def count(self, prediction: Any, target: Any) -> int:
+        """The non-ignored targets for ``"mean"`` (ignored ones count nowhere), else 1."""
+        if self.reduction != "mean":
+            return 1
+        return int((np.asarray(target) != self.ignore_index).sum())
+
+    def metrics(self, prediction: Any, target: Any) -> Dict[str, Tuple[float, int]]:
+        """``{"accuracy": (correct, counted)}``: argmax over the last axis equal to the
+        target, over the non-ignored targets."""
+        target = np.asarray(target)
+        keep = target != self.ignore_index
+        correct = int(((np.asarray(prediction).argmax(axis=-1) == target) & keep).sum())
+        return {"accuracy": (correct, int(keep.sum()))}
 
     def forward(self, prediction: Any, target: Any) -> LossValue:
         z = _prediction(prediction)
@@ -180,6 +225,8 @@ class BCEWithLogitsLoss(_Loss):
     Shapes: logits x and targets y in [0, 1] alike.
     Gradient: ``(1 - y) - w σ(-x)`` (= σ(x) - y without pos_weight), / n for "mean".
     """
+
+    _config_args = ("reduction", "pos_weight")
 
     def __init__(self, reduction: str = "mean", pos_weight: Any = None) -> None:
         super().__init__(reduction)

@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..ops import _validate
 from .module import Module, _no_cache_error
 
 
@@ -44,18 +45,9 @@ class Last(Module):
                              f", got shape {arr.shape}")
         xt = arr.swapaxes(0, 1) if self.batch_first else arr
         t, b = xt.shape[:2]
-        if lengths is None:
+        steps = _validate.lengths_array(lengths, b, t)
+        if steps is None:
             steps = np.full(b, t, dtype=np.int64)
-        else:
-            steps = np.asarray(lengths)
-            if steps.dtype == np.bool_ or not np.issubdtype(steps.dtype, np.integer):
-                raise TypeError(f"lengths must be an integer array, got dtype {steps.dtype}")
-            if steps.shape != (b,):
-                raise ValueError(f"lengths has shape {steps.shape}, expected ({b},)")
-            if b and (steps.min() < 0 or steps.max() > t):
-                raise ValueError(f"lengths must lie in [0, T={t}], got "
-                                 f"{int(steps[(steps < 0) | (steps > t)][0])}")
-            steps = steps.astype(np.int64)
         valid = steps > 0
         rows = np.arange(b)
         y = np.zeros((b,) + xt.shape[2:], xt.dtype)

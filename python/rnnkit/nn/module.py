@@ -53,6 +53,9 @@ class Module:
     # Constructor arguments that rebuild this layer, read back from attributes of the same
     # name by get_config() (rnnkit.save stores them; rnnkit.load calls cls(**config)).
     _config_args: Tuple[str, ...] = ()
+    # True for containers whose children are their constructor's positional arguments
+    # (Sequential): rnnkit.save stores the children, in order, and rnnkit.load passes them.
+    _config_children: bool = False
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -202,10 +205,22 @@ class Module:
     def _on_mode_change(self) -> None:
         """Hook for layers that hold caches (drop them when the mode changes)."""
 
-    def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set every parameter's gradient to zero in place (or to None with
+        ``set_to_none=True``), as :meth:`rnnkit.optim.Optimizer.zero_grad` does.
+
+        A gradient that is already None (after ``optimizer.zero_grad(set_to_none=True)``)
+        stays None: the next backward starts it again from zeros, so None and zeros give the
+        same gradients. Unlike torch (default ``set_to_none=True``) the default keeps the
+        arrays, so that whoever holds a reference to ``.grad`` keeps seeing it.
+        """
         for p in self.parameters():
-            p.zero_grad()
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.zero_grad()
 
     # -------------------------------------------------------------- calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:

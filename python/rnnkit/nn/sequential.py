@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-
 from .module import Module
 
 
@@ -21,6 +20,8 @@ class Sequential(Module):
         model = Sequential(Embedding(V, E), LSTM(E, H), Last(), Linear(H, C))
         logits = model(tokens, lengths=lengths)          # tokens (T, B) -> (B, C)
     """
+
+    _config_children = True    # rebuilt as Sequential(*children) by rnnkit.load
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()

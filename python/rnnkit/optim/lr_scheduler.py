@@ -44,6 +44,10 @@ class LRScheduler:
         last_epoch: number of ``step()`` calls so far (0 right after construction).
     """
 
+    # The protocol rnnkit.train.Trainer reads: False means ``step()`` once per epoch, True
+    # ``step(metric)`` with the epoch's monitored loss (ReduceLROnPlateau).
+    _steps_on_metric = False
+
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         self.optimizer = _check_optimizer(optimizer)
         if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) \
@@ -197,6 +201,8 @@ class ReduceLROnPlateau:
         min_lr: lower bound on the lr, one for all groups or one per group (default 0).
         eps: smallest change of lr that is applied (default 1e-8).
     """
+
+    _steps_on_metric = True   # Trainer calls step(val_loss, else loss) once per epoch
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",

@@ -1,4 +1,8 @@
-"""Training: the Trainer loop, callbacks and History."""
+"""Training: the Trainer loop, callbacks, History, truncated BPTT and checkpoints.
+
+Importing this package registers the "trainer" kind with :mod:`rnnkit.io` (see checkpoint).
+"""
+from . import checkpoint  # noqa: F401 - registers the trainer kind with rnnkit.io
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .history import History
 from .trainer import Trainer

@@ -1,8 +1,12 @@
 """Callbacks: hooks into `Trainer.fit` (early stopping, checkpoints, your own).
 
 A callback subclasses :class:`Callback` and overrides any of the ``on_*`` hooks; each gets the
-trainer and a dict of the latest metrics. Setting ``trainer.stop_training = True`` ends
-training after the current epoch.
+trainer and a dict of the latest metrics (``on_after_backward`` gets the batch index only).
+Setting ``trainer.stop_training = True`` ends training after the current epoch.
+
+Order within one batch: forward, loss, backward, gradient clipping, ``on_after_backward``,
+optimiser step, ``on_batch_end``. With ``tbptt`` each chunk takes an optimiser step, so
+``on_after_backward`` runs once per chunk (with the same batch index).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
+
+from ..io import save
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
@@ -23,6 +29,13 @@ class Callback:
 
     def on_train_begin(self, trainer: "Trainer", logs: Logs) -> None: ...
     def on_epoch_begin(self, trainer: "Trainer", epoch: int, logs: Logs) -> None: ...
+    def on_after_backward(self, trainer: "Trainer", batch: int) -> None:
+        """After the gradients of a step are complete (summed by backward, clipped to
+        ``clip_grad_norm``, checked finite) and before ``optimizer.step()`` uses them: read
+        or change ``p.grad`` of ``trainer.model.parameters()`` in place here (e.g. average
+        them across processes). A step skipped for a non-finite loss or gradient, or one
+        with no counted target, does not call it."""
+
     def on_batch_end(self, trainer: "Trainer", batch: int, logs: Logs) -> None: ...
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Logs) -> None: ...
     def on_train_end(self, trainer: "Trainer", logs: Logs) -> None: ...
@@ -120,8 +133,6 @@ class ModelCheckpoint(Callback):
         self.saved: List[str] = []
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Logs) -> None:
-        from ..io import save  # io imports train for trainer state: import late
-
         if not all(math.isfinite(float(v)) for v in logs.values()):
             return
         if self.save_best_only:

@@ -9,6 +9,11 @@ Data are numpy arrays with the batch on axis 0: ``x`` (N, ...), ``y`` (N, ...), 
                       clip_grad_norm=1.0)
     history = trainer.fit(x, y, epochs=10, batch_size=32, validation_data=(xv, yv))
 
+Seams: ``Callback.on_after_backward`` sees (and may change) each step's finished gradients
+before the optimiser uses them; the epoch metrics come from the loss (its ``count`` and
+``metrics``: accuracy for CrossEntropyLoss); truncated BPTT lives in :mod:`.tbptt`; a schedule
+whose class sets ``_steps_on_metric`` (ReduceLROnPlateau) is stepped on the monitored loss.
+
 Guard rails: gradients are clipped when ``clip_grad_norm`` is set; a non-finite loss or
 gradient stops training *before* the optimiser step, so the parameters stay the last good
 ones (and ModelCheckpoint never saves a non-finite epoch); Ctrl-C stops cleanly after the
@@ -24,6 +29,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops import _validate
+from ..optim import clip_grad_norm_
+from . import tbptt as _tbptt
 from .callbacks import Callback
 from .history import History
 from .progress import Progress
@@ -46,26 +54,38 @@ def _check_batch_size(batch_size: Any) -> int:
 
 class _Totals:
     """Sums behind the epoch metrics: the loss summed over counted targets (a mean-reduced
-    loss times its count), and correct/total predictions, so that the result does not depend
-    on how the data were batched (ignored targets count nowhere)."""
+    loss times its count, see the losses' ``count``), and each of the loss's ``metrics`` as
+    (sum, count), so that the result does not depend on how the data were batched (ignored
+    targets count nowhere)."""
 
     def __init__(self) -> None:
         self.loss = 0.0
         self.count = 0
-        self.correct = 0
-        self.total = 0
+        self.metrics: Dict[str, List[float]] = {}
 
     def add(self, other: "_Totals") -> None:
         self.loss += other.loss
         self.count += other.count
-        self.correct += other.correct
-        self.total += other.total
+        for name, (total, n) in other.metrics.items():
+            mine = self.metrics.setdefault(name, [0, 0])
+            mine[0] += total
+            mine[1] += n
 
     def logs(self) -> Dict[str, float]:
         out = {"loss": self.loss / self.count if self.count else 0.0}
-        if self.total:
-            out["accuracy"] = self.correct / self.total
+        for name, (total, n) in self.metrics.items():
+            if n:
+                out[name] = total / n
         return out
+
+
+def _loss_count(loss: Any, pred: np.ndarray, target: np.ndarray) -> int:
+    """The loss's ``count`` (rnnkit.losses); for a loss without one, the prediction's size
+    for a mean reduction, else 1."""
+    count = getattr(loss, "count", None)
+    if count is not None:
+        return int(count(pred, target))
+    return int(np.asarray(pred).size) if getattr(loss, "reduction", "mean") == "mean" else 1
 
 
 def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.ndarray],
@@ -75,10 +95,9 @@ def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.n
         raise ValueError(f"x and y must have the same number of samples on axis 0, got "
                          f"x {x.shape} and y {y.shape}")
     if lengths is not None:
-        lengths = np.asarray(lengths)
-        if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
-            raise ValueError(f"lengths must be an integer array of shape ({n},), got "
-                             f"{lengths.dtype} {lengths.shape}")
+        if x.ndim < 2:
+            raise ValueError(f"lengths needs sequences, x (N, T, ...), got x {x.shape}")
+        lengths = _validate.lengths_array(lengths, n, x.shape[1])  # time is axis 1
     return x, y, lengths
 
 
@@ -90,8 +109,9 @@ class Trainer:
         loss: a loss from :mod:`rnnkit.losses` (``loss(pred, y)`` then ``loss.backward()``).
         optimizer: an optimiser from :mod:`rnnkit.optim` over the model's parameters.
         clip_grad_norm: clip the global L2 norm of the gradients to this value (None: off).
-        scheduler: optional learning-rate schedule, stepped once per epoch (ReduceLROnPlateau
-            gets ``val_loss`` when there is validation data, else ``loss``).
+        scheduler: optional learning-rate schedule, stepped once per epoch. A schedule whose
+            class sets ``_steps_on_metric = True`` (ReduceLROnPlateau) is stepped with
+            ``val_loss`` when there is validation data, else ``loss``; others with ``step()``.
         seed: seeds the shuffling generator (its state is part of checkpoints).
     """
 
@@ -135,16 +155,7 @@ class Trainer:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"validation_data: {exc}") from exc
         if tbptt is not None:
-            if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt < 1:
-                raise ValueError(f"tbptt must be a positive number of steps, got {tbptt!r}")
-            if x.ndim < 2 or y.ndim < 2 or y.shape[1] != x.shape[1]:
-                raise ValueError(f"tbptt needs per-step targets: x (N, T, ...) and y (N, T, ...) "
-                                 f"with the same T, got x {x.shape} and y {y.shape}")
-            for m in self._recurrent_layers():
-                if getattr(m, "bidirectional", False):
-                    raise ValueError("tbptt needs unidirectional recurrent layers: the reverse "
-                                     "direction of a bidirectional layer cannot carry its state "
-                                     "from one chunk to the next")
+            tbptt = _tbptt.check(self.model, tbptt, x, y)
         callbacks = list(callbacks)
         history = History()
         self.stop_training, self.stop_reason = False, None
@@ -192,7 +203,7 @@ class Trainer:
             idx = order[start:start + batch_size]
             xb, yb = x[idx], y[idx]
             lb = None if lengths is None else lengths[idx]
-            batch = self._train_batch(xb, yb, lb, tbptt)
+            batch = self._train_batch(xb, yb, lb, tbptt, b, callbacks)
             if batch is None:
                 progress.close({})
                 return None
@@ -210,33 +221,24 @@ class Trainer:
                 return None
         return totals.logs(), progress
 
-    def _train_batch(self, xb, yb, lb, tbptt) -> Optional[_Totals]:
+    def _train_batch(self, xb, yb, lb, tbptt, batch, callbacks) -> Optional[_Totals]:
         """One optimiser step per chunk (one chunk without tbptt); None if training must stop."""
-        steps = xb.shape[1] if tbptt else 1
-        chunk = tbptt or steps
-        carriers = self._recurrent_layers() if tbptt else []
-        for m in carriers:
-            m.carry_state = True
-            m.reset_state()
-        try:
-            totals = _Totals()
-            for c0 in range(0, steps, chunk):
-                if tbptt:
-                    xc, yc = xb[:, c0:c0 + chunk], yb[:, c0:c0 + chunk]
-                    lc = None if lb is None else np.clip(lb - c0, 0, chunk)
-                else:
-                    xc, yc, lc = xb, yb, lb
-                part = self._step(xc, yc, lc)
+        totals = _Totals()
+        if tbptt is None:
+            part = self._step(xb, yb, lb, batch, callbacks)
+            if part is None:
+                return None
+            totals.add(part)
+            return totals
+        with _tbptt.CarriedState(_tbptt.state_carriers(self.model)):
+            for xc, yc, lc in _tbptt.chunks(xb, yb, lb, tbptt):
+                part = self._step(xc, yc, lc, batch, callbacks)
                 if part is None:
                     return None
                 totals.add(part)
-            return totals
-        finally:
-            for m in carriers:
-                m.carry_state = False
-                m.reset_state()
+        return totals
 
-    def _step(self, xb, yb, lb) -> Optional[_Totals]:
+    def _step(self, xb, yb, lb, batch, callbacks) -> Optional[_Totals]:
         pred = self._forward(xb, lb)
         loss = float(self.loss(pred, yb))
         if not math.isfinite(loss):
@@ -247,7 +249,6 @@ class Trainer:
             return stats
         self.optimizer.zero_grad()
         self.model.backward(self.loss.backward())
-        from ..optim import clip_grad_norm_
         params = list(self.model.parameters())
         # With clipping off the norm is still taken (max_norm=inf scales by exactly 1), so a
         # non-finite gradient never reaches the optimiser.
@@ -256,6 +257,8 @@ class Trainer:
         if not math.isfinite(norm):
             self._stop_nonfinite(f"the gradient norm became {norm}")
             return None
+        for cb in callbacks:
+            cb.on_after_backward(self, batch)
         self.optimizer.step()
         self.global_step += 1
         return stats
@@ -305,31 +308,19 @@ class Trainer:
 
     def _totals(self, mean_loss: float, pred: np.ndarray, target: np.ndarray) -> _Totals:
         """A batch's contribution to the epoch metrics (see _Totals)."""
-        from ..losses import CrossEntropyLoss
-
         t = _Totals()
         target = np.asarray(target)
-        if isinstance(self.loss, CrossEntropyLoss):
-            keep = target != self.loss.ignore_index
-            t.count = t.total = int(keep.sum())
-            t.correct = int(((pred.argmax(axis=-1) == target) & keep).sum())
-        else:
-            t.count = int(np.asarray(pred).size)
-        if getattr(self.loss, "reduction", "mean") != "mean":
-            t.count = 1  # a summed loss is already a total
+        t.count = _loss_count(self.loss, pred, target)
+        metrics = getattr(self.loss, "metrics", None)
+        if metrics is not None:
+            t.metrics = {name: [total, n] for name, (total, n) in metrics(pred, target).items()}
         t.loss = mean_loss * t.count
         return t
-
-    def _recurrent_layers(self) -> List[Any]:
-        layers = [m for m in self.model.modules() if hasattr(m, "carry_state")]
-        if not layers:
-            raise ValueError("tbptt needs a model with recurrent layers (RNN, LSTM, GRU)")
-        return layers
 
     def _step_scheduler(self, logs: Dict[str, float]) -> None:
         if self.scheduler is None:
             return
-        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+        if getattr(self.scheduler, "_steps_on_metric", False):
             self.scheduler.step(logs.get("val_loss", logs.get("loss")))
         else:
             self.scheduler.step()

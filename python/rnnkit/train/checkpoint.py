@@ -1,0 +1,38 @@
+"""The "trainer" kind of :func:`rnnkit.save` / :func:`rnnkit.load`.
+
+A trainer file holds the model, the optimiser (with the parameter names of each group), the
+loss (class and ``get_config()``) and :meth:`Trainer.state_dict` (progress, shuffling
+generator, schedule). Registering it here keeps the import arrows pointing down: train knows
+io, io knows no Trainer.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from .. import io as _io
+from .trainer import Trainer
+
+
+def _save_trainer(trainer: Trainer, arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    return {"model": _io.model_entry(trainer.model, arrays),
+            "optimizer": _io.optimizer_entry(trainer.optimizer, arrays, trainer.model),
+            "loss": _io.loss_entry(trainer.loss),
+            "trainer": _io.to_json(trainer.state_dict(), arrays, "trainer")}
+
+
+def _load_trainer(meta: Dict[str, Any], arrays: Any, into: Any) -> Trainer:
+    model = _io.load_model_entry(meta["model"], arrays, into.model if into else None)
+    opt = _io.load_optimizer_entry(meta["optimizer"], arrays, model,
+                                   into.optimizer if into else None)
+    trainer = into
+    if trainer is None:
+        trainer = Trainer(model, _io.build_loss(meta["loss"]), opt)
+    state = _io.from_json(meta["trainer"], arrays)
+    trainer.clip_grad_norm = state.get("clip_grad_norm")
+    trainer.load_state_dict(state)
+    return trainer
+
+
+_io.register_kind("trainer", Trainer, _save_trainer, _load_trainer)
