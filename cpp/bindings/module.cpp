@@ -8,6 +8,7 @@ void bind_runtime(py::module_& m);
 void bind_cells(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_kernels(py::module_& m);
 }  // namespace rnnkit
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit::bind_cells(m);
   rnnkit::bind_linear(m);
   rnnkit::bind_optim(m);
+  rnnkit::bind_kernels(m);
 }
