@@ -192,7 +192,7 @@ _SWEEP = textwrap.dedent("""
                     return int(line.split()[1]) * 1024
     base = vm_bytes()
     outcomes = {"ok": 0, "MemoryError": 0}
-    for extra_kb in list(range(0, 64 * 1024, 512)) + list(range(64 * 1024, 256 * 1024, 8192)):
+    for extra_kb in list(range(0, 48 * 1024, 1536)) + list(range(48 * 1024, 160 * 1024, 16384)):
         for what in ("eval", "train"):
             resource.setrlimit(resource.RLIMIT_AS, (base + extra_kb * 1024, hard))
             failed = False
