@@ -3,22 +3,24 @@ either the numpy reference (tests/reference.py) or rnnkit.ops, and finite differ
 
 import numpy as np
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+from rnnkit._cellspec import CELLS as SPECS
+
+# Every test that runs per cell parametrises from the registry: a new cell is tested by
+# adding its reference function (tests/reference.py), not by editing these lists.
+CELLS = tuple(SPECS)
+GATES = {name: spec.gates for name, spec in SPECS.items()}
 PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
 # gradient field -> the input it is the gradient of
-GRAD_OF = {"dx": "x", "dh0": "h0", "dc0": "c0", "dw_ih": "w_ih", "dw_hh": "w_hh",
-           "db_ih": "b_ih", "db_hh": "b_hh"}
+GRAD_OF = {"dx": "x", "dw_ih": "w_ih", "dw_hh": "w_hh", "db_ih": "b_ih", "db_hh": "b_hh",
+           **{"d" + n: n for spec in SPECS.values() for n in spec.state0_names}}
 
 
 def grad_fields(cell):
-    if cell == "lstm":
-        return ("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
-    return ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+    return SPECS[cell].grads._fields
 
 
 def output_names(cell):
-    return ("y", "h_n", "c_n") if cell == "lstm" else ("y", "h_n")
+    return ("y",) + SPECS[cell].state_n_names
 
 
 # ------------------------------------------------------------------------------ comparing
@@ -111,7 +113,7 @@ def make_problem(cell, T, B, I, H, *, dtype=np.float64, seed=0, lengths=None, h0
         cell=cell,
         x=u(T, B, I),
         h0=u(B, H, scale=0.8) if h0 else None,
-        c0=u(B, H, scale=0.8) if (c0 and cell == "lstm") else None,
+        c0=u(B, H, scale=0.8) if (c0 and "c0" in SPECS[cell].state0_names) else None,
         w_ih=u(G * H, I, scale=1.7 * k),
         w_hh=u(G * H, H, scale=1.7 * k),
         b_ih=u(G * H, scale=0.5) if bias else None,
@@ -119,7 +121,7 @@ def make_problem(cell, T, B, I, H, *, dtype=np.float64, seed=0, lengths=None, h0
         lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
         dy=u(T, B, H),
         dh_n=u(B, H) if dh_n else None,
-        dc_n=u(B, H) if (dc_n and cell == "lstm") else None,
+        dc_n=u(B, H) if (dc_n and "c_n" in SPECS[cell].state_n_names) else None,
     )
     return p
 
@@ -137,32 +139,20 @@ def as_float64(p):
 
 
 def forward(impl, p, *, reverse=False, **kw):
-    """Calls impl.<cell>_forward on problem p; impl is tests.reference or rnnkit.ops.
+    """Calls impl.<family>_forward on problem p; impl is tests.reference or rnnkit.ops.
     Returns (outputs tuple, cache): (y, h_n[, c_n])."""
-    cell = p["cell"]
-    if cell == "lstm":
-        y, h_n, c_n, cache = impl.lstm_forward(p["x"], p["h0"], p["c0"], p["w_ih"], p["w_hh"],
-                                               p["b_ih"], p["b_hh"], lengths=p["lengths"],
-                                               reverse=reverse, **kw)
-        return (y, h_n, c_n), cache
-    if cell == "gru":
-        y, h_n, cache = impl.gru_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
-                                         p["b_hh"], lengths=p["lengths"], reverse=reverse, **kw)
-        return (y, h_n), cache
-    nl = cell.split("_")[1]
-    y, h_n, cache = impl.rnn_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
-                                     p["b_hh"], nonlinearity=nl, lengths=p["lengths"],
-                                     reverse=reverse, **kw)
-    return (y, h_n), cache
+    spec = SPECS[p["cell"]]
+    extra = {"nonlinearity": spec.nonlinearity} if spec.nonlinearity else {}
+    out = getattr(impl, spec.family + "_forward")(
+        p["x"], *(p[n] for n in spec.state0_names), p["w_ih"], p["w_hh"], p["b_ih"],
+        p["b_hh"], lengths=p["lengths"], reverse=reverse, **extra, **kw)
+    return tuple(out[:-1]), out[-1]
 
 
 def backward(impl, p, cache):
-    cell = p["cell"]
-    if cell == "lstm":
-        return impl.lstm_backward(cache, p["dy"], p["dh_n"], p["dc_n"])
-    if cell == "gru":
-        return impl.gru_backward(cache, p["dy"], p["dh_n"])
-    return impl.rnn_backward(cache, p["dy"], p["dh_n"])
+    spec = SPECS[p["cell"]]
+    return getattr(impl, spec.family + "_backward")(
+        cache, p["dy"], *(p["d" + n] for n in spec.state_n_names))
 
 
 def loss(outputs, p):

@@ -1,117 +1,89 @@
-"""`python -m rnnkit selfcheck`: every kernel against a small, obvious numpy computation.
+"""`python -m rnnkit selfcheck`: every compiled cell checked on this machine, in a second.
 
-The forward pass is compared with a float64 numpy loop over time; the backward pass with a
-central finite difference of the forward along random directions (so it needs no second
-hand-written backward). Runs in well under a second.
+For every cell of the registry (rnnkit._cellspec) and both dtypes:
+- forward: the SIMD kernels in use against the portable float64 kernels (plain C++, the
+  reference the SIMD files are tested against), on a padded batch with an empty sequence;
+- backward: float64 gradients against central finite differences of the float64 forward along
+  random directions (so it needs no second hand-written backward);
+- single steps: the eval-mode packed-weights path against the sequence kernel.
+Then one timed LSTM training step. Cell math itself is tested against an independent numpy
+implementation in the test suite (tests/reference.py).
 """
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import ops
+from . import _core, ops
+from ._cellspec import CELLS, CellSpec
 from ._runtime import build_info
 
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+_WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-a))
+def _problem(spec: CellSpec, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    t_steps, batch, inputs, hidden = 7, 3, 5, 6
+    g = spec.gates
+    args = {"x": rng.standard_normal((t_steps, batch, inputs)),
+            "w_ih": rng.standard_normal((g * hidden, inputs)) * 0.4,
+            "w_hh": rng.standard_normal((g * hidden, hidden)) * 0.4,
+            "b_ih": rng.standard_normal(g * hidden) * 0.1,
+            "b_hh": rng.standard_normal(g * hidden) * 0.1}
+    for name in spec.state0_names:
+        args[name] = rng.standard_normal((batch, hidden)) * 0.5
+    return args
 
 
-def _numpy_forward(cell: str, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths) -> np.ndarray:
-    """Outputs y (T, B, H) by a plain loop over time (lengths respected, forward direction)."""
-    t_steps, batch, _ = x.shape
-    hidden = w_hh.shape[1]
-    y = np.zeros((t_steps, batch, hidden))
-    h, c = h0.copy(), c0.copy()
-    for t in range(t_steps):
-        gx = x[t] @ w_ih.T + b_ih
-        gh = h @ w_hh.T + b_hh
-        if cell == "lstm":
-            i, f, g, o = np.split(gx + gh, 4, axis=1)
-            c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h_new = _sigmoid(o) * np.tanh(c_new)
-        elif cell == "gru":
-            xr, xz, xn = np.split(gx, 3, axis=1)
-            hr, hz, hn = np.split(gh, 3, axis=1)
-            r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
-            n = np.tanh(xn + r * hn)
-            h_new, c_new = (1 - z) * n + z * h, c
-        else:
-            a = gx + gh
-            h_new, c_new = (np.tanh(a) if cell == "rnn_tanh" else np.maximum(a, 0)), c
-        running = (t < lengths)[:, None]
-        h = np.where(running, h_new, h)
-        c = np.where(running, c_new, c)
-        y[t] = np.where(running, h_new, 0.0)
-    return y
-
-
-def _run(cell: str, args: Dict[str, np.ndarray], lengths: np.ndarray, training: bool):
-    if cell == "lstm":
-        y, _, _, cache = ops.lstm_forward(args["x"], args["h0"], args["c0"], args["w_ih"],
-                                          args["w_hh"], args["b_ih"], args["b_hh"],
-                                          lengths=lengths, training=training)
-        return y, cache
-    if cell == "gru":
-        y, _, cache = ops.gru_forward(args["x"], args["h0"], args["w_ih"], args["w_hh"],
-                                      args["b_ih"], args["b_hh"], lengths=lengths,
-                                      training=training)
-        return y, cache
-    y, _, cache = ops.rnn_forward(args["x"], args["h0"], args["w_ih"], args["w_hh"],
-                                  args["b_ih"], args["b_hh"], nonlinearity=cell[4:],
-                                  lengths=lengths, training=training)
+def _forward(spec: CellSpec, args: Dict[str, np.ndarray], dtype: type, lengths, training: bool):
+    a = {k: v.astype(dtype) for k, v in args.items()}
+    y, _, cache = ops.sequence_forward(spec, a["x"], [a[n] for n in spec.state0_names],
+                                       *(a[k] for k in _WEIGHTS), lengths=lengths,
+                                       training=training)
     return y, cache
 
 
-def _grads(cell: str, cache, dy: np.ndarray) -> Dict[str, np.ndarray]:
-    if cell == "lstm":
-        g = ops.lstm_backward(cache, dy)
-        return {"x": g.dx, "h0": g.dh0, "c0": g.dc0, "w_ih": g.dw_ih, "w_hh": g.dw_hh,
-                "b_ih": g.db_ih, "b_hh": g.db_hh}
-    g = ops.gru_backward(cache, dy) if cell == "gru" else ops.rnn_backward(cache, dy)
-    return {"x": g.dx, "h0": g.dh0, "w_ih": g.dw_ih, "w_hh": g.dw_hh, "b_ih": g.db_ih,
-            "b_hh": g.db_hh}
-
-
-def check_cell(cell: str, dtype: type, rng: np.random.Generator) -> Tuple[float, float]:
-    """(max relative forward error vs numpy, max relative gradient error vs finite differences)."""
-    t_steps, batch, inputs, hidden = 7, 3, 5, 6
-    gates = _GATES[cell]
-    args = {
-        "x": rng.standard_normal((t_steps, batch, inputs)),
-        "h0": rng.standard_normal((batch, hidden)) * 0.5,
-        "c0": rng.standard_normal((batch, hidden)) * 0.5,
-        "w_ih": rng.standard_normal((gates * hidden, inputs)) * 0.4,
-        "w_hh": rng.standard_normal((gates * hidden, hidden)) * 0.4,
-        "b_ih": rng.standard_normal(gates * hidden) * 0.1,
-        "b_hh": rng.standard_normal(gates * hidden) * 0.1,
-    }
-    lengths = np.array([t_steps, 0, 4])
-    typed = {k: a.astype(dtype) for k, a in args.items()}
-    y, cache = _run(cell, typed, lengths, training=True)
-    expect = _numpy_forward(cell, *(typed[k].astype(np.float64) for k in
-                                    ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")), lengths)
+def check_cell(spec: CellSpec, dtype: type, rng: np.random.Generator
+               ) -> Tuple[float, float, float]:
+    """Relative errors: (forward vs portable float64, gradients vs finite differences,
+    single step vs sequence)."""
+    args = _problem(spec, rng)
+    lengths = np.array([args["x"].shape[0], 0, 4])
+    in_use = build_info()["simd"]
+    y, _ = _forward(spec, args, dtype, lengths, True)
+    try:
+        _core.force_simd("generic")
+        expect, _ = _forward(spec, args, np.float64, lengths, False)
+    finally:
+        _core.force_simd(in_use)
     fwd_err = float(np.max(np.abs(y - expect)) / max(1e-30, np.max(np.abs(expect))))
 
     # Backward: <grad, v> against (L(p + εv) - L(p - εv)) / 2ε, L = <dy, y>, in float64.
     dy = rng.standard_normal(y.shape)
-    _, cache64 = _run(cell, args, lengths, training=True)
-    grads = _grads(cell, cache64, dy)
+    _, cache = _forward(spec, args, np.float64, lengths, True)
+    dx, dstate0, dweights = ops.sequence_backward(cache, dy)
+    grads = dict(zip(("x",) + spec.state0_names + _WEIGHTS, (dx,) + dstate0 + dweights))
     worst = 0.0
     for name, grad in grads.items():
         direction = rng.standard_normal(args[name].shape)
         eps = 1e-6
         plus = dict(args, **{name: args[name] + eps * direction})
         minus = dict(args, **{name: args[name] - eps * direction})
-        fd = (np.sum(dy * _run(cell, plus, lengths, False)[0])
-              - np.sum(dy * _run(cell, minus, lengths, False)[0])) / (2 * eps)
+        fd = (np.sum(dy * _forward(spec, plus, np.float64, lengths, False)[0])
+              - np.sum(dy * _forward(spec, minus, np.float64, lengths, False)[0])) / (2 * eps)
         analytic = float(np.sum(grad * direction))
         worst = max(worst, abs(analytic - fd) / max(1e-8, abs(fd)))
-    return fwd_err, worst
+
+    # Single step with packed weights vs the first step of the sequence kernel.
+    a = {k: v.astype(dtype) for k, v in args.items()}
+    states = [a[n] for n in spec.state0_names]
+    stepped = spec.step(*(a[k] for k in _WEIGHTS)).step(a["x"][0], tuple(states))
+    _, finals, _ = ops.sequence_forward(spec, a["x"][:1], states, *(a[k] for k in _WEIGHTS),
+                                        training=False)
+    step_err = max(float(np.max(np.abs(s - f)) / max(1e-30, np.max(np.abs(f))))
+                   for s, f in zip(stepped, finals))
+    return fwd_err, worst, step_err
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -120,16 +92,18 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"(cpu {info['simd_cpu']}, compiled {info['simd_compiled']})",
           "| OpenMP:", info["openmp"], "| threads:", info["num_threads"],
           "| compiler:", info["compiler"])
+    print("  CPU features:", " ".join(info["cpu_features"]) or "(none detected)")
     rng = np.random.default_rng(0)
     limits = {np.float32: 2e-5, np.float64: 1e-12}
     ok = True
-    for cell in _GATES:
+    for spec in CELLS.values():
         for dtype in (np.float32, np.float64):
-            fwd, bwd = check_cell(cell, dtype, rng)
-            good = fwd <= limits[dtype] and bwd <= 1e-5
+            fwd, bwd, step = check_cell(spec, dtype, rng)
+            good = fwd <= limits[dtype] and bwd <= 1e-5 and step <= limits[dtype]
             ok &= good
-            print(f"  {cell:9s} {np.dtype(dtype).name:8s} forward rel err {fwd:.1e}   "
-                  f"backward vs finite differences {bwd:.1e}   {'ok' if good else 'FAIL'}")
+            print(f"  {spec.name:9s} {np.dtype(dtype).name:8s} forward vs portable float64 "
+                  f"{fwd:.1e}   backward vs finite differences {bwd:.1e}   single step "
+                  f"{step:.1e}   {'ok' if good else 'FAIL'}")
     # One-line timing: an LSTM training step at a moderate size.
     t_steps, batch, inputs, hidden = 50, 32, 128, 256
     x = rng.standard_normal((t_steps, batch, inputs)).astype(np.float32)

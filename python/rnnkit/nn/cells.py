@@ -16,7 +16,7 @@ with ``train()``/``eval()`` drops the stack; generate in ``eval()`` mode so noth
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -29,10 +29,20 @@ from .packed_steps import PackedSteps
 from .parameter import Parameter
 
 
+# family -> cell class, filled as the classes below are defined (see nn.recurrent's
+# LAYER_CLASSES).
+CELL_CLASSES: Dict[str, type] = {}
+
+
 class _CellBase(Module):
     """Shared machinery of the cells, driven by the cell spec (gates, states)."""
 
     _family = ""              # the cell family of rnnkit._cellspec ("lstm", "gru", "rnn")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._family and cls.__module__ == __name__:
+            CELL_CLASSES[cls._family] = cls
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any,
                  seed: Optional[int], nonlinearity: Optional[str] = None) -> None:
@@ -270,3 +280,10 @@ class RNNCell(_CellBase):
     def backward(self, dh: Any) -> Tuple[np.ndarray, np.ndarray]:
         dx, (dh0,) = self._backstep([dh])
         return dx, dh0
+
+
+def make_cell(spec: CellSpec, *args: Any, **kwargs: Any) -> _CellBase:
+    """The single-step cell of `spec`, built with `args`/`kwargs` (plus its nonlinearity)."""
+    if spec.nonlinearity is not None:
+        kwargs["nonlinearity"] = spec.nonlinearity
+    return CELL_CLASSES[spec.family](*args, **kwargs)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -49,11 +49,22 @@ def _state_array(name: str, a: Any, shape: Tuple[int, ...], dtype: np.dtype) -> 
     return np.ascontiguousarray(arr, dtype)
 
 
+# family -> layer class, filled as the classes below are defined: what benchmarks, tests and
+# layer-building code use to go from a cell spec (rnnkit._cellspec) to its layer.
+LAYER_CLASSES: Dict[str, type] = {}
+
+
 class _RNNBase(Module):
     """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`: everything is driven
     by the layer's cell spec (gates, states); nothing here knows which cell it runs."""
 
     _family = ""              # the cell family of rnnkit._cellspec ("lstm", "gru", "rnn")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._family and cls.__module__ == __name__:
+            LAYER_CLASSES[cls._family] = cls
+
     _takes_lengths = True     # Sequential passes ``lengths`` on to this layer
     _returns_state = True     # forward returns (y, state); Sequential keeps y only
 
@@ -496,3 +507,11 @@ class RNN(_RNNBase):
 
 
 RecurrentLayer = Union[RNN, LSTM, GRU]
+
+
+def make_layer(spec: CellSpec, *args: Any, **kwargs: Any) -> "_RNNBase":
+    """The sequence layer of cell `spec`, built with `args`/`kwargs` (plus the spec's
+    nonlinearity, for the RNN cells)."""
+    if spec.nonlinearity is not None:
+        kwargs["nonlinearity"] = spec.nonlinearity
+    return LAYER_CLASSES[spec.family](*args, **kwargs)
