@@ -1,7 +1,6 @@
 """Results are bitwise what they were before the engine refactor (see golden_corpus.py)."""
 import json
 
-import pytest
 
 import rnnkit
 from golden_corpus import DIGESTS, compute

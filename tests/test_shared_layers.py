@@ -108,3 +108,27 @@ def test_shared_eval_steps():
     got = _hammer(call, count)
     for i in range(count):
         np.testing.assert_array_equal(got[i], expect[i])
+
+
+def test_shared_sequential_model():
+    """Embedding, Dropout, LSTM, Last and Linear in one model, shared by the threads."""
+    count = N_THREADS * CALLS
+    rng = np.random.default_rng(7)
+    tokens = [rng.integers(0, 30, (6, 4)) for _ in range(count)]
+    lengths = [rng.integers(0, 7, 4) for _ in range(count)]
+    model = nn.Sequential(nn.Embedding(30, 8, seed=0), nn.Dropout(0.0),
+                          nn.LSTM(8, 16, seed=1), nn.Last(), nn.Linear(16, 3, seed=2))
+
+    def call(i):
+        y = model(tokens[i], lengths=lengths[i])
+        model.backward(np.ones_like(y))
+        return y
+
+    expect = {i: call(i) for i in range(count)}
+    serial = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    got = _hammer(call, count)
+    for i in range(count):
+        np.testing.assert_array_equal(got[i], expect[i])
+    for p, g in zip(model.parameters(), serial):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-4, atol=1e-5)

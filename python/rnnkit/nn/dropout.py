@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._calls import CallState
 from .module import Module, _no_cache_error, _probability
 
 
@@ -24,10 +25,10 @@ class Dropout(Module):
         super().__init__()
         self.p = _probability("p", p)
         self._rng = np.random.default_rng(seed)
-        self._cache: Optional[Any] = None
+        self._calls = CallState()
 
     def _on_mode_change(self) -> None:
-        self._cache = None
+        self._calls.clear()
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -37,25 +38,26 @@ class Dropout(Module):
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         if not self.training:
-            self._cache = None
+            self._calls.put(None)
             return arr
         if self.p == 0.0:
-            self._cache = (arr.shape, None)
+            self._calls.put((arr.shape, None))
             return arr.copy()
         if self.p >= 1.0:
             mask = np.zeros(arr.shape, arr.dtype)
         else:
             mask = (self._rng.random(arr.shape) >= self.p).astype(arr.dtype)
             mask *= arr.dtype.type(1.0 / (1.0 - self.p))
-        self._cache = (arr.shape, mask)
+        self._calls.put((arr.shape, mask))
         return arr * mask
 
     def backward(self, dy: Any) -> np.ndarray:
-        if self._cache is None:
+        cache = self._calls.take()
+        if cache is None:
             raise _no_cache_error(self)
-        shape, mask = self._cache
+        shape, mask = cache
         dy_arr = np.asarray(dy)
         if dy_arr.shape != shape:
+            self._calls.put(cache)    # a rejected argument consumes nothing
             raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape of y)")
-        self._cache = None
         return dy_arr.copy() if mask is None else dy_arr * mask

@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .parameter import Parameter
 
@@ -49,10 +50,10 @@ class Embedding(Module):
         if padding_idx is not None:
             w[padding_idx] = 0.0
         self.weight = Parameter(w, self.dtype)
-        self._cache: Optional[np.ndarray] = None
+        self._calls = CallState()
 
     def _on_mode_change(self) -> None:
-        self._cache = None
+        self._calls.clear()
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
@@ -68,22 +69,27 @@ class Embedding(Module):
             bad = arr[(arr < 0) | (arr >= self.num_embeddings)].flat[0]
             raise ValueError(f"Embedding index {int(bad)} is out of range [0, "
                              f"{self.num_embeddings})")
-        self._cache = arr.copy() if self.training else None
+        self._calls.put(arr.copy() if self.training else None)
         return self.weight.data[arr]
 
     def backward(self, dy: Any) -> None:
-        if self._cache is None:
-            raise _no_cache_error(self)
-        idx = self._cache
-        shape = idx.shape + (self.embedding_dim,)
-        dy_arr = np.asarray(dy)
-        if dy_arr.shape != shape:
-            raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape of y)")
-        self._cache = None
+        with self._calls.lock:
+            idx = self._calls.take()
+            if idx is None:
+                raise _no_cache_error(self)
+            shape = idx.shape + (self.embedding_dim,)
+            dy_arr = np.asarray(dy)
+            if dy_arr.shape != shape:
+                self._calls.put(idx)    # a rejected argument consumes nothing
+                raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape "
+                                 "of y)")
+            self._accumulate(idx, dy_arr)
+        return None
+
+    def _accumulate(self, idx: np.ndarray, dy_arr: np.ndarray) -> None:
         flat_idx = idx.reshape(-1)
         flat_dy = np.asarray(dy_arr, self.dtype).reshape(-1, self.embedding_dim)
         if self.padding_idx is not None:
             keep = flat_idx != self.padding_idx
             flat_idx, flat_dy = flat_idx[keep], flat_dy[keep]
         np.add.at(self.weight.writable_grad(), flat_idx, flat_dy)
-        return None

@@ -1,11 +1,12 @@
 """Last: each sequence's last valid step, for many-to-one models."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..ops import _validate
+from ._calls import CallState
 from .module import Module, _no_cache_error
 
 
@@ -30,10 +31,10 @@ class Last(Module):
     def __init__(self, batch_first: bool = False) -> None:
         super().__init__()
         self.batch_first = bool(batch_first)
-        self._cache: Optional[Any] = None
+        self._calls = CallState()
 
     def _on_mode_change(self) -> None:
-        self._cache = None
+        self._calls.clear()
 
     def extra_repr(self) -> str:
         return "batch_first=True" if self.batch_first else ""
@@ -52,20 +53,21 @@ class Last(Module):
         rows = np.arange(b)
         y = np.zeros((b,) + xt.shape[2:], xt.dtype)
         y[valid] = xt[steps[valid] - 1, rows[valid]]
-        self._cache = (arr.shape, arr.dtype, steps) if self.training else None
+        self._calls.put((arr.shape, arr.dtype, steps) if self.training else None)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
-        if self._cache is None:
+        cache = self._calls.take()
+        if cache is None:
             raise _no_cache_error(self)
-        shape, dtype, steps = self._cache
+        shape, dtype, steps = cache
         tb_shape = (shape[1], shape[0]) + shape[2:] if self.batch_first else shape
         b = tb_shape[1]
         dy_arr = np.asarray(dy)
         if dy_arr.shape != (b,) + tb_shape[2:]:
+            self._calls.put(cache)    # a rejected argument consumes nothing
             raise ValueError(f"dy has shape {dy_arr.shape}, expected {(b,) + tb_shape[2:]} "
                              "(the shape of y)")
-        self._cache = None
         dxt = np.zeros(tb_shape, dtype)
         valid = steps > 0
         dxt[steps[valid] - 1, np.arange(b)[valid]] = dy_arr[valid]
