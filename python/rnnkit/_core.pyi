@@ -1,95 +1,73 @@
 # Type stub for the compiled module rnnkit._core (cpp/bindings). Private: use rnnkit.ops.
-# Kept in step with cpp/bindings/*.cpp in the same commit.
-from typing import Any, Dict, Optional, Tuple
+# Kept in step with cpp/bindings/*.cpp in the same commit (tests/test_core_stub.py checks the
+# names). The per-cell functions and classes are generated from cpp/cells/cell_list.h, one set
+# per cell: <name>_forward, <name>_backward, <name>_step; float32 or float64 by the dtype of
+# the first array, every array's shape checked against the sizes the kernel uses.
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 Array = np.ndarray
+States = Sequence[Optional[Array]]   # one (B, H) array or None per cell state (h, then c)
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def build_info() -> Dict[str, Any]: ...
 def force_simd(level: str) -> str: ...
 
-def lstm_forward_f32(x: Array, h0: Optional[Array], c0: Optional[Array], w_ih: Array,
-                     w_hh: Array, b_ih: Optional[Array], b_hh: Optional[Array],
-                     lengths: Optional[Array], reverse: bool, training: bool
-                     ) -> Tuple[Array, Array, Array, Optional[Array], Optional[Array]]: ...
-lstm_forward_f64 = lstm_forward_f32
-def lstm_backward_f32(dy: Array, dh_n: Optional[Array], dc_n: Optional[Array], x: Array,
-                      h0: Optional[Array], c0: Optional[Array], w_ih: Array, w_hh: Array,
-                      has_bias: bool, y: Array, gates: Array, cells: Array,
-                      lengths: Optional[Array], reverse: bool
-                      ) -> Tuple[Array, Array, Array, Array, Array, Optional[Array],
-                                 Optional[Array]]: ...
-lstm_backward_f64 = lstm_backward_f32
+# ---- sequence kernels and steps (bindings/bind_cells.cpp) ----
+def cells() -> List[Dict[str, Any]]: ...
 
-def gru_forward_f32(x: Array, h0: Optional[Array], w_ih: Array, w_hh: Array,
-                    b_ih: Optional[Array], b_hh: Optional[Array], lengths: Optional[Array],
-                    reverse: bool, training: bool
-                    ) -> Tuple[Array, Array, Optional[Array], Optional[Array]]: ...
-gru_forward_f64 = gru_forward_f32
-def gru_backward_f32(dy: Array, dh_n: Optional[Array], x: Array, h0: Optional[Array],
-                     w_ih: Array, w_hh: Array, has_bias: bool, y: Array, gates: Array,
-                     hn: Array, lengths: Optional[Array], reverse: bool
-                     ) -> Tuple[Array, Array, Array, Array, Optional[Array],
-                                Optional[Array]]: ...
-gru_backward_f64 = gru_backward_f32
+def _cell_forward(x: Array, state0: States, w_ih: Array, w_hh: Array, b_ih: Optional[Array],
+                  b_hh: Optional[Array], lengths: Optional[Array], reverse: bool,
+                  training: bool) -> Tuple[Array, Tuple[Array, ...],
+                                           Optional[Tuple[Array, ...]]]: ...
+def _cell_backward(dy: Array, dstate_n: States, x: Array, state0: States, w_ih: Array,
+                   w_hh: Array, y: Array, saved: Sequence[Array], lengths: Optional[Array],
+                   reverse: bool, dw_ih: Array, dw_hh: Array, db_ih: Optional[Array],
+                   db_hh: Optional[Array]) -> Tuple[Array, Tuple[Array, ...]]: ...
 
-def rnn_forward_f32(x: Array, h0: Optional[Array], w_ih: Array, w_hh: Array,
-                    b_ih: Optional[Array], b_hh: Optional[Array], nonlinearity: str,
-                    lengths: Optional[Array], reverse: bool, training: bool
-                    ) -> Tuple[Array, Array, Optional[Array]]: ...
-rnn_forward_f64 = rnn_forward_f32
-def rnn_backward_f32(dy: Array, dh_n: Optional[Array], x: Array, h0: Optional[Array],
-                     w_ih: Array, w_hh: Array, has_bias: bool, y: Array, acts: Array,
-                     nonlinearity: str, lengths: Optional[Array], reverse: bool
-                     ) -> Tuple[Array, Array, Array, Array, Optional[Array],
-                                Optional[Array]]: ...
-rnn_backward_f64 = rnn_backward_f32
-
-# Single steps with packed weights (cpp/bindings/bind_step.cpp). x (B, I), h, c (B, H).
-class LSTMStep_f32:
+class _CellStep:
+    dtype: str
     def __init__(self, w_ih: Array, w_hh: Array, b_ih: Optional[Array],
                  b_hh: Optional[Array]) -> None: ...
-    def step(self, x: Array, h: Array, c: Array) -> Tuple[Array, Array]: ...
-class LSTMStep_f64(LSTMStep_f32): ...
-class GRUStep_f32:
-    def __init__(self, w_ih: Array, w_hh: Array, b_ih: Optional[Array],
-                 b_hh: Optional[Array]) -> None: ...
-    def step(self, x: Array, h: Array) -> Array: ...
-class GRUStep_f64(GRUStep_f32): ...
-class RNNStep_f32:
-    def __init__(self, w_ih: Array, w_hh: Array, b_ih: Optional[Array],
-                 b_hh: Optional[Array], nonlinearity: str) -> None: ...
-    def step(self, x: Array, h: Array) -> Array: ...
-class RNNStep_f64(RNNStep_f32): ...
+    def step(self, x: Array, states: Sequence[Array]) -> Tuple[Array, ...]: ...
 
-# Linear layer (cpp/bindings/bind_linear.cpp): x (M, I), weight (O, I), bias (O,) or None.
-def linear_forward_f32(x: Array, weight: Array, bias: Optional[Array]) -> Array: ...
-linear_forward_f64 = linear_forward_f32
-def linear_backward_f32(dy: Array, x: Array, weight: Array, dw: Array, db: Optional[Array],
-                        want_dx: bool) -> Optional[Array]: ...
-linear_backward_f64 = linear_backward_f32
+lstm_forward = _cell_forward
+lstm_backward = _cell_backward
+class lstm_step(_CellStep): ...
+gru_forward = _cell_forward
+gru_backward = _cell_backward
+class gru_step(_CellStep): ...
+rnn_tanh_forward = _cell_forward
+rnn_tanh_backward = _cell_backward
+class rnn_tanh_step(_CellStep): ...
+rnn_relu_forward = _cell_forward
+rnn_relu_backward = _cell_backward
+class rnn_relu_step(_CellStep): ...
 
-# Optimiser updates (cpp/bindings/bind_optim.cpp): one fused pass over a parameter, in place.
-def sgd_update_f32(param: Array, momentum_buffer: Optional[Array], grad: Array, lr: float,
-                   momentum: float, dampening: float, weight_decay: float, nesterov: bool,
-                   maximize: bool, first_step: bool) -> None: ...
-sgd_update_f64 = sgd_update_f32
-def adam_update_f32(param: Array, exp_avg: Array, exp_avg_sq: Array,
-                    max_exp_avg_sq: Optional[Array], grad: Array, step: int, lr: float,
-                    beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
-                    maximize: bool, decoupled_weight_decay: bool) -> None: ...
-adam_update_f64 = adam_update_f32
-def rmsprop_update_f32(param: Array, square_avg: Array, grad_avg: Optional[Array],
-                       momentum_buffer: Optional[Array], grad: Array, lr: float, alpha: float,
-                       eps: float, weight_decay: float, momentum: float, centered: bool,
-                       maximize: bool) -> None: ...
-rmsprop_update_f64 = rmsprop_update_f32
-def adagrad_update_f32(param: Array, sum: Array, grad: Array, step: int, lr: float,
-                       lr_decay: float, weight_decay: float, eps: float,
-                       maximize: bool) -> None: ...
-adagrad_update_f64 = adagrad_update_f32
-def abs_pow_sum_f32(x: Array, p: float) -> float: ...
-abs_pow_sum_f64 = abs_pow_sum_f32
+# ---- linear layer (bindings/bind_linear.cpp) ----
+def linear_forward(x: Array, weight: Array, bias: Optional[Array]) -> Array: ...
+def linear_backward(dy: Array, x: Array, weight: Array, dw: Array, db: Optional[Array],
+                    want_dx: bool) -> Optional[Array]: ...
+
+# ---- optimiser updates (bindings/bind_optim.cpp), float32 and float64 overloads ----
+def sgd_update(param: Array, momentum_buffer: Optional[Array], grad: Array, lr: float,
+               momentum: float, dampening: float, weight_decay: float, nesterov: bool,
+               maximize: bool, first_step: bool) -> None: ...
+def adam_update(param: Array, exp_avg: Array, exp_avg_sq: Array,
+                max_exp_avg_sq: Optional[Array], grad: Array, step: int, lr: float,
+                beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+                maximize: bool, decoupled_weight_decay: bool) -> None: ...
+def rmsprop_update(param: Array, square_avg: Array, grad_avg: Optional[Array],
+                   momentum_buffer: Optional[Array], grad: Array, lr: float, alpha: float,
+                   eps: float, weight_decay: float, momentum: float, centered: bool,
+                   maximize: bool) -> None: ...
+def adagrad_update(param: Array, sum: Array, grad: Array, step: int, lr: float,
+                   lr_decay: float, weight_decay: float, eps: float, maximize: bool) -> None: ...
+def abs_pow_sum(x: Array, p: float) -> float: ...
+
+# ---- testing hooks (bindings/bind_kernels.cpp) ----
+def _kernel_gemm(level: str, transA: bool, transB: bool, A: Array, B: Array, C: Array,
+                 beta: float, packed: bool = ...) -> None: ...
+def _kernel_unary(level: str, fn: str, x: Array) -> Array: ...

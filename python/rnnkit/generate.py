@@ -10,10 +10,10 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from .nn.cells import _CellBase
+from .nn.cells import CELL_CLASSES
 from .nn.embedding import Embedding
 from .nn.module import Module
-from .nn.recurrent import _RNNBase
+from .nn.recurrent import LAYER_CLASSES
 
 __all__ = ["sample"]
 
@@ -63,8 +63,8 @@ def sample(embedding: Embedding, recurrent: Module, head: Module, prime: Any, le
     """
     if not isinstance(embedding, Embedding):
         raise TypeError(f"embedding must be a rnnkit.nn.Embedding, got {type(embedding).__name__}")
-    is_cell = isinstance(recurrent, _CellBase)
-    if not is_cell and not isinstance(recurrent, _RNNBase):
+    is_cell = isinstance(recurrent, tuple(CELL_CLASSES.values()))
+    if not is_cell and not isinstance(recurrent, tuple(LAYER_CLASSES.values())):
         raise TypeError("recurrent must be a rnnkit.nn RNN/LSTM/GRU layer or RNNCell/LSTMCell/"
                         f"GRUCell, got {type(recurrent).__name__}")
     if not is_cell and recurrent.bidirectional:

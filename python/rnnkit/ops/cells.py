@@ -24,14 +24,13 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._cellspec import CELLS, CellSpec, cell_for
+from .._cellspec import CELLS, CellSpec, cell_for, family_cells
 from . import _validate as v
 
 LSTMGrads = CELLS["lstm"].grads
 GRUGrads = CELLS["gru"].grads
 RNNGrads = CELLS["rnn_tanh"].grads
-NONLINEARITIES = tuple(k for k in (s.nonlinearity for s in CELLS.values()
-                                   if s.family == "rnn") if k)
+NONLINEARITIES = tuple(k for k in family_cells("rnn") if k)
 
 
 class SequenceCache:
