@@ -41,16 +41,8 @@ class CellSpec:
     backward: Callable[..., Any]       # _core.<name>_backward
     step: Any                          # _core.<name>_step: weights packed for single steps
     grads: Any                         # named tuple type of the backward's results
-
-    @property
-    def state0_names(self) -> Tuple[str, ...]:
-        """Argument names of the initial states: ("h0", "c0")."""
-        return tuple(s + "0" for s in self.states)
-
-    @property
-    def state_n_names(self) -> Tuple[str, ...]:
-        """Names of the final states: ("h_n", "c_n")."""
-        return tuple(s + "_n" for s in self.states)
+    state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
+    state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
 
 
 def _grads_type(family: str, states: Tuple[str, ...]) -> Any:
@@ -78,7 +70,9 @@ def _build() -> Dict[str, CellSpec]:
         specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
                                family=family, nonlinearity=nonlinearity, forward=c["forward"],
-                               backward=c["backward"], step=c["step"], grads=grads[key])
+                               backward=c["backward"], step=c["step"], grads=grads[key],
+                               state0_names=tuple(s + "0" for s in states),
+                               state_n_names=tuple(s + "_n" for s in states))
     return specs
 
 

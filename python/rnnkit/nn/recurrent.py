@@ -102,6 +102,13 @@ class _RNNBase(Module):
                 for name, shape in shapes:
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
+        # (parameter name, shape) per layer and direction, for _weight_data.
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        self._weight_checks = [
+            [list(zip((n + self._suffix(k, d) for n in names),
+                      ((g * h, self.input_size if k == 0 else d_count * h), (g * h, h),
+                       (g * h,), (g * h,))))
+             for d in range(d_count)] for k in range(self.num_layers)]
         self._calls = CallState()
         # Eval-mode single steps (generation, streaming): each layer's weights packed once.
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
@@ -134,21 +141,19 @@ class _RNNBase(Module):
     def _weight_data(self, layer: int, direction: int) -> List[Optional[np.ndarray]]:
         """The weights' arrays, each checked against the shape this layer was built with, so a
         ``Parameter.data`` replaced by a wrong-shaped array is named here, not met in C++."""
-        g, h = self._spec.gates, self.hidden_size
-        in_size = self.input_size if layer == 0 else self.num_directions * h
-        sfx = self._suffix(layer, direction)
-        shapes = {"weight_ih": (g * h, in_size), "weight_hh": (g * h, h), "bias_ih": (g * h,),
-                  "bias_hh": (g * h,)}
         out: List[Optional[np.ndarray]] = []
-        for (name, shape), p in zip(shapes.items(), self._weights(layer, direction)):
+        params = self._parameters
+        for name, shape in self._weight_checks[layer][direction]:
+            p = params.get(name)
             if p is None:
                 out.append(None)
                 continue
-            if p.data.shape != shape or p.data.dtype != self.dtype:
-                raise ValueError(f"parameter {name + sfx} has shape {_shape(p.data.shape)} and "
-                                 f"dtype {p.data.dtype}, expected {_shape(shape)} {self.dtype} "
-                                 f"(was its .data replaced?)")
-            out.append(p.data)
+            data = p.data
+            if data.shape != shape or data.dtype != self.dtype:
+                raise ValueError(f"parameter {name} has shape {_shape(data.shape)} and dtype "
+                                 f"{data.dtype}, expected {_shape(shape)} {self.dtype} (was its "
+                                 ".data replaced?)")
+            out.append(data)
         return out
 
     def _on_mode_change(self) -> None:

@@ -76,11 +76,12 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     w_ih = v.array("w_ih", w_ih, (g * h, i), dt, "(gates*H, I)")
     b_ih = v.optional_array("b_ih", b_ih, (g * h,), dt)
     b_hh = v.optional_array("b_hh", b_hh, (g * h,), dt)
-    if len(state0) != len(spec.states):
-        raise TypeError(f"{spec.family} needs {len(spec.states)} initial state(s) "
-                        f"{spec.state0_names}, got {len(state0)}")
-    state0 = tuple(v.optional_array(n, s, (b, h), dt, "(B, H)")
-                   for n, s in zip(spec.state0_names, state0))
+    names = spec.state0_names
+    if len(state0) != len(names):
+        raise TypeError(f"{spec.family} needs {len(names)} initial state(s) {names}, got "
+                        f"{len(state0)}")
+    state0 = tuple([None if s is None else v.array(n, s, (b, h), dt, "(B, H)")
+                    for n, s in zip(names, state0)])
     lengths = v.lengths_array(lengths, b, t)
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
                                     bool(training))
