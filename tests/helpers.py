@@ -23,6 +23,19 @@ def output_names(cell):
     return ("y",) + SPECS[cell].state_n_names
 
 
+def pack_state(cell, states):
+    """A list of per-state arrays in the form the layers, the cells and torch take and return:
+    a tuple for a cell with two or more states (the LSTM's (h, c)), the array itself for one."""
+    states = tuple(states)
+    assert len(states) == len(SPECS[cell].states), (cell, len(states))
+    return states if len(states) > 1 else states[0]
+
+
+def unpack_state(cell, state):
+    """The inverse of pack_state: the per-state arrays of `state` as a list."""
+    return list(state) if len(SPECS[cell].states) > 1 else [state]
+
+
 # ------------------------------------------------------------------------------ comparing
 
 

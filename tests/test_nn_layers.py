@@ -6,24 +6,18 @@ import numpy as np
 import pytest
 
 import rnnkit.nn as nn
-
-MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+from helpers import CELLS as MODES
+from helpers import SPECS, pack_state, unpack_state
+from rnnkit.nn.cells import make_cell as _make_cell
+from rnnkit.nn.recurrent import make_layer
 
 
 def make_rnn(mode, *args, **kw):
-    if mode == "lstm":
-        return nn.LSTM(*args, **kw)
-    if mode == "gru":
-        return nn.GRU(*args, **kw)
-    return nn.RNN(args[0], args[1], *args[2:], nonlinearity=mode[4:], **kw)
+    return make_layer(SPECS[mode], *args, **kw)
 
 
 def make_cell(mode, i, h, **kw):
-    if mode == "lstm":
-        return nn.LSTMCell(i, h, **kw)
-    if mode == "gru":
-        return nn.GRUCell(i, h, **kw)
-    return nn.RNNCell(i, h, nonlinearity=mode[4:], **kw)
+    return _make_cell(SPECS[mode], i, h, **kw)
 
 
 def close(actual, expected, rtol=1e-10, atol=1e-12, name="array"):
@@ -56,8 +50,7 @@ def directional_check(loss_fn, arrays, grads, rng, eps=1e-6, rtol=1e-6, atol=1e-
 
 def run_layer(layer, mode, x, hx, lengths):
     y, state = layer(x, hx, lengths=lengths)
-    states = list(state) if mode == "lstm" else [state]
-    return y, states
+    return y, unpack_state(mode, state)
 
 
 # ----------------------------------------------------------------- recurrent: gradients
@@ -69,28 +62,25 @@ def test_recurrent_gradients_match_finite_differences(mode, batch_first):
     layer = make_rnn(mode, I, H, L, bidirectional=True, batch_first=batch_first,
                      dtype="float64", seed=3)
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
-    n_states = 2 if mode == "lstm" else 1
+    n_states = len(SPECS[mode].states)
     hx = [rng.standard_normal((2 * L, B, H)) for _ in range(n_states)]
     lengths = np.array([5, 0, 3, 1])
-    y, _ = run_layer(layer, mode, x, hx[0] if n_states == 1 else tuple(hx), lengths)
+    y, _ = run_layer(layer, mode, x, pack_state(mode, hx), lengths)
     dy = rng.standard_normal(y.shape)
     dstate = [rng.standard_normal((2 * L, B, H)) for _ in range(n_states)]
 
     def loss():
-        yy, ss = run_layer(layer, mode, x, hx[0] if n_states == 1 else tuple(hx), lengths)
+        yy, ss = run_layer(layer, mode, x, pack_state(mode, hx), lengths)
         return float(np.sum(yy * dy) + sum(np.sum(s * d) for s, d in zip(ss, dstate)))
 
     loss()
-    if mode == "lstm":
-        dx, (dh0, dc0) = layer.backward(dy, tuple(dstate))
-        dinit = [dh0, dc0]
-    else:
-        dx, dh0 = layer.backward(dy, dstate[0])
-        dinit = [dh0]
+    dx, d0 = layer.backward(dy, pack_state(mode, dstate))
+    dinit = unpack_state(mode, d0)
+    assert len(dinit) == n_states
     names, params = zip(*layer.named_parameters())
     directional_check(loss, [x] + hx + [p.data for p in params],
                       [dx] + dinit + [p.grad for p in params], rng,
-                      names=["x"] + ["h0", "c0"][:n_states] + list(names))
+                      names=["x"] + list(SPECS[mode].state0_names) + list(names))
     # padded steps get no input gradient; length-0 sequence passes dh_n straight to h0
     tmask = (np.arange(T)[:, None] < lengths[None, :])
     tmask = tmask.T if batch_first else tmask
@@ -98,7 +88,7 @@ def test_recurrent_gradients_match_finite_differences(mode, batch_first):
     close(dinit[0][:, 1], dstate[0][:, 1], name="dh0 of the length-0 sequence")
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru"])
+@pytest.mark.parametrize("mode", MODES)
 def test_dropout_between_layers_gradients(mode):
     rng = np.random.default_rng(2)
     T, B, I, H = 4, 3, 2, 3
@@ -147,10 +137,10 @@ def test_lengths_match_each_sequence_run_alone(mode):
     layer = make_rnn(mode, I, H, L, bidirectional=True, dtype="float64", seed=5)
     layer.eval()
     x = rng.standard_normal((T, B, I))
-    n_states = 2 if mode == "lstm" else 1
+    n_states = len(SPECS[mode].states)
     hx = [rng.standard_normal((2 * L, B, H)) for _ in range(n_states)]
     lengths = np.array([6, 2, 0, 4])
-    y, states = run_layer(layer, mode, x, hx[0] if n_states == 1 else tuple(hx), lengths)
+    y, states = run_layer(layer, mode, x, pack_state(mode, hx), lengths)
     assert y.shape == (T, B, 2 * H)
     for b, n in enumerate(lengths):
         assert np.all(y[n:, b] == 0), "outputs past the length must be 0"
@@ -159,8 +149,7 @@ def test_lengths_match_each_sequence_run_alone(mode):
                 close(s[:, b], h[:, b], name="final state of a length-0 sequence")
             continue
         hb = [h[:, b:b + 1] for h in hx]
-        yb, sb = run_layer(layer, mode, x[:n, b:b + 1], hb[0] if n_states == 1 else tuple(hb),
-                           None)
+        yb, sb = run_layer(layer, mode, x[:n, b:b + 1], pack_state(mode, hb), None)
         close(y[:n, b], yb[:, 0], name=f"y of sequence {b}")
         for s, s1 in zip(states, sb):
             close(s[:, b], s1[:, 0], name=f"final state of sequence {b}")
@@ -260,38 +249,33 @@ def test_cell_gradients_and_custom_loop_matches_layer(mode):
     layer = make_rnn(mode, I, H, dtype="float64", seed=9)
     layer.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
     x = rng.standard_normal((T, B, I))
-    lstm = mode == "lstm"
-    state = (rng.standard_normal((B, H)), rng.standard_normal((B, H))) if lstm else \
-        rng.standard_normal((B, H))
-    hx = (state[0][None], state[1][None]) if lstm else state[None]
+    n_states = len(SPECS[mode].states)
+    state = [rng.standard_normal((B, H)) for _ in range(n_states)]
+    hx = pack_state(mode, [s[None] for s in state])
     y_ref, s_ref = run_layer(layer, mode, x, hx, None)
     dy = rng.standard_normal((T, B, H))
     dlast = rng.standard_normal((B, H))
-    if lstm:
-        dx_ref, (dh0_ref, dc0_ref) = layer.backward(dy, (dlast[None], None))
-    else:
-        dx_ref, dh0_ref = layer.backward(dy, dlast[None])
+    # the gradient reaches h_n only (dh_n = dlast); the other final states get None
+    dx_ref, d0_ref = layer.backward(dy, pack_state(mode, [dlast[None]] + [None] * (n_states - 1)))
+    d0_ref = unpack_state(mode, d0_ref)
     # T steps forward with the cell, then T backward calls in reverse (the cache stack)
-    s = state
+    s = pack_state(mode, state)
     for t in range(T):
         s = cell(x[t], s)
-        close(s[0] if lstm else s, y_ref[t], name=f"h at step {t}")
-    dh, dc = dlast, None
+        close(unpack_state(mode, s)[0], y_ref[t], name=f"h at step {t}")
+    ds = [dlast] + [None] * (n_states - 1)
     dxs = []
     for t in reversed(range(T)):
-        if lstm:
-            dxt, (dh, dc) = cell.backward(dh + dy[t], dc)
-        else:
-            dxt, dh = cell.backward(dh + dy[t])
+        dxt, d = cell.backward(ds[0] + dy[t], *ds[1:])
+        ds = unpack_state(mode, d)
         dxs.append(dxt)
     close(np.stack(dxs[::-1]), dx_ref, name="dx")
-    close(dh, dh0_ref[0], name="dh0")
-    if lstm:
-        close(dc, dc0_ref[0], name="dc0")
+    for name, a, e in zip(SPECS[mode].state0_names, ds, d0_ref):
+        close(a, e[0], name="d" + name)
     for name, p in cell.named_parameters():
         close(p.grad, layer._parameters[name + "_l0"].grad, name=name)
     with pytest.raises(RuntimeError, match="training-mode forward"):
-        cell.backward(dh) if not lstm else cell.backward(dh, dc)
+        cell.backward(*ds)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -299,44 +283,35 @@ def test_cell_finite_differences_and_unbatched(mode):
     rng = np.random.default_rng(6)
     B, I, H = 3, 4, 2
     cell = make_cell(mode, I, H, dtype="float64", seed=2)
-    lstm = mode == "lstm"
+    n_states = len(SPECS[mode].states)
     x = rng.standard_normal((B, I))
-    hx = [rng.standard_normal((B, H)) for _ in range(2 if lstm else 1)]
-    dh = rng.standard_normal((B, H))
-    dc = rng.standard_normal((B, H))
+    hx = [rng.standard_normal((B, H)) for _ in range(n_states)]
+    douts = [rng.standard_normal((B, H)) for _ in range(n_states)]
 
     def loss():
-        out = cell(x, tuple(hx) if lstm else hx[0])
-        if lstm:
-            return float(np.sum(out[0] * dh) + np.sum(out[1] * dc))
-        return float(np.sum(out * dh))
+        out = unpack_state(mode, cell(x, pack_state(mode, hx)))
+        return float(sum(np.sum(o * d) for o, d in zip(out, douts)))
 
     loss()
-    if lstm:
-        dx, dstates = cell.backward(dh, dc)
-        dstates = list(dstates)
-    else:
-        dx, d0 = cell.backward(dh)
-        dstates = [d0]
+    dx, d0 = cell.backward(*douts)
+    dstates = unpack_state(mode, d0)
+    assert len(dstates) == n_states
     # The FD forwards stay in training mode: they perturb the parameters in place, which an
     # eval-mode cell forbids while it serves from a packed copy (see test_cell_fast_path.py).
     params = list(cell.parameters())
     directional_check(loss, [x] + hx + [p.data for p in params],
                       [dx] + dstates + [p.grad for p in params], rng)
     # unbatched x (I,) with state (H,)
-    out1 = cell(x[1], (hx[0][1], hx[1][1]) if lstm else hx[0][1])
-    outb = cell(x[1:2], (hx[0][1:2], hx[1][1:2]) if lstm else hx[0][1:2])
-    if lstm:
-        assert out1[0].shape == (H,)
-        close(out1[0], outb[0][0])
-        close(out1[1], outb[1][0])
-    else:
-        assert out1.shape == (H,)
-        close(out1, outb[0])
+    out1 = unpack_state(mode, cell(x[1], pack_state(mode, [h[1] for h in hx])))
+    outb = unpack_state(mode, cell(x[1:2], pack_state(mode, [h[1:2] for h in hx])))
+    for a, b in zip(out1, outb):
+        assert a.shape == (H,)
+        close(a, b[0])
     # hx None means zeros
-    z = cell(x)
-    zz = cell(x, (np.zeros((B, H)),) * 2 if lstm else np.zeros((B, H)))
-    close(z[0] if lstm else z, zz[0] if lstm else zz)
+    z = unpack_state(mode, cell(x))
+    zz = unpack_state(mode, cell(x, pack_state(mode, [np.zeros((B, H))] * n_states)))
+    for a, b in zip(z, zz):
+        close(a, b)
 
 
 # ----------------------------------------------------------------- other layers
