@@ -8,28 +8,20 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import rnnkit.nn as nn  # noqa: E402
+from helpers import CELLS as MODES  # noqa: E402
+from helpers import SPECS, pack_state, unpack_state  # noqa: E402
 from rnnkit.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss  # noqa: E402
-
-MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+from rnnkit.nn.cells import make_cell  # noqa: E402
+from rnnkit.nn.recurrent import make_layer  # noqa: E402
+from torch_peers import torch_cell, torch_layer  # noqa: E402
 
 
 def pair(mode, I, H, L, *, bidirectional, batch_first, dtype, seed=0, **kw):
     """A torch layer and an rnnkit layer holding the torch layer's weights."""
     torch.manual_seed(seed)
     tdt = torch.float64 if dtype == "float64" else torch.float32
-    if mode == "lstm":
-        t = torch.nn.LSTM(I, H, L, bidirectional=bidirectional, batch_first=batch_first, **kw)
-        r = nn.LSTM(I, H, L, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
-                    seed=123, **kw)
-    elif mode == "gru":
-        t = torch.nn.GRU(I, H, L, bidirectional=bidirectional, batch_first=batch_first, **kw)
-        r = nn.GRU(I, H, L, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
-                   seed=123, **kw)
-    else:
-        act = mode[4:]
-        t = torch.nn.RNN(I, H, L, nonlinearity=act, bidirectional=bidirectional,
-                         batch_first=batch_first, **kw)
-        r = nn.RNN(I, H, L, act, bidirectional=bidirectional, batch_first=batch_first,
+    t = torch_layer(mode, I, H, L, bidirectional=bidirectional, batch_first=batch_first, **kw)
+    r = make_layer(SPECS[mode], I, H, L, bidirectional=bidirectional, batch_first=batch_first,
                    dtype=dtype, seed=123, **kw)
     t = t.to(tdt)
     r.load_state_dict(t.state_dict())          # torch tensors load directly
@@ -44,13 +36,12 @@ def t_forward(t, mode, x, hx, lengths, batch_first):
         inp = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths),
                                                       batch_first=batch_first,
                                                       enforce_sorted=False)
-    out, state = t(inp, tuple(hxt) if mode == "lstm" else hxt[0])
+    out, state = t(inp, pack_state(mode, hxt))
     if lengths is not None:
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first,
                                                         total_length=x.shape[1 if batch_first
                                                                              else 0])
-    states = list(state) if mode == "lstm" else [state]
-    return xt, hxt, out, states
+    return xt, hxt, out, unpack_state(mode, state)
 
 
 def check(actual, expected, rtol, atol, name):
@@ -72,27 +63,26 @@ def compare(mode, *, bidirectional, batch_first, lengths, dtype, rtol, atol, L=2
                 dtype=dtype, seed=seed)
     D = 2 if bidirectional else 1
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
-    n_states = 2 if mode == "lstm" else 1
+    spec = SPECS[mode]
+    n_states = len(spec.states)
     hx = [rng.standard_normal((L * D, B, H)).astype(dtype) for _ in range(n_states)]
     xt, hxt, out, states = t_forward(t, mode, x, hx, lengths, batch_first)
-    y, s = r(x, tuple(hx) if mode == "lstm" else hx[0], lengths=lengths)
+    y, s = r(x, pack_state(mode, hx), lengths=lengths)
     check(y, out, rtol, atol, "y")
-    s = list(s) if mode == "lstm" else [s]
-    for name, a, e in zip(("h_n", "c_n"), s, states):
+    s = unpack_state(mode, s)
+    assert len(s) == len(states) == n_states
+    for name, a, e in zip(spec.state_n_names, s, states):
         check(a, e, rtol, atol, name)
     dy = rng.standard_normal(y.shape).astype(dtype)
     ds = [rng.standard_normal((L * D, B, H)).astype(dtype) for _ in range(n_states)]
     loss = (out * torch.tensor(dy)).sum() + sum((a * torch.tensor(b)).sum()
                                                 for a, b in zip(states, ds))
     loss.backward()
-    if mode == "lstm":
-        dx, (dh0, dc0) = r.backward(dy, tuple(ds))
-        dinit = [dh0, dc0]
-    else:
-        dx, dh0 = r.backward(dy, ds[0])
-        dinit = [dh0]
+    dx, d0 = r.backward(dy, pack_state(mode, ds))
+    dinit = unpack_state(mode, d0)
+    assert len(dinit) == n_states
     check(dx, xt.grad, rtol, atol, "dx")
-    for name, a, e in zip(("dh0", "dc0"), dinit, hxt):
+    for name, a, e in zip(("d" + n for n in spec.state0_names), dinit, hxt):
         check(a, e.grad, rtol, atol, name)
     tparams = dict(t.named_parameters())
     names = [n for n, _ in r.named_parameters()]
@@ -115,7 +105,7 @@ def test_three_layers_without_lengths_matches_torch_float64(mode):
             rtol=1e-9, atol=1e-11, L=3, seed=1)
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru"])
+@pytest.mark.parametrize("mode", MODES)
 def test_float32_matches_torch(mode):
     # float32 kernels vs torch float32: differing summation orders, so ~1e-5 relative.
     compare(mode, bidirectional=True, batch_first=True, lengths=np.array([6, 3, 4, 1]),
@@ -132,7 +122,9 @@ def test_unbatched_and_no_bias_match_torch(mode):
     out, state = t(torch.tensor(x))
     y, s = r(x)
     check(y, out, 1e-10, 1e-12, "y")
-    for a, e in zip(s if mode == "lstm" else [s], state if mode == "lstm" else [state]):
+    s, state = unpack_state(mode, s), unpack_state(mode, state)
+    assert len(s) == len(state) == len(SPECS[mode].states)
+    for a, e in zip(s, state):
         check(a, e, 1e-10, 1e-12, "state")
 
 
@@ -155,34 +147,24 @@ def test_cells_match_torch(mode):
     rng = np.random.default_rng(5)
     torch.manual_seed(0)
     B, I, H = 3, 4, 5
-    if mode == "lstm":
-        t, r = torch.nn.LSTMCell(I, H).double(), nn.LSTMCell(I, H, dtype="float64")
-    elif mode == "gru":
-        t, r = torch.nn.GRUCell(I, H).double(), nn.GRUCell(I, H, dtype="float64")
-    else:
-        t = torch.nn.RNNCell(I, H, nonlinearity=mode[4:]).double()
-        r = nn.RNNCell(I, H, nonlinearity=mode[4:], dtype="float64")
+    t = torch_cell(mode, I, H).double()
+    r = make_cell(SPECS[mode], I, H, dtype="float64")
     r.load_state_dict(t.state_dict())
+    n_states = len(SPECS[mode].states)
     x = rng.standard_normal((B, I))
-    hx = [rng.standard_normal((B, H)) for _ in range(2 if mode == "lstm" else 1)]
+    hx = [rng.standard_normal((B, H)) for _ in range(n_states)]
     xt = torch.tensor(x, requires_grad=True)
     hxt = [torch.tensor(h, requires_grad=True) for h in hx]
-    if mode == "lstm":
-        outs_t = list(t(xt, tuple(hxt)))
-        outs = list(r(x, tuple(hx)))
-    else:
-        outs_t = [t(xt, hxt[0])]
-        outs = [r(x, hx[0])]
+    outs_t = unpack_state(mode, t(xt, pack_state(mode, hxt)))
+    outs = unpack_state(mode, r(x, pack_state(mode, hx)))
+    assert len(outs) == len(outs_t) == n_states
     douts = [rng.standard_normal((B, H)) for _ in outs]
     for a, e in zip(outs, outs_t):
         check(a, e, 1e-10, 1e-12, "cell output")
     sum((o * torch.tensor(d)).sum() for o, d in zip(outs_t, douts)).backward()
-    if mode == "lstm":
-        dx, (dh, dc) = r.backward(*douts)
-        dstates = [dh, dc]
-    else:
-        dx, dh = r.backward(douts[0])
-        dstates = [dh]
+    dx, d0 = r.backward(*douts)
+    dstates = unpack_state(mode, d0)
+    assert len(dstates) == n_states
     check(dx, xt.grad, 1e-10, 1e-12, "dx")
     for a, e in zip(dstates, hxt):
         check(a, e.grad, 1e-10, 1e-12, "dstate")
