@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import nn
+from helpers import CELLS, SPECS, pack_state, unpack_state
+from rnnkit.nn.cells import make_cell
+from rnnkit.nn.recurrent import make_layer
 from rnnkit.optim import SGD
-
-CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
 
 def make(mode, dtype="float32", seed=0, I=7, H=19):
-    return CELLS[mode](I, H, dtype=dtype, seed=seed)
+    return make_cell(SPECS[mode], I, H, dtype=dtype, seed=seed)
 
 
 def run(cell, x, state):
@@ -25,11 +25,11 @@ def run(cell, x, state):
 
 
 def state_for(mode, rng, B, H, dtype):
-    h = rng.standard_normal((B, H)).astype(dtype)
-    return (h, rng.standard_normal((B, H)).astype(dtype)) if mode == "lstm" else h
+    return pack_state(mode, [rng.standard_normal((B, H)).astype(dtype)
+                             for _ in SPECS[mode].states])
 
 
-@pytest.mark.parametrize("mode", sorted(CELLS))
+@pytest.mark.parametrize("mode", CELLS)
 @pytest.mark.parametrize("dtype, tol", [("float32", 2e-6), ("float64", 1e-13)])
 @pytest.mark.parametrize("B", [1, 3, 64])
 def test_eval_step_matches_training_step(mode, dtype, tol, B):
@@ -45,7 +45,7 @@ def test_eval_step_matches_training_step(mode, dtype, tol, B):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("mode", sorted(CELLS))
+@pytest.mark.parametrize("mode", CELLS)
 def test_eval_step_every_simd_level(mode):
     rng = np.random.default_rng(2)
     cell = make(mode, "float64", H=33)
@@ -64,21 +64,22 @@ def test_eval_step_every_simd_level(mode):
         rnnkit._core.force_simd(previous)
 
 
-@pytest.mark.parametrize("mode", sorted(CELLS))
+@pytest.mark.parametrize("mode", CELLS)
 def test_no_state_means_zeros(mode):
     rng = np.random.default_rng(3)
     cell = make(mode).eval()
     x = rng.standard_normal((4, 7)).astype(np.float32)
     zero = np.zeros((4, 19), np.float32)
-    with_zero = run(cell, x, (zero, zero) if mode == "lstm" else zero)
+    with_zero = run(cell, x, pack_state(mode, [zero] * len(SPECS[mode].states)))
     for a, b in zip(run(cell, x, None), with_zero):
         np.testing.assert_array_equal(a, b)
 
 
-def test_in_place_edit_with_mark_changed_repacks_and_nothing_is_locked():
-    cell = make("lstm").eval()
+@pytest.mark.parametrize("mode", CELLS)
+def test_in_place_edit_with_mark_changed_repacks_and_nothing_is_locked(mode):
+    cell = make(mode).eval()
     x = np.ones((1, 7), np.float32)
-    state = state_for("lstm", np.random.default_rng(9), 1, 19, np.float32)
+    state = state_for(mode, np.random.default_rng(9), 1, 19, np.float32)
     before = run(cell, x, state)
     assert cell.weight_hh.data.flags.writeable     # the packed copy locks nothing
     cell.weight_hh.data[0, 0] = 5.0
@@ -92,8 +93,9 @@ def test_in_place_edit_with_mark_changed_repacks_and_nothing_is_locked():
         assert not np.allclose(a, old)
 
 
-def test_a_new_data_array_repacks():
-    cell = make("gru").eval()
+@pytest.mark.parametrize("mode", CELLS)
+def test_a_new_data_array_repacks(mode):
+    cell = make(mode).eval()
     x = np.ones((2, 7), np.float32)
     run(cell, x, None)
     cell.weight_ih.data = cell.weight_ih.data * 3      # a new array: no mark_changed needed
@@ -103,29 +105,31 @@ def test_a_new_data_array_repacks():
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6)
 
 
-def test_load_state_dict_and_optimiser_step_invalidate_the_packed_copy():
+@pytest.mark.parametrize("mode", CELLS)
+def test_load_state_dict_and_optimiser_step_invalidate_the_packed_copy(mode):
     rng = np.random.default_rng(4)
-    cell, other = make("gru", seed=1), make("gru", seed=2)
+    cell, other = make(mode, seed=1), make(mode, seed=2)
     opt = SGD(cell.parameters(), lr=0.5)
     x = rng.standard_normal((2, 7)).astype(np.float32)
     cell.eval()
-    before = cell(x)
+    before = run(cell, x, None)
     cell.load_state_dict(other.state_dict())      # allowed while packed; repacks
-    np.testing.assert_allclose(cell(x), other.eval()(x), rtol=1e-6, atol=1e-6)
-    assert not np.allclose(cell(x), before)
+    np.testing.assert_allclose(run(cell, x, None), run(other.eval(), x, None), rtol=1e-6,
+                               atol=1e-6)
+    assert not np.allclose(run(cell, x, None), before)
     # An optimiser step in eval mode works (nothing is locked) and the next step repacks.
     for p in cell.parameters():
         p.grad[...] = 1.0
     opt.step()
-    fast = cell(x)
+    fast = run(cell, x, None)
     cell.train()
-    expect = cell(x)                              # training path, fresh weights
+    expect = run(cell, x, None)                   # training path, fresh weights
     np.testing.assert_allclose(fast, expect, rtol=2e-6, atol=2e-6)
 
 
 def test_wrong_shaped_parameter_data_is_named():
-    for cls in (nn.LSTMCell, nn.GRUCell, nn.RNNCell):
-        cell = cls(7, 19).eval()
+    for mode in CELLS:
+        cell = make_cell(SPECS[mode], 7, 19).eval()
         x = np.ones((2, 7), np.float32)
         cell(x)
         cell.weight_hh.data = np.zeros((3, 3), np.float32)
@@ -145,47 +149,47 @@ def test_fast_path_bad_shapes_raise_clear_errors():
                                             np.zeros((2, 19), np.float32)))
 
 
-@pytest.mark.parametrize("mode, torch_name", [("lstm", "LSTMCell"), ("gru", "GRUCell"),
-                                              ("rnn", "RNNCell")])
-def test_fast_path_matches_torch(mode, torch_name):
+@pytest.mark.parametrize("mode", CELLS)
+def test_fast_path_matches_torch(mode):
     torch = pytest.importorskip("torch")
+    from torch_peers import torch_cell
     rng = np.random.default_rng(5)
     cell = make(mode, "float64", I=64, H=256).eval()
-    ref = getattr(torch.nn, torch_name)(64, 256).double()
+    ref = torch_cell(mode, 64, 256).double()
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in cell.state_dict().items()})
     x = rng.standard_normal((1, 64))
     state = state_for(mode, rng, 1, 256, np.float64)
     with torch.no_grad():
-        tx = torch.from_numpy(x)
-        expect = (ref(tx, tuple(torch.from_numpy(s) for s in state)) if mode == "lstm"
-                  else ref(tx, torch.from_numpy(state)))
-    expect = [e.numpy() for e in expect] if mode == "lstm" else [expect.numpy()]
-    for a, b in zip(run(cell, x, state), expect):
+        tstate = pack_state(mode, [torch.from_numpy(s) for s in unpack_state(mode, state)])
+        expect = [e.numpy() for e in unpack_state(mode, ref(torch.from_numpy(x), tstate))]
+    got = run(cell, x, state)
+    assert len(got) == len(expect) == len(SPECS[mode].states)
+    for a, b in zip(got, expect):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-
-
-@pytest.mark.parametrize("mode", sorted(LAYERS))
+@pytest.mark.parametrize("mode", CELLS)
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_layer_single_step_in_eval_mode_matches_the_sequence_kernel(mode, batch_first):
     """A unidirectional layer called on one step in eval mode uses packed single steps; it
     must give what the sequence kernels give (checked against training mode, same weights)."""
     rng = np.random.default_rng(6)
-    layer = LAYERS[mode](5, 24, num_layers=2, batch_first=batch_first, dtype="float64", seed=3)
+    spec = SPECS[mode]
+    layer = make_layer(spec, 5, 24, num_layers=2, batch_first=batch_first, dtype="float64",
+                       seed=3)
     x = rng.standard_normal((3, 1, 5) if batch_first else (1, 3, 5))
-    hx = rng.standard_normal((2, 3, 24))
-    hx = (hx, rng.standard_normal((2, 3, 24))) if mode == "lstm" else hx
+    hx = pack_state(mode, [rng.standard_normal((2, 3, 24)) for _ in spec.states])
     y_train, s_train = layer(x, hx)                   # sequence kernels, T = 1
     layer.eval()
     y_eval, s_eval = layer(x, hx)                     # packed steps
     np.testing.assert_allclose(y_eval, y_train, rtol=1e-13, atol=1e-13)
-    for a, b in zip(s_eval if mode == "lstm" else [s_eval],
-                    s_train if mode == "lstm" else [s_train]):
+    s_eval, s_train = unpack_state(mode, s_eval), unpack_state(mode, s_train)
+    assert len(s_eval) == len(s_train) == len(spec.states)
+    for a, b in zip(s_eval, s_train):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
     # a weight change through load_state_dict reaches the packed copy
-    other = LAYERS[mode](5, 24, num_layers=2, batch_first=batch_first, dtype="float64", seed=9)
+    other = make_layer(spec, 5, 24, num_layers=2, batch_first=batch_first, dtype="float64",
+                       seed=9)
     layer.load_state_dict(other.state_dict())
     np.testing.assert_allclose(layer(x, hx)[0], other.eval()(x, hx)[0], rtol=1e-13, atol=1e-13)
     layer.weight_hh_l0.data[0, 0] = 1.0               # nothing is locked ...
