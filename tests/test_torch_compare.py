@@ -9,8 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import reference as ref  # noqa: E402
-from helpers import assert_close, backward, forward, grad_fields, make_problem, \
-    max_errors, output_names, scaled  # noqa: E402
+from helpers import CELLS, SPECS, assert_close, backward, forward, grad_fields, make_problem, \
+    max_errors, output_names, pack_state, scaled, unpack_state  # noqa: E402
+from torch_peers import torch_layer  # noqa: E402
 
 TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
 # rnnkit vs torch: both are float32 with their own rounding (a few ulp per op, sums over T*B
@@ -41,6 +42,7 @@ def torch_run(p, reverse):
     rejects) are left out of the torch batch and filled in from the semantics: zero output,
     final state = initial state, dh0 = dh_n, dx = 0."""
     cell = p["cell"]
+    spec = SPECS[cell]
     dtype = p["x"].dtype.type
     tdt = TORCH_DTYPE[dtype]
     T, B, I = p["x"].shape
@@ -51,13 +53,7 @@ def torch_run(p, reverse):
     Bk = len(keep)
     D = 2 if reverse else 1
 
-    kw = dict(num_layers=1, bias=bias, bidirectional=reverse, dtype=tdt)
-    if cell == "lstm":
-        mod = torch.nn.LSTM(I, H, **kw)
-    elif cell == "gru":
-        mod = torch.nn.GRU(I, H, **kw)
-    else:
-        mod = torch.nn.RNN(I, H, nonlinearity=cell.split("_")[1], **kw)
+    mod = torch_layer(cell, I, H, num_layers=1, bias=bias, bidirectional=reverse, dtype=tdt)
     sfx = "_reverse" if reverse else ""
     with torch.no_grad():
         for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
@@ -74,8 +70,8 @@ def torch_run(p, reverse):
         return torch.tensor(full, dtype=tdt, requires_grad=True)
 
     x = torch.tensor(p["x"][:, keep], dtype=tdt, requires_grad=True)
-    h0 = state(p["h0"])
-    hx = (h0, state(p["c0"])) if cell == "lstm" else h0
+    s0 = [state(p[n]) for n in spec.state0_names]
+    hx = pack_state(cell, s0)
     if lengths is None:
         out, hn = mod(x, hx)
     else:
@@ -85,36 +81,35 @@ def torch_run(p, reverse):
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)
     y = out[..., (D - 1) * H:]
     outs = {"y": y}
-    if cell == "lstm":
-        outs["h_n"], outs["c_n"] = hn[0][-1], hn[1][-1]
-    else:
-        outs["h_n"] = hn[-1]
+    hn = unpack_state(cell, hn)
+    assert len(hn) == len(spec.states)
+    for o, s in zip(spec.state_n_names, hn):
+        outs[o] = s[-1]
 
     tensors = [y]
     grads = [torch.from_numpy(p["dy"][:, keep])]
-    for o, d in (("h_n", "dh_n"), ("c_n", "dc_n")):
-        if o in outs and p[d] is not None:
+    for o in spec.state_n_names:
+        if p["d" + o] is not None:
             tensors.append(outs[o])
-            grads.append(torch.from_numpy(p[d][keep]))
+            grads.append(torch.from_numpy(p["d" + o][keep]))
     torch.autograd.backward(tensors, grads)
 
     res = {}
     y_full = np.zeros((T, B, H), dtype=dtype)
     y_full[:, keep] = y.detach().numpy()
     res["y"] = y_full
-    for o, s in (("h_n", "h0"), ("c_n", "c0")):
-        if o in outs:
-            full = np.zeros((B, H), dtype=dtype) if p[s] is None else p[s].copy()
-            full[keep] = outs[o].detach().numpy()
-            res[o] = full
+    for o, s in zip(spec.state_n_names, spec.state0_names):
+        full = np.zeros((B, H), dtype=dtype) if p[s] is None else p[s].copy()
+        full[keep] = outs[o].detach().numpy()
+        res[o] = full
     dx = np.zeros((T, B, I), dtype=dtype)
     dx[:, keep] = x.grad.numpy()
     res["dx"] = dx
-    for f, s, d in (("dh0", h0, "dh_n"), ("dc0", hx[1] if cell == "lstm" else None, "dc_n")):
-        if s is not None:
-            full = np.zeros((B, H), dtype=dtype) if p[d] is None else p[d].copy()
-            full[keep] = s.grad[-1].numpy()
-            res[f] = full
+    for n0, s, o in zip(spec.state0_names, s0, spec.state_n_names):
+        d = "d" + o
+        full = np.zeros((B, H), dtype=dtype) if p[d] is None else p[d].copy()
+        full[keep] = s.grad[-1].numpy()
+        res["d" + n0] = full
     for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
         tname = {"w": "weight", "b": "bias"}[name[0]] + name[1:] + "_l0" + sfx
         t = getattr(mod, tname, None)
@@ -141,14 +136,7 @@ def compare(impl_name, impl, p, reverse, rtol, atol):
 
 CASES = [
     # cell, T, B, I, H, lengths
-    ("lstm", 6, 5, 7, 9, None),
-    ("lstm", 7, 6, 5, 17, "mixed"),
-    ("gru", 6, 5, 7, 9, None),
-    ("gru", 7, 6, 5, 17, "mixed"),
-    ("rnn_tanh", 6, 5, 7, 9, None),
-    ("rnn_tanh", 7, 6, 5, 17, "mixed"),
-    ("rnn_relu", 6, 5, 7, 9, None),
-    ("rnn_relu", 7, 6, 5, 17, "mixed"),
+    (cell, *shape) for cell in CELLS for shape in ((6, 5, 7, 9, None), (7, 6, 5, 17, "mixed"))
 ]
 
 
@@ -174,7 +162,7 @@ def test_rnnkit_matches_torch(case, dtype, reverse):
     compare("rnnkit", ops, p, reverse, *TOL[dtype])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_rnnkit_matches_torch_without_bias_and_state(cell):
     import rnnkit.ops as ops
     p = make_problem(cell, 5, 4, 3, 6, dtype=np.float64, seed=23, lengths="mixed", h0=False,
