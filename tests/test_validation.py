@@ -9,15 +9,28 @@ import numpy as np
 import pytest
 
 import rnnkit.ops as ops
-from helpers import GATES, backward, forward, grad_fields, make_problem, output_names
+from helpers import CELLS, GATES, SPECS, backward, forward, grad_fields, make_problem, \
+    output_names
 
 T, B, I, H = 4, 3, 6, 4
-CELLS = ("lstm", "gru", "rnn_tanh")
+
+
+def _final_grads(cell):
+    """The backward's arguments for the final states' gradients (dh_n, dc_n for the LSTM)."""
+    return tuple("d" + n for n in SPECS[cell].state_n_names)
+
+
+def _state_args(cell):
+    """The arguments that carry a state: initial states and final states' gradients."""
+    return SPECS[cell].state0_names + _final_grads(cell)
+
+
+_STATE_ARGS = {a for cell in CELLS for a in _state_args(cell)}
 
 
 def has_arg(cell, arg):
-    """Only the LSTM has a cell state (c0, dc_n)."""
-    return cell == "lstm" or arg not in ("c0", "dc_n")
+    """Whether the kernels of `cell` take `arg` (c0 and dc_n only where there is a c)."""
+    return arg not in _STATE_ARGS or arg in _state_args(cell)
 
 
 def problem(cell, dtype=np.float32, **kw):
@@ -70,7 +83,7 @@ _WRONG_SHAPES = [
 
 
 @pytest.mark.parametrize("cell, arg, shape", [
-    (cell, arg, shape) for cell in CELLS + ("rnn_relu",) for arg, shape in _WRONG_SHAPES
+    (cell, arg, shape) for cell in CELLS for arg, shape in _WRONG_SHAPES
     if has_arg(cell, arg)])
 def test_wrong_shape_names_argument_and_shape(cell, arg, shape):
     G = GATES[cell]
@@ -94,8 +107,8 @@ def test_w_hh_example_message():
 
 
 @pytest.mark.parametrize("cell, arg", [
-    (cell, arg) for cell in CELLS for arg in ["h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"]
-    if has_arg(cell, arg)])
+    (cell, arg) for cell in CELLS
+    for arg in SPECS[cell].state0_names + ("w_ih", "w_hh", "b_ih", "b_hh")])
 def test_mismatched_float_dtype(cell, arg):
     p = problem(cell)  # float32
     p[arg] = p[arg].astype(np.float64)
@@ -175,7 +188,7 @@ def test_dy_wrong_shape(cell, shape):
 
 
 @pytest.mark.parametrize("cell, arg", [
-    (cell, arg) for cell in CELLS for arg in ["dy", "dh_n", "dc_n"] if has_arg(cell, arg)])
+    (cell, arg) for cell in CELLS for arg in ("dy",) + _final_grads(cell)])
 def test_backward_grad_wrong_dtype(cell, arg):
     p = problem(cell)
     _, cache = fwd(p)
@@ -185,7 +198,7 @@ def test_backward_grad_wrong_dtype(cell, arg):
 
 
 @pytest.mark.parametrize("cell, arg", [
-    (cell, arg) for cell in CELLS for arg in ["dh_n", "dc_n"] if has_arg(cell, arg)])
+    (cell, arg) for cell in CELLS for arg in _final_grads(cell)])
 @pytest.mark.parametrize("shape", [(B, H + 1), (1, B, H), (B + 1, H)])
 def test_final_state_grad_wrong_shape(cell, arg, shape):
     p = problem(cell)
@@ -207,7 +220,9 @@ def test_backward_after_inference_forward(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_backward_with_foreign_cache_does_not_crash(cell):
     p = problem(cell)
-    other = {"lstm": "gru", "gru": "rnn_tanh", "rnn_tanh": "lstm"}[cell]
+    # the next registered cell of another family (its cache is of another kind)
+    i = CELLS.index(cell)
+    other = next(c for c in CELLS[i + 1:] + CELLS[:i] if SPECS[c].family != SPECS[cell].family)
     _, cache = fwd(problem(other))
     with pytest.raises((TypeError, ValueError, RuntimeError)):
         backward(ops, p, cache)
@@ -257,7 +272,7 @@ def _strided(a, kind):
 
 
 @pytest.mark.parametrize("kind", ["strided", "fortran"])
-@pytest.mark.parametrize("cell", CELLS + ("rnn_relu",))
+@pytest.mark.parametrize("cell", CELLS)
 def test_non_contiguous_inputs_give_same_results(cell, kind):
     p = make_problem(cell, 5, 4, 6, 7, dtype=np.float32, seed=1, lengths=np.array([5, 0, 3, 1]))
     outs_c, cache_c = fwd(p, reverse=True)
