@@ -14,6 +14,7 @@ import rnnkit
 import rnnkit.ops as ops
 from helpers import CELLS, GRAD_OF, as_float64, assert_close, backward, forward, grad_fields, \
     make_problem, numeric_grad, output_names, scaled
+from helpers import SPECS
 
 SIMD_LEVELS = list(rnnkit.build_info()["simd_available"])
 
@@ -161,7 +162,7 @@ def test_saturating_inputs(simd, cell):
     for dtype in (np.float32, np.float64):
         p = make_problem(cell, 4, 3, 4, 19, dtype=dtype, seed=7)
         p["x"] = (p["x"] * 200).astype(dtype)
-        if cell == "rnn_relu":  # keep relu from overflowing through the recurrence
+        if SPECS[cell].nonlinearity == "relu":  # unbounded: keep it from overflowing
             p["w_hh"] = (p["w_hh"] * 0.1).astype(dtype)
         check_against_reference(p, reverse=False)
 
@@ -283,7 +284,7 @@ def restore_threads():
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_bitwise_deterministic_across_runs_and_threads(cell, restore_threads):
-    reverse = cell in ("gru", "rnn_relu")
+    reverse = CELLS.index(cell) % 2 == 1    # alternate directions over the cells
     # B=32: above the per-thread work minimum for every cell (see test_big_problem...).
     p = make_problem(cell, T=20, B=32, I=64, H=256, dtype=np.float32, seed=11,
                      lengths="mixed")
@@ -302,7 +303,7 @@ def test_bitwise_deterministic_across_runs_and_threads(cell, restore_threads):
     assert_close(first[0], ref_outs[0], 1e-5, scaled(1e-5, ref_outs[0]), f"{cell} y (big)")
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_bitwise_deterministic_float64_full_length(cell, restore_threads):
     p = make_problem(cell, T=20, B=32, I=64, H=256, dtype=np.float64, seed=12)
     rnnkit.set_num_threads(2)
