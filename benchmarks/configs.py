@@ -6,7 +6,11 @@ unidirectional, with biases, float32; RNN means the tanh Elman cell.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from rnnkit._cellspec import CellSpec
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,27 @@ CONFIGS: Dict[str, Config] = {c.name: c for c in (
 # The single-step (streaming) problem: one cell call with B=1, from Python.
 STEP_CONFIG = Config("step", 1, 1, 64, 256)
 
+# The benchmarked cells, by family (rnnkit._cellspec); what each one is (gates, states) comes
+# from rnnkit's cell registry through cell_spec().
 CELLS: Tuple[str, ...] = ("lstm", "gru", "rnn")
-GATES: Dict[str, int] = {"lstm": 4, "gru": 3, "rnn": 1}
 MODES: Tuple[str, ...] = ("forward", "train", "varlen", "step")
 
 # The seed of every input, weight and length draw: each thread count and each peer sees the
 # same numbers, and reruns see the same problem.
 SEED = 1234
+
+
+@lru_cache(maxsize=None)
+def cell_spec(cell: str) -> "CellSpec":
+    """rnnkit's spec of benchmark cell ``cell``, a family: the family's only cell, or its tanh
+    cell where the family has a nonlinearity (the RNN).
+
+    rnnkit is imported here, on first use, not with this module: the parent process (run.py,
+    report.py) reads the grid without importing rnnkit, which only the workers may be able to
+    import (from the snapshot on their PYTHONPATH, see env.py).
+    """
+    from rnnkit._cellspec import cell_for, family_cells
+    return cell_for(cell, None if None in family_cells(cell) else "tanh")
 
 
 def resolve_configs(names: Sequence[str]) -> List[Config]:
@@ -73,7 +91,7 @@ def flops(cfg: Config, cell: str, mode: str, lengths: Optional[Sequence[int]] = 
     (forward + backward) counts as 3x the forward. The variable-length mode counts only the
     valid steps, sum(lengths) instead of B·T, so its GFLOP/s is useful work only.
     """
-    g, h, i = GATES[cell], cfg.hidden_size, cfg.input_size
+    g, h, i = cell_spec(cell).gates, cfg.hidden_size, cfg.input_size
     per_row_step = 2.0 * g * h * (i + h)
     if mode == "varlen":
         assert lengths is not None
@@ -97,6 +115,7 @@ LARGE_TRAIN_SGEMM_FRACTION = 0.80
 # Variable lengths: medium LSTM train step against torch's packed path.
 VARLEN_TARGET = ("medium", "lstm", 3.0)
 # Single LSTM step: at most 1.1x numpy's mat-vec time, at least 4x faster than LSTMCell.
+STEP_TARGET_CELLS: Tuple[str, ...] = ("lstm",)
 STEP_MATVEC_MAX_RATIO = 1.1
 STEP_TORCH_TARGET = 4.0
 # 2 threads against 1 on the large train step.

@@ -13,6 +13,7 @@ import onnxruntime as ort
 import torch
 
 from benchmarks import peers_torch
+from benchmarks.configs import cell_spec
 from benchmarks.problems import Arrays, Problem
 
 
@@ -28,7 +29,7 @@ def export(p: Problem, directory: str) -> str:
     The shapes are fixed to the benchmark's, which is all ORT is asked to run.
     """
     layer = peers_torch.make_layer(p).eval()
-    names = ["y", "h_n", "c_n"] if p.cell == "lstm" else ["y", "h_n"]
+    names = ["y", *cell_spec(p.cell).state_n_names]
     path = os.path.join(directory, f"{p.cfg.name}_{p.cell}.onnx")
     with warnings.catch_warnings():
         # torch warns that a batch size other than 1 is baked into the graph: intended here.
@@ -54,8 +55,8 @@ def forward(p: Problem, path: str, threads: int) -> Callable[[], Arrays]:
         outs = dict(zip(names, session.run(None, feed)))
         # ONNX RNN ops return y as (T, num_directions, B, H) and states as (1, B, H); torch's
         # exporter squeezes y back to (T, B, H).
-        res = {"y": outs["y"], "h_n": outs["h_n"][0]}
-        if "c_n" in outs:
-            res["c_n"] = outs["c_n"][0]
+        res = {"y": outs["y"]}
+        for name in names[1:]:
+            res[name] = outs[name][0]
         return res
     return run

@@ -10,10 +10,19 @@ from typing import Callable
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from benchmarks.problems import Arrays, Problem, StepProblem
+from benchmarks.configs import cell_spec
+from benchmarks.problems import Arrays, Problem, StepProblem, pack_states, unpack_states
 
+# torch's peer of each rnnkit cell family (a table of peers: the cell itself, its gates and
+# states, come from rnnkit's registry through cell_spec).
 _LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 _CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
+
+
+def _peer(table: dict, cell: str, *args: int) -> torch.nn.Module:
+    spec = cell_spec(cell)
+    kwargs = {} if spec.nonlinearity is None else {"nonlinearity": spec.nonlinearity}
+    return table[spec.family](*args, **kwargs)
 
 
 def version() -> str:
@@ -40,9 +49,7 @@ def _load(module: torch.nn.Module, p: "Problem | StepProblem", suffix: str) -> N
 
 def make_layer(p: Problem) -> torch.nn.Module:
     """The torch layer of ``p`` with rnnkit's weights (time-major, one layer)."""
-    i, h = p.cfg.input_size, p.cfg.hidden_size
-    kwargs = {"nonlinearity": "tanh"} if p.cell == "rnn" else {}
-    layer = _LAYERS[p.cell](i, h, **kwargs)
+    layer = _peer(_LAYERS, p.cell, p.cfg.input_size, p.cfg.hidden_size)
     _load(layer, p, "_l0")
     return layer
 
@@ -57,15 +64,14 @@ def forward(p: Problem) -> Callable[[], Arrays]:
     """Inference forward under ``torch.no_grad()``, padded (lengths ignored)."""
     layer = make_layer(p).eval()
     x = torch.from_numpy(p.x)
+    names = cell_spec(p.cell).state_n_names
 
     def run() -> Arrays:
         with torch.no_grad():
             y, state = layer(x)
         out = {"y": y.numpy()}
-        if p.cell == "lstm":
-            out["h_n"], out["c_n"] = state[0][0].numpy(), state[1][0].numpy()
-        else:
-            out["h_n"] = state[0].numpy()
+        for name, s in zip(names, unpack_states(p.cell, state)):
+            out[name] = s[0].numpy()
         return out
     return run
 
@@ -116,22 +122,19 @@ def train_packed(p: Problem) -> Callable[[], Arrays]:
 
 def step(p: StepProblem) -> Callable[[], Arrays]:
     """One ``torch.nn.LSTMCell`` (GRUCell, RNNCell) call under ``torch.no_grad()``."""
-    i, h = p.x.shape[1], p.h.shape[1]
-    kwargs = {"nonlinearity": "tanh"} if p.cell == "rnn" else {}
-    cell = _CELLS[p.cell](i, h, **kwargs).eval()
+    cell = _peer(_CELLS, p.cell, p.x.shape[1], p.h.shape[1]).eval()
     _load(cell, p, "")
-    x, h0 = torch.from_numpy(p.x), torch.from_numpy(p.h)
-    if p.cell == "lstm":
-        c0 = torch.from_numpy(p.c)
-
+    names = cell_spec(p.cell).states
+    x, hx = torch.from_numpy(p.x), pack_states(p.cell, [torch.from_numpy(s) for s in p.states])
+    if len(names) > 1:
         def run() -> Arrays:
             with torch.no_grad():
-                h1, c1 = cell(x, (h0, c0))
-            return {"h": h1.numpy(), "c": c1.numpy()}
+                out = cell(x, hx)
+            return {n: s.numpy() for n, s in zip(names, out)}
     else:
         def run() -> Arrays:
             with torch.no_grad():
-                h1 = cell(x, h0)
-            return {"h": h1.numpy()}
+                h1 = cell(x, hx)
+            return {names[0]: h1.numpy()}
     return run
 

@@ -8,14 +8,34 @@ call are the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 import rnnkit
-from benchmarks.configs import GATES, SEED, Config, varlen_lengths
+from benchmarks.configs import SEED, Config, cell_spec, varlen_lengths
 
 Arrays = Dict[str, np.ndarray]
+
+
+def pack_states(cell: str, states: Sequence[Any]) -> Any:
+    """States in the form layers, cells and torch take: a tuple for two or more ((h, c) of
+    the LSTM), the array itself for one."""
+    return tuple(states) if len(cell_spec(cell).states) > 1 else states[0]
+
+
+def unpack_states(cell: str, state: Any) -> Tuple[Any, ...]:
+    """The inverse of pack_states."""
+    return tuple(state) if len(cell_spec(cell).states) > 1 else (state,)
+
+
+def _ops_calls(cell: str) -> Tuple[Callable[..., Any], Callable[..., Any], Dict[str, str]]:
+    """rnnkit.ops' forward and backward of ``cell`` and the keyword arguments they need (the
+    RNN's nonlinearity)."""
+    spec = cell_spec(cell)
+    extra = {} if spec.nonlinearity is None else {"nonlinearity": spec.nonlinearity}
+    return (getattr(rnnkit.ops, spec.family + "_forward"),
+            getattr(rnnkit.ops, spec.family + "_backward"), extra)
 
 
 @dataclass
@@ -35,7 +55,7 @@ class Problem:
 
 def make_problem(cfg: Config, cell: str, varlen: bool = False) -> Problem:
     """Draw the problem from the fixed seed; weights as torch initialises them."""
-    g, t, b, i, h = GATES[cell], cfg.steps, cfg.batch, cfg.input_size, cfg.hidden_size
+    g, t, b, i, h = cell_spec(cell).gates, cfg.steps, cfg.batch, cfg.input_size, cfg.hidden_size
     rng = np.random.default_rng([SEED, t, b, i, h, g])
     bound = 1.0 / np.sqrt(h)
 
@@ -50,19 +70,15 @@ def make_problem(cfg: Config, cell: str, varlen: bool = False) -> Problem:
 
 def rnnkit_forward(p: Problem) -> Callable[[], Arrays]:
     """Inference forward over the whole sequence (training=False keeps no activations)."""
-    ops = rnnkit.ops
-    if p.cell == "lstm":
-        def run() -> Arrays:
-            y, h_n, c_n, _ = ops.lstm_forward(p.x, None, None, p.w_ih, p.w_hh, p.b_ih, p.b_hh,
-                                              lengths=p.lengths, training=False)
-            return {"y": y, "h_n": h_n, "c_n": c_n}
-    else:
-        fwd = getattr(ops, p.cell + "_forward")
+    fwd, _, extra = _ops_calls(p.cell)
+    spec = cell_spec(p.cell)
+    no_states = (None,) * len(spec.states)     # zeros, as for every peer
+    names = ("y",) + spec.state_n_names
 
-        def run() -> Arrays:
-            y, h_n, _ = fwd(p.x, None, p.w_ih, p.w_hh, p.b_ih, p.b_hh, lengths=p.lengths,
-                            training=False)
-            return {"y": y, "h_n": h_n}
+    def run() -> Arrays:
+        *outs, _ = fwd(p.x, *no_states, p.w_ih, p.w_hh, p.b_ih, p.b_hh, lengths=p.lengths,
+                       training=False, **extra)
+        return dict(zip(names, outs))
     return run
 
 
@@ -72,88 +88,79 @@ def rnnkit_train(p: Problem) -> Callable[[], Arrays]:
     With ``p.lengths`` set, dy is still all ones: y past a sequence's end is the constant 0,
     so a correct backward ignores those entries, as torch's packed path does.
     """
-    ops = rnnkit.ops
-    if p.cell == "lstm":
-        def run() -> Arrays:
-            y, _, _, cache = ops.lstm_forward(p.x, None, None, p.w_ih, p.w_hh, p.b_ih, p.b_hh,
-                                              lengths=p.lengths, training=True)
-            g = ops.lstm_backward(cache, p.dy)
-            return {"y": y, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih,
-                    "db_hh": g.db_hh}
-    else:
-        fwd = getattr(ops, p.cell + "_forward")
-        bwd = getattr(ops, p.cell + "_backward")
+    fwd, bwd, extra = _ops_calls(p.cell)
+    no_states = (None,) * len(cell_spec(p.cell).states)
 
-        def run() -> Arrays:
-            y, _, cache = fwd(p.x, None, p.w_ih, p.w_hh, p.b_ih, p.b_hh, lengths=p.lengths,
-                              training=True)
-            g = bwd(cache, p.dy)
-            return {"y": y, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih,
-                    "db_hh": g.db_hh}
+    def run() -> Arrays:
+        y, *_, cache = fwd(p.x, *no_states, p.w_ih, p.w_hh, p.b_ih, p.b_hh, lengths=p.lengths,
+                           training=True, **extra)
+        g = bwd(cache, p.dy)
+        return {"y": y, "dx": g.dx, "dw_ih": g.dw_ih, "dw_hh": g.dw_hh, "db_ih": g.db_ih,
+                "db_hh": g.db_hh}
     return run
 
 
 # ---------------------------------------------------------------- single step
 @dataclass
 class StepProblem:
-    """One cell step for B=1: x (1, I), state h (1, H) [and c (1, H) for LSTM]."""
+    """One cell step for B=1: x (1, I) and the cell's states (1, H) each, in the order of
+    its spec (h, then c for the LSTM)."""
 
     cell: str
     x: np.ndarray
-    h: np.ndarray
-    c: Optional[np.ndarray]
+    states: Tuple[np.ndarray, ...]
     w_ih: np.ndarray
     w_hh: np.ndarray
     b_ih: np.ndarray
     b_hh: np.ndarray
 
+    @property
+    def h(self) -> np.ndarray:
+        """The hidden state (always the first)."""
+        return self.states[0]
+
 
 def make_step_problem(cfg: Config, cell: str) -> StepProblem:
     """A mid-sequence state (not zeros), so that the check exercises the recurrent weights."""
     p = make_problem(cfg, cell)
-    rng = np.random.default_rng([SEED, 17, GATES[cell]])
-    h = rng.uniform(-0.5, 0.5, (1, cfg.hidden_size)).astype(np.float32)
-    c = rng.uniform(-0.5, 0.5, (1, cfg.hidden_size)).astype(np.float32) if cell == "lstm" \
-        else None
-    return StepProblem(cell, np.ascontiguousarray(p.x[0]), h, c, p.w_ih, p.w_hh, p.b_ih, p.b_hh)
+    spec = cell_spec(cell)
+    rng = np.random.default_rng([SEED, 17, spec.gates])
+    states = tuple(rng.uniform(-0.5, 0.5, (1, cfg.hidden_size)).astype(np.float32)
+                   for _ in spec.states)
+    return StepProblem(cell, np.ascontiguousarray(p.x[0]), states, p.w_ih, p.w_hh, p.b_ih,
+                       p.b_hh)
 
 
 def rnnkit_step(p: StepProblem) -> Callable[[], Arrays]:
     """One cell step from Python through the sequence kernel with T=1, training=False
     (which packs the weights on every call: shown for comparison with the cell layer)."""
-    ops = rnnkit.ops
+    fwd, _, extra = _ops_calls(p.cell)
+    names = cell_spec(p.cell).states
     x3 = p.x[None]  # (T=1, B=1, I): a view, no copy per call
-    if p.cell == "lstm":
-        def run() -> Arrays:
-            _, h, c, _ = ops.lstm_forward(x3, p.h, p.c, p.w_ih, p.w_hh, p.b_ih, p.b_hh,
-                                          training=False)
-            return {"h": h, "c": c}
-    else:
-        fwd = getattr(ops, p.cell + "_forward")
 
-        def run() -> Arrays:
-            _, h, _ = fwd(x3, p.h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, training=False)
-            return {"h": h}
+    def run() -> Arrays:
+        _, *outs, _ = fwd(x3, *p.states, p.w_ih, p.w_hh, p.b_ih, p.b_hh, training=False,
+                          **extra)
+        return dict(zip(names, outs))
     return run
 
 
 def rnnkit_nn_cell(p: StepProblem) -> Callable[[], Arrays]:
     """One step through the public layer ``rnnkit.nn.LSTMCell`` (GRUCell, RNNCell) in eval
     mode, called as torch's cells are: the compiled step with weights packed once."""
-    import rnnkit.nn as rnn_nn
-    cls = getattr(rnn_nn, p.cell.upper() + "Cell")
-    kwargs = {"nonlinearity": "tanh"} if p.cell == "rnn" else {}
-    layer = cls(p.x.shape[1], p.h.shape[1], **kwargs)
+    from rnnkit.nn.cells import make_cell
+    spec = cell_spec(p.cell)
+    layer = make_cell(spec, p.x.shape[1], p.h.shape[1])
     layer.load_state_dict({"weight_ih": p.w_ih, "weight_hh": p.w_hh, "bias_ih": p.b_ih,
                            "bias_hh": p.b_hh})
     layer.eval()
-    if p.cell == "lstm":
+    names, hx = spec.states, pack_states(p.cell, p.states)
+    if len(names) > 1:
         def run() -> Arrays:
-            h, c = layer(p.x, (p.h, p.c))
-            return {"h": h, "c": c}
+            return dict(zip(names, layer(p.x, hx)))
     else:
         def run() -> Arrays:
-            return {"h": layer(p.x, p.h)}
+            return {names[0]: layer(p.x, hx)}
     return run
 
 

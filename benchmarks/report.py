@@ -52,7 +52,7 @@ def case_targets(case: dict, sgemm_gflops: float) -> List[Verdict]:
             out.append((f"{label}>={goal:g}x: {'met' if value >= goal else 'MISSED'}",
                         value >= goal))
 
-    if mode == "train" and cfg in C.TRAIN_TARGETS:
+    if mode == "train" and cell in C.TRAIN_TARGETS.get(cfg, {}):
         ratio_target("", speedup(case, "torch"), C.TRAIN_TARGETS[cfg][cell])
         if cfg == "large":
             g = gflops(case)
@@ -66,7 +66,7 @@ def case_targets(case: dict, sgemm_gflops: float) -> List[Verdict]:
         ratio_target("vs best ", min(ups) if ups else None, C.FORWARD_TARGETS[cfg])
     elif mode == "varlen" and (cfg, cell) == C.VARLEN_TARGET[:2]:
         ratio_target("packed ", speedup(case, "torch_packed"), C.VARLEN_TARGET[2])
-    elif mode == "step" and cell == "lstm":
+    elif mode == "step" and cell in C.STEP_TARGET_CELLS:
         mv = speedup(case, "numpy_matvec")
         goal = C.STEP_MATVEC_MAX_RATIO
         out.append((f"<={goal:g}x W@v: " + ("n/a" if mv is None else

@@ -56,7 +56,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--configs", default=None,
                     help=f"subset of {','.join(C.CONFIGS)} (default: all; --quick: "
                          f"{QUICK_CONFIGS})")
-    ap.add_argument("--cells", default=",".join(C.CELLS), help="subset of lstm,gru,rnn")
+    ap.add_argument("--cells", default=",".join(C.CELLS), help=f"subset of {','.join(C.CELLS)}")
     ap.add_argument("--modes", default=",".join(C.MODES),
                     help="subset of forward,train,varlen,step")
     ap.add_argument("--budget", type=float, default=None,

@@ -23,6 +23,7 @@ from benchmarks import configs as C
 from benchmarks import problems as P
 from benchmarks import sgemm
 from benchmarks.timing import Budget, time_alternating
+from rnnkit.nn.cells import CELL_CLASSES
 
 # float32 kernels that agree with torch's to this fraction of each tensor's largest entry are
 # correct; differences beyond it mean a wrong kernel, not rounding (issue 3 asks for 1e-3).
@@ -178,7 +179,8 @@ class Worker:
         case = {"config": "step", "cell": cell, "mode": "step", "threads": self.threads,
                 "shape": {"B": 1, "T": 1, "I": cfg.input_size, "H": cfg.hidden_size},
                 "lengths": None, "flops": C.flops(cfg, cell, "forward"),
-                "rnnkit_api": f"rnnkit.nn.{cell.upper()}Cell in eval mode"}
+                "rnnkit_api": f"rnnkit.nn.{CELL_CLASSES[C.cell_spec(cell).family].__name__} "
+                              "in eval mode"}
         peers: Dict[str, Callable[[], Callable[[], P.Arrays]]] = {}
         if self.torch:
             tp = self.torch
