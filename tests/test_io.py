@@ -18,10 +18,14 @@ import pytest
 
 import rnnkit
 from rnnkit import losses, nn, optim
+from rnnkit.nn.cells import make_cell
+from rnnkit.nn.recurrent import make_layer
 from rnnkit.train import Trainer
 
 from _train_helpers import (assert_params_equal, make_trainer, params, reg_data, reg_model,
                             token_data, token_model)
+from helpers import CELLS as CELL_NAMES
+from helpers import SPECS, pack_state, unpack_state
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
 
@@ -61,12 +65,17 @@ MODELS = [
         nn.Embedding(9, 4, seed=8), nn.GRU(4, 5, batch_first=True, seed=9),
         nn.Sequential(nn.Dropout(0.3, seed=10), nn.Linear(5, 9, seed=11))),
      lambda: np.array([[1, 2, 8, 0], [0, 2, 3, 4]]), ()),
+] + [  # and every registered cell's layer with its defaults
+    (f"{cell}_registry", lambda c=cell: make_layer(SPECS[c], 4, 3, seed=20), lambda: _seq_x(), ())
+    for cell in CELL_NAMES
 ]
+# (test id, registry cell, cell factory)
 CELLS = [
-    ("lstmcell", lambda: nn.LSTMCell(4, 3, seed=12), True),
-    ("grucell", lambda: nn.GRUCell(4, 3, bias=False, seed=13), False),
-    ("rnncell_relu", lambda: nn.RNNCell(4, 3, nonlinearity="relu", seed=14), False),
-]
+    ("lstmcell", "lstm", lambda: nn.LSTMCell(4, 3, seed=12)),
+    ("grucell", "gru", lambda: nn.GRUCell(4, 3, bias=False, seed=13)),
+    ("rnncell_relu", "rnn_relu", lambda: nn.RNNCell(4, 3, nonlinearity="relu", seed=14)),
+] + [(f"{cell}cell_registry", cell, lambda c=cell: make_cell(SPECS[c], 4, 3, seed=21))
+     for cell in CELL_NAMES]
 
 
 def _out(y):
@@ -91,17 +100,18 @@ def test_model_round_trip_every_layer(tmp_path, name, make, make_x, attrs):
     np.testing.assert_array_equal(_out(loaded(x)), _out(model(x)))
 
 
-@pytest.mark.parametrize("name, make, is_lstm", CELLS, ids=[c[0] for c in CELLS])
-def test_cell_round_trip(tmp_path, name, make, is_lstm):
+@pytest.mark.parametrize("name, kind, make", CELLS, ids=[c[0] for c in CELLS])
+def test_cell_round_trip(tmp_path, name, kind, make):
     cell = make()
     rnnkit.save(cell, tmp_path / "c.rnnkit")
     loaded = rnnkit.load(tmp_path / "c.rnnkit")
     assert type(loaded) is type(cell) and repr(loaded) == repr(cell)
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     h = np.full((2, 3), 0.1, np.float32)
-    hx = (h, h) if is_lstm else h
-    a, b = cell(x, hx), loaded(x, hx)
-    for u, v in zip(a if is_lstm else (a,), b if is_lstm else (b,)):
+    hx = pack_state(kind, [h] * len(SPECS[kind].states))
+    a, b = unpack_state(kind, cell(x, hx)), unpack_state(kind, loaded(x, hx))
+    assert len(a) == len(b) == len(SPECS[kind].states)
+    for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
 
 
