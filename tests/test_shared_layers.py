@@ -11,7 +11,9 @@ import threading
 import numpy as np
 import pytest
 
+from helpers import CELLS, SPECS
 from rnnkit import nn
+from rnnkit.nn.recurrent import make_layer
 
 N_THREADS, CALLS = 4, 25
 
@@ -48,11 +50,13 @@ def _hammer(work, count):
     return results
 
 
+# Three configurations, and every registered cell's layer with the defaults.
 @pytest.mark.parametrize("make", [lambda: nn.LSTM(6, 40, num_layers=2, bidirectional=True,
                                                    seed=0),
                                   lambda: nn.GRU(6, 40, batch_first=True, seed=1),
-                                  lambda: nn.RNN(6, 40, seed=2)],
-                         ids=["lstm", "gru", "rnn"])
+                                  lambda: nn.RNN(6, 40, seed=2)] +
+                         [lambda c=c: make_layer(SPECS[c], 6, 40, seed=3) for c in CELLS],
+                         ids=["lstm", "gru", "rnn"] + [c + "_registry" for c in CELLS])
 def test_shared_recurrent_layer(make):
     count = N_THREADS * CALLS
     xs = _inputs((7, 5, 6), count, 3)
