@@ -54,10 +54,9 @@ uint32_t required_features(SimdLevel level) {
   }
 }
 
-bool runnable(SimdLevel level) {
-  const uint32_t need = required_features(level);
-  return compiled(level) && (cpu_features() & need) == need;
-}
+bool cpu_has(SimdLevel level);
+
+bool runnable(SimdLevel level) { return compiled(level) && cpu_has(level); }
 
 KernelTable build(SimdLevel level) {
   KernelTable table;
@@ -71,12 +70,21 @@ KernelTable build(SimdLevel level) {
   return table;
 }
 
-SimdLevel best_available() {
+// The best level (levels ascend) for which ok(level) holds; generic always does.
+template <class Pred>
+SimdLevel best_level(Pred ok) {
   SimdLevel best = SimdLevel::generic;
   for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512})
-    if (runnable(l)) best = l;
+    if (ok(l)) best = l;
   return best;
 }
+
+bool cpu_has(SimdLevel level) {
+  const uint32_t need = required_features(level);
+  return (cpu_features() & need) == need;
+}
+
+SimdLevel best_available() { return best_level(runnable); }
 
 SimdLevel initial_level() {
   SimdLevel level = best_available();
@@ -105,21 +113,9 @@ const KernelTable& kernel_table(SimdLevel level) {
   }
 }
 
-SimdLevel compiled_simd_level() {
-  SimdLevel best = SimdLevel::generic;
-  for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512})
-    if (compiled(l)) best = l;
-  return best;
-}
+SimdLevel compiled_simd_level() { return best_level(compiled); }
 
-SimdLevel cpu_simd_level() {
-  SimdLevel best = SimdLevel::generic;
-  for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512}) {
-    const uint32_t need = required_features(l);
-    if ((cpu_features() & need) == need) best = l;
-  }
-  return best;
-}
+SimdLevel cpu_simd_level() { return best_level(cpu_has); }
 
 int available_simd_levels(SimdLevel* out) {
   int n = 0;
