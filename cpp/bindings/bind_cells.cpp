@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -74,22 +75,58 @@ std::string item_name(const char* what, const char* state) {
   return std::string(what) + "[" + state + "]";
 }
 
+// Strides of a (T, B, ·) operand for SeqDims, normalised so that an axis of length 1 reads as
+// contiguous (its stride is never used).
+void row_strides(int64_t T, int64_t B, int64_t width, int64_t st, int64_t sb, int64_t* out_t,
+                 int64_t* out_b) {
+  *out_b = B > 1 ? sb : width;
+  *out_t = T > 1 ? st : B * width;
+}
+
+// Whether rows of `width` elements at t*st + b*sb (t < T, b < B) never overlap.
+bool rows_disjoint(int64_t T, int64_t st, int64_t B, int64_t sb, int64_t width) {
+  int64_t n_lo = B, s_lo = sb, n_hi = T, s_hi = st;  // the axis with the smaller stride first
+  if (T > 1 && (B <= 1 || st < sb)) {
+    std::swap(n_lo, n_hi);
+    std::swap(s_lo, s_hi);
+  }
+  if (n_lo > 1 && s_lo < width) return false;
+  return n_hi <= 1 || s_hi >= (n_lo > 1 ? n_lo * s_lo : width);
+}
+
 template <template <class> class CellT, class T>
 py::tuple forward(const py::array& x, const py::handle& state0, const py::handle& w_ih,
                   const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
-                  const py::handle& lengths, bool reverse, bool training) {
+                  const py::handle& lengths, bool reverse, bool training,
+                  const py::handle& out) {
   using Cell = CellT<T>;
-  const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
-  const SeqDims& d = c.d;
+  CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
+  SeqDims& d = c.d;
   ForwardArrays<T> a;
-  a.x = input<T>(x, "x", {d.T, d.B, d.I});
+  if (training) {  // backward reads x and y as (T*B)-row matrices: C-contiguous only
+    a.x = input<T>(x, "x", {d.T, d.B, d.I});
+    if (!out.is_none()) throw py::value_error("out is for inference (training=False) only");
+  } else {
+    int64_t st, sb;
+    a.x = static_cast<const T*>(strided_rows<T>(x, "x", {d.T, d.B, d.I}, &st, &sb, false).data());
+    row_strides(d.T, d.B, d.I, st, sb, &d.x_t, &d.x_b);
+  }
   a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
     a.state0[i] = optional_input<T>(s0[i], item_name("state0", Cell::kStateNames[i]).c_str(),
                                     {d.B, d.H});
-  auto y = new_array<T>({d.T, d.B, d.H}, false);
-  a.y = y.mutable_data();
+  py::array y;
+  if (out.is_none()) {
+    y = new_array<T>({d.T, d.B, d.H}, false);
+  } else {  // the caller's (T, B, H) view: a batch-first or bidirectional output buffer
+    int64_t st, sb;
+    y = strided_rows<T>(out, "out", {d.T, d.B, d.H}, &st, &sb, true);
+    row_strides(d.T, d.B, d.H, st, sb, &d.y_t, &d.y_b);
+    if (!rows_disjoint(d.T, d.y_t, d.B, d.y_b, d.H))
+      throw py::value_error("out: its (t, b) rows overlap in memory");
+  }
+  a.y = static_cast<T*>(y.mutable_data());
   py::tuple finals(Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
     auto f = new_array<T>({d.B, d.H}, false);
@@ -219,14 +256,15 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   m.def((n + "_forward").c_str(),
         [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
            const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
-           const py::handle& lengths, bool reverse, bool training) {
+           const py::handle& lengths, bool reverse, bool training, const py::handle& out) {
           return dispatch_float(x, "x", [&](auto tag) {
             return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                                 reverse, training);
+                                                 reverse, training, out);
           });
         },
         py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-        py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"));
+        py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
+        py::arg("out") = py::none());
   m.def((n + "_backward").c_str(),
         [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
            const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,

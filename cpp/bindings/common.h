@@ -79,6 +79,32 @@ T* output(const py::handle& obj, const char* name, const Shape& shape) {
   return optional_output<T>(obj, name, shape);
 }
 
+// `obj` as a 3-D array (n0, n1, n2) of dtype T whose rows (the last axis) are contiguous, any
+// other strides allowed (a transposed or sliced view); the strides of axes 0 and 1 in elements.
+template <class T>
+py::array strided_rows(const py::handle& obj, const char* name, const Shape& shape,
+                       int64_t* stride0, int64_t* stride1, bool writable) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<T>>(a))
+    throw py::type_error(std::string(name) + " must have dtype " + dtype_name(T()) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (shape_of(a) != shape)
+    throw py::value_error(std::string(name) + " has shape " + shape_text(shape_of(a)) +
+                          ", expected " + shape_text(shape));
+  const auto item = static_cast<py::ssize_t>(sizeof(T));
+  for (int i = 0; i < 3; ++i)
+    if (a.strides(i) < 0 || a.strides(i) % item != 0)
+      throw py::value_error(std::string(name) + " must have non-negative strides");
+  if (shape[2] > 1 && a.strides(2) != item)
+    throw py::value_error(std::string(name) + " must be contiguous along its last axis");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
+  *stride0 = a.strides(0) / item;
+  *stride1 = a.strides(1) / item;
+  return a;
+}
+
 template <class T>
 py::array_t<T> new_array(const Shape& shape, bool zero) {
   std::vector<py::ssize_t> s(shape.begin(), shape.end());

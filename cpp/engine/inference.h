@@ -33,7 +33,7 @@ class ChunkedProjection {
     pack_unit_rows(pg, G, d.H, d.I, j0, j1, w_ih, packed_ih_);
     unit_bias(G, d.H, j0, j1, bias, bias_);
     gxc_.resize(chunk_steps_ * d.B * width_);
-    if (d.lengths) xg_.resize(chunk_steps_ * d.B * d.I);
+    if (d.lengths || !d.x_time_major_contiguous()) xg_.resize(chunk_steps_ * d.B * d.I);
   }
 
   // At the first step of each chunk, projects that chunk's running rows.
@@ -44,7 +44,8 @@ class ChunkedProjection {
     chunk_end_ = std::min(sch_.steps(), s + chunk_steps_);
     const T* a;
     int64_t rows = 0;
-    if (!d_.lengths) {  // every row runs: the chunk's x rows are contiguous, time ascending
+    if (!d_.lengths && d_.x_time_major_contiguous()) {
+      // every row runs and x is (T, B, I): the chunk's rows are contiguous, time ascending
       const int64_t t_first = sch_.reverse() ? d_.T - chunk_end_ : chunk_begin_;
       a = x_ + t_first * B * I;
       for (int64_t c = chunk_begin_; c < chunk_end_; ++c)
@@ -55,7 +56,7 @@ class ChunkedProjection {
       for (int64_t c = chunk_begin_; c < chunk_end_; ++c) {
         chunk_offset_[c - chunk_begin_] = rows;
         for (int64_t r = 0; r < sch_.active(c); ++r, ++rows) {
-          const T* src = x_ + (sch_.time_of(c, r) * B + sch_.batch_index(r)) * I;
+          const T* src = x_ + d_.x_row(sch_.time_of(c, r), sch_.batch_index(r));
           std::copy(src, src + I, xg_.data() + rows * I);
         }
       }

@@ -51,7 +51,7 @@ void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int G, co
 }
 
 // Forward over the sequence.
-//   y    (T, B, H)  out: h_t; zero where t >= lengths[b]
+//   y    (T, B, H)  out: h_t; zero where t >= lengths[b]; rows where d.y_row says
 //   h_n  (B, H)     out: state after each sequence's last step (h0, or 0, if its length is 0)
 //   h0   (B, H) or nullptr (zeros);  w_hh (G*H, H)
 //   make_input(schedule, j0, j1): this thread's input side for units j0..j1, an object with
@@ -65,7 +65,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
   if (d.lengths) {
     for (int64_t t = 0; t < d.T; ++t)
       for (int64_t b = 0; b < B; ++b)
-        if (t >= d.lengths[b]) std::fill(y + (t * B + b) * H, y + (t * B + b + 1) * H, T(0));
+        if (t >= d.lengths[b]) std::fill(y + d.y_row(t, b), y + d.y_row(t, b) + H, T(0));
   }
   // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
   std::vector<T> h_state(2 * B * H, T(0));
@@ -107,7 +107,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
           const RowRef row{r, t, b, s == 0, t - step};
           cell.forward(row, j0, j1, in->row(s, r, t, b), in->stride(), gh.data() + r * width,
                        hp + r * H, hn + r * H);
-          std::copy(hn + r * H + j0, hn + r * H + j1, y + (t * B + b) * H + j0);
+          std::copy(hn + r * H + j0, hn + r * H + j1, y + d.y_row(t, b) + j0);
         }
       });
       if (!sync.sync()) return;
@@ -119,7 +119,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
     const int64_t b = sch.batch_index(r), len = sch.length(r);
     T* out = h_n + b * H;
     if (len > 0) {
-      const T* last = y + (sch.time_of(len - 1, r) * B + b) * H;
+      const T* last = y + d.y_row(sch.time_of(len - 1, r), b);
       std::copy(last, last + H, out);
     } else if (h0) {
       std::copy(h0 + b * H, h0 + (b + 1) * H, out);

@@ -25,6 +25,7 @@ import numpy as np
 from .. import ops
 from .._cellspec import CellSpec, cell_for
 from ..ops._validate import _shape_str as _shape
+from ..ops._validate import rows_contiguous
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
 from .packed_steps import PackedSteps
@@ -176,7 +177,9 @@ class _RNNBase(Module):
         return s + f", dtype={self.dtype.name}"
 
     def _prepare_input(self, x: Any) -> Tuple[np.ndarray, bool]:
-        """x as a C-contiguous time-major (T, B, I) array of the layer dtype (one copy)."""
+        """x as a time-major (T, B, I) array of the layer dtype: C-contiguous in training (one
+        copy at most); in eval mode a view wherever its rows already are contiguous (the
+        inference kernels read a batch-first array in place)."""
         arr = _as_float_array("x", x)
         if arr.ndim not in (2, 3):
             raise ValueError(f"x must be 3-D {'(B, T, I)' if self.batch_first else '(T, B, I)'}"
@@ -189,6 +192,8 @@ class _RNNBase(Module):
             arr = arr[:, None, :]
         elif self.batch_first:
             arr = arr.swapaxes(0, 1)
+        if not self.training and arr.dtype == self.dtype and rows_contiguous(arr):
+            return arr, unbatched
         return np.ascontiguousarray(arr, self.dtype), unbatched
 
     def _state_names(self, prefix: str, names: Tuple[str, ...]) -> List[str]:
@@ -264,26 +269,38 @@ class _RNNBase(Module):
         # One step of a unidirectional layer in eval mode (generation, streaming): compiled
         # steps with each layer's weights packed once, as the cells do.
         one_step = not training and t == 1 and lengths is None and d_count == 1
+        # Inference writes every direction straight into its slot of the layer's output, laid
+        # out as the caller wants it (batch-first or not): no concatenation, no transposes.
+        in_place = not training and not one_step and not unbatched
         inp = xt
         for k in range(self.num_layers):
             ys, layer_caches = [], []
+            buf = out_tm = None
+            if in_place:
+                buf = np.empty((b, t, d_count * h) if self.batch_first else (t, b, d_count * h),
+                               self.dtype)
+                out_tm = buf.swapaxes(0, 1) if self.batch_first else buf   # (T, B, D*H) view
             for d in range(d_count):
                 idx = k * d_count + d
                 s0 = [None if s is None else s[idx] for s in states]
                 if one_step:
                     s0 = [np.zeros((b, h), self.dtype) if a is None else np.ascontiguousarray(a)
                           for a in s0]
-                    state_n = self._packed.step(k, inp[0], s0)
+                    state_n = self._packed.step(k, np.ascontiguousarray(inp[0]), s0)
                     y, cache = state_n[0][None], None
                 else:
                     y, state_n, cache = ops.sequence_forward(
                         spec, inp, s0, *self._weight_data(k, d), lengths=lengths,
-                        reverse=bool(d), training=training)
+                        reverse=bool(d), training=training,
+                        out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
                 ys.append(y)
                 layer_caches.append(cache)
-            out = ys[0] if d_count == 1 else np.concatenate(ys, axis=2)
+            if out_tm is not None:
+                out = out_tm
+            else:
+                out = ys[0] if d_count == 1 else np.concatenate(ys, axis=2)
             mask = None
             if training and self.dropout > 0 and k < self.num_layers - 1:
                 mask = self._dropout_mask(out.shape)
@@ -297,6 +314,8 @@ class _RNNBase(Module):
             self._carried = [f.copy() for f in finals]
         if unbatched:
             return inp[:, 0, :], [f[:, 0, :] for f in finals]
+        if in_place:
+            return buf, finals               # already in the caller's layout
         if self.batch_first:
             return np.ascontiguousarray(inp.swapaxes(0, 1)), finals
         return inp, finals

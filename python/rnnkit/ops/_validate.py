@@ -17,8 +17,11 @@ def _shape_str(shape: Tuple[object, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def floating_input(name: str, x: object, ndim: int, layout: str) -> np.ndarray:
-    """The tensor that fixes the dtype: a float32/float64 ndarray of rank `ndim`."""
+def floating_input(name: str, x: object, ndim: int, layout: str,
+                   rows_only: bool = False) -> np.ndarray:
+    """The tensor that fixes the dtype: a float32/float64 ndarray of rank `ndim`, made
+    C-contiguous, or with ``rows_only`` only made contiguous along its last axis (the
+    inference kernels read any other layout in place)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
@@ -26,7 +29,15 @@ def floating_input(name: str, x: object, ndim: int, layout: str) -> np.ndarray:
     if x.ndim != ndim:
         raise ValueError(
             f"{name} must be {ndim}-D {layout}, got shape {_shape_str(x.shape)}")
+    if rows_only and rows_contiguous(x):
+        return x
     return np.ascontiguousarray(x)
+
+
+def rows_contiguous(a: np.ndarray) -> bool:
+    """Whether every stride is non-negative and the last axis is contiguous."""
+    return all(s >= 0 for s in a.strides) and (a.shape[-1] <= 1
+                                               or a.strides[-1] == a.itemsize)
 
 
 def array(name: str, a: object, shape: Tuple[int, ...], dtype: np.dtype,

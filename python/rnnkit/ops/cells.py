@@ -60,14 +60,18 @@ def _keep(y: np.ndarray) -> np.ndarray:
 def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np.ndarray]],
                      w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                      b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
-                     reverse: bool = False, training: bool = True
+                     reverse: bool = False, training: bool = True,
+                     out: Optional[np.ndarray] = None
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
-    h, then c for the LSTM); the final states come back in the same order.
+    h, then c for the LSTM); the final states come back in the same order. With
+    ``training=False``, x may be any view whose last axis is contiguous (a batch-first array
+    swapped to (T, B, I), say) and ``out`` a writable (T, B, H) view of the same kind that
+    receives y (a batch-first or bidirectional output buffer): nothing is copied.
     """
-    x = v.floating_input("x", x, 3, "(T, B, I)")
+    x = v.floating_input("x", x, 3, "(T, B, I)", rows_only=not training)
     dt = x.dtype
     t, b, i = x.shape
     g = spec.gates
@@ -83,8 +87,16 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     state0 = tuple([None if s is None else v.array(n, s, (b, h), dt, "(B, H)")
                     for n, s in zip(names, state0)])
     lengths = v.lengths_array(lengths, b, t)
+    if out is not None:
+        if training:
+            raise ValueError("out is for inference (training=False) only: the training cache "
+                             "keeps y itself")
+        if not isinstance(out, np.ndarray) or out.dtype != dt or out.shape != (t, b, h) or \
+                not v.rows_contiguous(out):
+            raise ValueError(f"out must be a writable {dt} array (T, B, H) = ({t}, {b}, {h}) "
+                             "with a contiguous last axis")
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training))
+                                    bool(training), out)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
