@@ -34,13 +34,15 @@ T* matrix(const py::handle& obj, const char* name, int64_t* rows, int64_t* cols,
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (a.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
   const auto item = static_cast<py::ssize_t>(sizeof(T));
-  if ((a.shape(1) > 1 && a.strides(1) != item) || a.strides(0) % item != 0 ||
-      (a.shape(0) > 1 && a.strides(0) < a.shape(1) * item))
+  // An empty array has no layout to check (numpy gives it arbitrary strides, 0 in numpy 2).
+  const bool empty = a.size() == 0;
+  if (!empty && ((a.shape(1) > 1 && a.strides(1) != item) || a.strides(0) % item != 0 ||
+                 (a.shape(0) > 1 && a.strides(0) < a.shape(1) * item)))
     throw py::value_error(std::string(name) + " must have unit stride along its rows");
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
   *rows = a.shape(0);
   *cols = a.shape(1);
-  *ld = a.shape(0) > 1 ? a.strides(0) / item : std::max<int64_t>(a.shape(1), 1);
+  *ld = a.shape(0) > 1 && !empty ? a.strides(0) / item : std::max<int64_t>(a.shape(1), 1);
   return static_cast<T*>(a.mutable_data());
 }
 
