@@ -9,8 +9,9 @@ through the testing hooks rnnkit._core._kernel_gemm / _kernel_unary (cpp/binding
   dense grid and the special values, saturation, NaN, odd symmetry, awkward lengths, in place.
 
 Also the ulp harness that activations_impl.inl quotes: `python tests/test_kernels.py --ulp`
-prints the max ulp error per level, function and dtype (`--full` adds the sweep over every 13th
-float32 bit pattern with |x| <= 100, as in that comment; it takes a few minutes).
+prints the max ulp error per level, function and dtype (`--full` adds the sample that comment
+describes: every 13th float32 bit pattern with |x| <= 100, a 1e-5 grid over [-100, 100] and 8M
+random doubles; about ten minutes on two cores).
 """
 
 import math
@@ -296,8 +297,8 @@ def test_gemm_split_is_bitwise_neutral(level, dtype, transA, transB):
 
 # Documented max errors (cpp/kernels/activations_impl.inl) of the SIMD levels. They are maxima
 # measured over a sample, not proofs, so the assertion allows ULP_MARGIN on top: a different
-# sample or CPU may find a little more (this harness finds up to ~0.12 ulp more on some; see
-# the table in activations_impl.inl), while a broken polynomial, constant or tail is off by far
+# sample or CPU may find a little more (this harness has found up to 0.12 ulp more; see
+# activations_impl.inl), while a broken polynomial, constant or tail is off by far
 # more than that.
 DOCUMENTED_ULP = {("sigmoid", np.float32): 2.41, ("tanh", np.float32): 2.04,
                   ("sigmoid", np.float64): 2.26, ("tanh", np.float64): 2.13}
@@ -504,33 +505,51 @@ def test_activation_lengths_and_in_place(level, fn, dtype):
 
 # ----------------------------------------------------------------------------- ulp harness
 
-def _full_float32_sweep(level, fn, stride=13, chunk=1 << 24):
-    """Max ulp error over every `stride`-th float32 bit pattern with |x| <= 100 (the sample of
-    activations_impl.inl): all binades, subnormals included."""
+def _full_sweep_chunks(dtype, chunk=1 << 24):
+    """The sample of activations_impl.inl's figures, in chunks: float32, every 13th bit pattern
+    with |x| <= 100 (all binades, subnormals included); float64, a 1e-5 grid over [-100, 100]
+    and 8M random doubles, half uniform on [-100, 100], half +-2^U[-40, 7]."""
+    if dtype == np.float32:
+        stride = 13
+        for start in range(0, 1 << 32, chunk * stride):
+            bits = np.arange(start, min(start + chunk * stride, 1 << 32), stride, dtype=np.uint64)
+            x = bits.astype(np.uint32).view(np.float32)
+            yield x[np.abs(x) <= 100]  # also drops inf and NaN
+    else:
+        n = 20_000_001
+        for start in range(0, n, chunk):
+            yield np.arange(start, min(start + chunk, n), dtype=np.float64) * 1e-5 - 100.0
+        rng = np.random.default_rng(2024)
+        for _ in range(4):
+            half = 1 << 20
+            yield np.concatenate([rng.uniform(-100, 100, half),
+                                  np.exp2(rng.uniform(-40, 7, half)) * rng.choice([-1, 1], half)])
+
+
+def _full_sweep(level, fn, dtype):
     worst, at = 0.0, 0.0
-    for start in range(0, 1 << 32, chunk * stride):
-        bits = np.arange(start, min(start + chunk * stride, 1 << 32), stride, dtype=np.uint64)
-        x = bits.astype(np.uint32).view(np.float32)
-        x = x[np.abs(x) <= 100]  # also drops inf and NaN
-        if x.size == 0:
-            continue
-        w, a, _, _ = _measure(level, fn, np.float32, x, _reference(fn, x))
-        if w > worst:
-            worst, at = w, a
+    for x in _full_sweep_chunks(dtype):
+        if x.size:
+            w, a, _, _ = _measure(level, fn, dtype, x, _reference(fn, x))
+            if w > worst:
+                worst, at = w, a
     return worst, at
 
 
 def ulp_table(full=False):
-    """Max ulp error per level, function and dtype over the test grid (and, with full, the
-    float32 bit-pattern sweep), as printed by `python tests/test_kernels.py --ulp`."""
+    """Max ulp error (over results in the normal range) per level, function and dtype on the
+    test grid and, with full, on the sample of _full_sweep_chunks, as printed by
+    `python tests/test_kernels.py --ulp [--full]`."""
     import platform
     info = rnnkit.build_info()
     print(f"rnnkit {info['version']} ({info['compiler']}) on {info['cpu_model']} "
           f"[{platform.machine()}], long double: {np.finfo(LD).nmant + 1}-bit mantissa")
     grid_n = _ulp_grid(np.float32).size
     print(f"grid: {grid_n} float32 points (2^20 over [-20, 20], 2^16 log-spaced magnitudes to "
-          "1024, 2^12 with subnormal sigmoid, branch points, both signs)" + ("; plus every 13th float32 bit pattern, |x| <= 100"
-                                          if full else ""))
+          "1024, 2^12 with subnormal sigmoid, branch points, both signs)")
+    if full:
+        print("sweep: float32 every 13th bit pattern with |x| <= 100; float64 a 1e-5 grid over "
+              "[-100, 100] and 8M random doubles")
     head = f"{'level':8} {'function':8} {'dtype':8} {'max ulp':>8} {'at x':>24} {'bound':>6}"
     if full:
         head += f" {'sweep':>7} {'at x':>16}"
@@ -542,8 +561,8 @@ def ulp_table(full=False):
                                            _ulp_reference(fn, dtype))
                 line = (f"{level:8} {fn:8} {np.dtype(dtype).name:8} {worst:8.3f} "
                         f"{float(at):24.17g} {_ulp_bound(level, fn, dtype):6.2f}")
-                if full and dtype == np.float32:
-                    w, a = _full_float32_sweep(level, fn)
+                if full:
+                    w, a = _full_sweep(level, fn, dtype)
                     line += f" {w:7.3f} {float(a):16.9g}"
                 print(line, flush=True)
 
