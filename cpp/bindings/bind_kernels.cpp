@@ -34,13 +34,15 @@ T* matrix(const py::handle& obj, const char* name, int64_t* rows, int64_t* cols,
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (a.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
   const auto item = static_cast<py::ssize_t>(sizeof(T));
-  if ((a.shape(1) > 1 && a.strides(1) != item) || a.strides(0) % item != 0 ||
-      (a.shape(0) > 1 && a.strides(0) < a.shape(1) * item))
+  // An empty array has no layout to check (numpy gives it arbitrary strides, 0 in numpy 2).
+  const bool empty = a.size() == 0;
+  if (!empty && ((a.shape(1) > 1 && a.strides(1) != item) || a.strides(0) % item != 0 ||
+                 (a.shape(0) > 1 && a.strides(0) < a.shape(1) * item)))
     throw py::value_error(std::string(name) + " must have unit stride along its rows");
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
   *rows = a.shape(0);
   *cols = a.shape(1);
-  *ld = a.shape(0) > 1 ? a.strides(0) / item : std::max<int64_t>(a.shape(1), 1);
+  *ld = a.shape(0) > 1 && !empty ? a.strides(0) / item : std::max<int64_t>(a.shape(1), 1);
   return static_cast<T*>(a.mutable_data());
 }
 
@@ -66,14 +68,21 @@ void gemm(const KernelTable& k, bool transA, bool transB, const py::handle& A,
   }
 }
 
+// y = f(x) into a new array, or into `out` (same shape and dtype, C-contiguous; it may be x
+// itself, the exact aliasing UnaryFn allows).
 template <class T>
-py::array_t<T> unary(const KernelTable& k, const std::string& fn, const py::handle& x) {
+py::object unary(const KernelTable& k, const std::string& fn, const py::handle& x,
+                 const py::handle& out) {
   const int64_t n = dim(x, "x", 1, 0, "(n,)");
   const T* px = input<T>(x, "x", {n});
-  auto y = new_array<T>({n}, false);
+  py::object y = out.is_none() ? py::object(new_array<T>({n}, false))
+                               : py::reinterpret_borrow<py::object>(out);
+  T* dst = output<T>(y, "out", {n});
+  if (dst != px && dst < px + n && px < dst + n)
+    throw py::value_error("out may be x itself but must not partially overlap it");
   const Activations<T> act = activations<T>(k);
-  if (fn == "sigmoid") act.sigmoid(y.mutable_data(), px, n);
-  else if (fn == "tanh") act.tanh(y.mutable_data(), px, n);
+  if (fn == "sigmoid") act.sigmoid(dst, px, n);
+  else if (fn == "tanh") act.tanh(dst, px, n);
   else throw py::value_error("unknown activation '" + fn + "' (sigmoid or tanh)");
   return y;
 }
@@ -94,14 +103,16 @@ void bind_kernels(py::module_& m) {
         "Testing hook: C = beta*C + op(A) op(B) with one table's gemm (packed: pack_b + "
         "gemm_packed), in place on C.");
   m.def("_kernel_unary",
-        [](const std::string& level, const std::string& fn, const py::handle& x) -> py::object {
+        [](const std::string& level, const std::string& fn, const py::handle& x,
+           const py::handle& out) -> py::object {
           const KernelTable& k = table_for(level);
           return dispatch_float(x, "x", [&](auto tag) -> py::object {
-            return unary<decltype(tag)>(k, fn, x);
+            return unary<decltype(tag)>(k, fn, x, out);
           });
         },
-        py::arg("level"), py::arg("fn"), py::arg("x"),
-        "Testing hook: one table's sigmoid or tanh of a 1-D array.");
+        py::arg("level"), py::arg("fn"), py::arg("x"), py::arg("out") = py::none(),
+        "Testing hook: one table's sigmoid or tanh of a 1-D array, returned in a new array or "
+        "written into out (which may be x itself).");
 }
 
 }  // namespace rnnkit
