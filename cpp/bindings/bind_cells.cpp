@@ -71,9 +71,24 @@ py::tuple tuple_of(const py::handle& obj, const char* name, int n) {
   return t;
 }
 
-std::string item_name(const char* what, const char* state) {
-  return std::string(what) + "[" + state + "]";
-}
+// "state0[h]", "saved[gates]", ...: the names errors use, built once per cell type (a binding
+// call must not allocate strings for arrays that pass).
+template <class Cell>
+struct ItemNames {
+  std::string state0[kMaxStates], dstate_n[kMaxStates], saved[kMaxSaved];
+  ItemNames() {
+    for (int i = 0; i < Cell::kStates; ++i) {
+      state0[i] = std::string("state0[") + Cell::kStateNames[i] + "]";
+      dstate_n[i] = std::string("dstate_n[") + Cell::kStateNames[i] + "]";
+    }
+    for (int i = 0; i < Cell::kSaved; ++i)
+      saved[i] = std::string("saved[") + Cell::kSavedNames[i] + "]";
+  }
+  static const ItemNames& get() {
+    static const ItemNames names;
+    return names;
+  }
+};
 
 // Strides of a (T, B, ·) operand for SeqDims, normalised so that an axis of length 1 reads as
 // contiguous (its stride is never used).
@@ -114,7 +129,7 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
   a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
-    a.state0[i] = optional_input<T>(s0[i], item_name("state0", Cell::kStateNames[i]).c_str(),
+    a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
                                     {d.B, d.H});
   py::array y;
   if (out.is_none()) {
@@ -168,14 +183,14 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   py::tuple dn = tuple_of(dstate_n, "dstate_n", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
-    a.state0[i] = optional_input<T>(s0[i], item_name("state0", Cell::kStateNames[i]).c_str(),
+    a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
                                     {d.B, d.H});
-    a.dstate_n[i] = optional_input<T>(
-        dn[i], item_name("dstate_n", Cell::kStateNames[i]).c_str(), {d.B, d.H});
+    a.dstate_n[i] = optional_input<T>(dn[i], ItemNames<Cell>::get().dstate_n[i].c_str(),
+                                      {d.B, d.H});
   }
   py::tuple sv = tuple_of(saved, "saved", Cell::kSaved);
   for (int i = 0; i < Cell::kSaved; ++i)
-    a.saved[i] = input<T>(sv[i], item_name("saved", Cell::kSavedNames[i]).c_str(),
+    a.saved[i] = input<T>(sv[i], ItemNames<Cell>::get().saved[i].c_str(),
                           {d.T, d.B, Cell::kSavedWidth[i] * d.H});
   a.dw_ih = output<T>(dw_ih, "dw_ih", {GH, d.I});
   a.dw_hh = output<T>(dw_hh, "dw_hh", {GH, d.H});

@@ -11,24 +11,48 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 namespace rnnkit {
 namespace py = pybind11;
 
-using Shape = std::vector<int64_t>;
+// An expected or actual array shape (rank <= 4), without heap allocation: every binding call
+// checks a dozen arrays, so the checks must cost nanoseconds.
+struct Shape {
+  int64_t d[4] = {0, 0, 0, 0};
+  int n = 0;
+  Shape() = default;
+  Shape(std::initializer_list<int64_t> dims) {
+    for (int64_t v : dims) d[n < 4 ? n++ : 3] = v;
+  }
+  bool operator==(const Shape& o) const {
+    if (n != o.n) return false;
+    for (int i = 0; i < n; ++i)
+      if (d[i] != o.d[i]) return false;
+    return true;
+  }
+  bool operator!=(const Shape& o) const { return !(*this == o); }
+};
 
 inline std::string shape_text(const Shape& s) {
   std::string out = "(";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + (s.size() == 1 ? ",)" : ")");
+  for (int i = 0; i < s.n; ++i) out += (i ? ", " : "") + std::to_string(s.d[i]);
+  return out + (s.n == 1 ? ",)" : ")");
 }
 
-inline Shape shape_of(const py::array& a) {
-  Shape s(a.ndim());
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
-  return s;
+inline std::string shape_text(const py::array& a) {
+  std::string out = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) out += (i ? ", " : "") + std::to_string(a.shape(i));
+  return out + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline bool has_shape(const py::array& a, const Shape& s) {
+  if (a.ndim() != s.n) return false;
+  for (int i = 0; i < s.n; ++i)
+    if (a.shape(i) != s.d[i]) return false;
+  return true;
 }
 
 inline const char* dtype_name(float) { return "float32"; }
@@ -45,9 +69,9 @@ py::array checked_array(const py::handle& obj, const char* name, const Shape& sh
   if (!py::isinstance<py::array_t<T>>(a))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name(T()) + ", got " +
                          std::string(py::str(a.dtype())));
-  if (shape_of(a) != shape)
-    throw py::value_error(std::string(name) + " has shape " + shape_text(shape_of(a)) +
-                          ", expected " + shape_text(shape));
+  if (!has_shape(a, shape))
+    throw py::value_error(std::string(name) + " has shape " + shape_text(a) + ", expected " +
+                          shape_text(shape));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
   return a;
@@ -90,14 +114,14 @@ py::array strided_rows(const py::handle& obj, const char* name, const Shape& sha
   if (!py::isinstance<py::array_t<T>>(a))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name(T()) + ", got " +
                          std::string(py::str(a.dtype())));
-  if (shape_of(a) != shape)
-    throw py::value_error(std::string(name) + " has shape " + shape_text(shape_of(a)) +
-                          ", expected " + shape_text(shape));
+  if (!has_shape(a, shape))
+    throw py::value_error(std::string(name) + " has shape " + shape_text(a) + ", expected " +
+                          shape_text(shape));
   const auto item = static_cast<py::ssize_t>(sizeof(T));
   for (int i = 0; i < 3; ++i)
     if (a.strides(i) < 0 || a.strides(i) % item != 0)
       throw py::value_error(std::string(name) + " must have non-negative strides");
-  if (shape[2] > 1 && a.strides(2) != item)
+  if (shape.d[2] > 1 && a.strides(2) != item)
     throw py::value_error(std::string(name) + " must be contiguous along its last axis");
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
   *stride0 = a.strides(0) / item;
@@ -107,7 +131,7 @@ py::array strided_rows(const py::handle& obj, const char* name, const Shape& sha
 
 template <class T>
 py::array_t<T> new_array(const Shape& shape, bool zero) {
-  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  std::vector<py::ssize_t> s(shape.d, shape.d + shape.n);
   py::array_t<T> a(s);
   if (zero && a.size() > 0) std::fill(a.mutable_data(), a.mutable_data() + a.size(), T(0));
   return a;
@@ -133,7 +157,7 @@ inline int64_t dim(const py::handle& obj, const char* name, int ndim, int axis,
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (a.ndim() != ndim)
     throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D " +
-                          layout + ", got shape " + shape_text(shape_of(a)));
+                          layout + ", got shape " + shape_text(a));
   return a.shape(axis);
 }
 

@@ -43,6 +43,7 @@ class CellSpec:
     grads: Any                         # named tuple type of the backward's results
     state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
     state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
+    dstate_n_names: Tuple[str, ...]    # their gradients' argument names: ("dh_n", "dc_n")
 
 
 def _grads_type(family: str, states: Tuple[str, ...]) -> Any:
@@ -72,7 +73,8 @@ def _build() -> Dict[str, CellSpec]:
                                family=family, nonlinearity=nonlinearity, forward=c["forward"],
                                backward=c["backward"], step=c["step"], grads=grads[key],
                                state0_names=tuple(s + "0" for s in states),
-                               state_n_names=tuple(s + "_n" for s in states))
+                               state_n_names=tuple(s + "_n" for s in states),
+                               dstate_n_names=tuple("d" + s + "_n" for s in states))
     return specs
 
 

@@ -9,7 +9,6 @@ table it was packed for, so changing the SIMD level (a testing hook) never inval
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,7 +21,8 @@ class PackedSteps:
     """One compiled step object per weight set (cell: one; layer: one per stacked layer).
 
     ``weight_sets()`` returns, for each step object, its [w_ih, w_hh, b_ih, b_hh] arrays
-    (biases may be None), already checked against the layer's shapes.
+    (biases may be None), already checked against the layer's shapes. Not locked itself: the
+    owning layer calls it under its own lock (nn/_calls.py).
     """
 
     def __init__(self, spec: CellSpec, params: Callable[[], Sequence[Parameter]],
@@ -31,18 +31,16 @@ class PackedSteps:
         self._params, self._weight_sets = params, weight_sets
         self._steps: Optional[List[Any]] = None
         self._key: Any = None
-        self._lock = threading.Lock()   # two threads stepping one layer repack once
 
     def get(self) -> List[Any]:
         """The step objects, (re)packed if any parameter changed since the last call."""
         key = tuple((id(p.data), p.version) for p in self._params())
-        with self._lock:
-            if self._steps is None or key != self._key:
-                self._steps = [self._spec.step(*[None if a is None else np.ascontiguousarray(a)
-                                                 for a in ws])
-                               for ws in self._weight_sets()]
-                self._key = key
-            return self._steps
+        if self._steps is None or key != self._key:
+            self._steps = [self._spec.step(*[None if a is None else np.ascontiguousarray(a)
+                                             for a in ws])
+                           for ws in self._weight_sets()]
+            self._key = key
+        return self._steps
 
     def step(self, index: int, x: np.ndarray, states: Sequence[np.ndarray]) -> Tuple[Any, ...]:
         """The new states (a tuple, one per cell state) after one step of weight set `index`."""
@@ -50,5 +48,4 @@ class PackedSteps:
 
     def drop(self) -> None:
         """Forget the packed copy (it is rebuilt on the next step)."""
-        with self._lock:
-            self._steps = None
+        self._steps = None

@@ -51,11 +51,14 @@ class Parameter:
 
     def writable_grad(self) -> np.ndarray:
         """``grad`` as an array that kernels may accumulate into in place (allocated if None)."""
-        if self.grad is None or not (self.grad.flags.c_contiguous and self.grad.flags.writeable
-                                     and self.grad.dtype == self.data.dtype
-                                     and self.grad.shape == self.data.shape):
-            self.grad = np.zeros_like(self.data) if self.grad is None else \
-                np.ascontiguousarray(self.grad, self.data.dtype).copy()
+        g = self.grad
+        if g is not None:
+            flags = g.flags         # one flags object: this runs per parameter per backward
+            if flags.c_contiguous and flags.writeable and g.dtype == self.data.dtype \
+                    and g.shape == self.data.shape:
+                return g
+        self.grad = np.zeros_like(self.data) if g is None else \
+            np.ascontiguousarray(g, self.data.dtype).copy()
         return self.grad
 
     def zero_grad(self) -> None:

@@ -110,6 +110,8 @@ class _RNNBase(Module):
                       ((g * h, self.input_size if k == 0 else d_count * h), (g * h, h),
                        (g * h,), (g * h,))))
              for d in range(d_count)] for k in range(self.num_layers)]
+        self._hx_names = self._state_names("hx", self._spec.state0_names)
+        self._dhx_names = self._state_names("dhx", self._spec.dstate_n_names)
         self._calls = CallState()
         # Eval-mode single steps (generation, streaming): each layer's weights packed once.
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
@@ -192,7 +194,8 @@ class _RNNBase(Module):
             arr = arr[:, None, :]
         elif self.batch_first:
             arr = arr.swapaxes(0, 1)
-        if not self.training and arr.dtype == self.dtype and rows_contiguous(arr):
+        if not self.training and arr.dtype == self.dtype and (arr.flags.c_contiguous
+                                                               or rows_contiguous(arr)):
             return arr, unbatched
         return np.ascontiguousarray(arr, self.dtype), unbatched
 
@@ -220,7 +223,7 @@ class _RNNBase(Module):
                 raise TypeError(f"{type(self).__name__} hx must be one array h0, got a "
                                 f"{type(hx).__name__}")
             items = [hx]
-        names = self._state_names("hx", spec.state0_names)
+        names = self._hx_names
         ld, h = self.num_layers * self.num_directions, self.hidden_size
         shape = (ld, h) if unbatched else (ld, batch, h)
         out = []
@@ -270,8 +273,10 @@ class _RNNBase(Module):
         # steps with each layer's weights packed once, as the cells do.
         one_step = not training and t == 1 and lengths is None and d_count == 1
         # Inference writes every direction straight into its slot of the layer's output, laid
-        # out as the caller wants it (batch-first or not): no concatenation, no transposes.
-        in_place = not training and not one_step and not unbatched
+        # out as the caller wants it: no concatenation of directions, no batch-first transposes
+        # (a time-major unidirectional layer has neither to save).
+        in_place = (not training and not one_step and not unbatched
+                    and (self.batch_first or d_count > 1))
         inp = xt
         for k in range(self.num_layers):
             ys, layer_caches = [], []
@@ -348,7 +353,7 @@ class _RNNBase(Module):
         if dy_arr.shape != y_shape:
             raise ValueError(f"dy has shape {_shape(dy_arr.shape)}, expected "
                              f"{_shape(y_shape)} (the shape of y)")
-        names = self._state_names("dhx", tuple("d" + n for n in self._spec.state_n_names))
+        names = self._dhx_names
         dfinal = []
         for name, a in zip(names, dstates):
             if a is None:
@@ -356,10 +361,6 @@ class _RNNBase(Module):
                 continue
             arr = _state_array(name, a, (ld, h) if unbatched else (ld, b, h), self.dtype)
             dfinal.append(arr[:, None, :].copy() if unbatched else arr)
-        weights = [[self._weights(k, d) for d in range(d_count)] for k in range(self.num_layers)]
-        for layer in weights:   # the gradients accumulate in place: check them all first
-            for p in (p for ws in layer for p in ws if p is not None):
-                p.writable_grad()
         if unbatched:
             d_out = np.ascontiguousarray(dy_arr[:, None, :], self.dtype)
         elif self.batch_first:
@@ -377,7 +378,7 @@ class _RNNBase(Module):
                 dy_kd = d_out if d_count == 1 else d_out[:, :, d * h:(d + 1) * h]
                 dn = [None if s is None else s[idx] for s in dfinal]
                 # ADDED straight into each Parameter.grad: no fresh arrays, no second sum.
-                into = [None if p is None else p.writable_grad() for p in weights[k][d]]
+                into = [None if p is None else p.writable_grad() for p in self._weights(k, d)]
                 dx, dstate0, _ = ops.sequence_backward(c["caches"][k][d], dy_kd, dn, into=into)
                 for i, g in enumerate(dstate0):
                     dinit[i][idx] = g

@@ -29,7 +29,7 @@ def floating_input(name: str, x: object, ndim: int, layout: str,
     if x.ndim != ndim:
         raise ValueError(
             f"{name} must be {ndim}-D {layout}, got shape {_shape_str(x.shape)}")
-    if rows_only and rows_contiguous(x):
+    if x.flags.c_contiguous or (rows_only and rows_contiguous(x)):
         return x
     return np.ascontiguousarray(x)
 

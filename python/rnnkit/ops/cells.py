@@ -39,9 +39,13 @@ class SequenceCache:
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
                  "reverse")
 
-    def __init__(self, **fields: object) -> None:
-        for name in self.__slots__:
-            setattr(self, name, fields.get(name))
+    def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
+                 w_ih: np.ndarray, w_hh: np.ndarray, has_bias: Tuple[bool, bool],
+                 y: np.ndarray, saved: Tuple[np.ndarray, ...], lengths: Optional[np.ndarray],
+                 reverse: bool) -> None:
+        self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
+        self.has_bias, self.y, self.saved, self.lengths, self.reverse = (has_bias, y, saved,
+                                                                         lengths, reverse)
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -102,7 +106,7 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
                               has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse))
-    return y, tuple(finals), cache
+    return y, finals, cache
 
 
 def sequence_backward(cache: SequenceCache, dy: np.ndarray,
@@ -124,10 +128,10 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     h = c.w_hh.shape[1]
     dt = c.x.dtype
     dy = v.array("dy", dy, (t, b, h), dt, "(T, B, H), like y")
-    names = tuple("d" + n for n in spec.state_n_names)
+    names = spec.dstate_n_names
     dstate_n = (None,) * len(names) if dstate_n is None else tuple(dstate_n)
-    dstate_n = tuple(v.optional_array(n, a, (b, h), dt, f"(B, H), like {n[1:]}")
-                     for n, a in zip(names, dstate_n))
+    dstate_n = tuple([None if a is None else v.array(n, a, (b, h), dt, f"(B, H), like {n[1:]}")
+                      for n, a in zip(names, dstate_n)])
     gh = spec.gates * h
     if into is None:
         into = (np.zeros((gh, i), dt), np.zeros((gh, h), dt),
@@ -138,8 +142,8 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
                                 db_hh if c.has_bias[1] else None)
-    return dx, tuple(dstate0), (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
-                                db_hh if c.has_bias[1] else None)
+    return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
+                         db_hh if c.has_bias[1] else None)
 
 
 def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache:
