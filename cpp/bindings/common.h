@@ -59,9 +59,9 @@ inline const char* dtype_name(float) { return "float32"; }
 inline const char* dtype_name(double) { return "float64"; }
 inline const char* dtype_name(int64_t) { return "int64"; }
 
-// `obj` as an array of dtype T, C-contiguous, of exactly `shape`.
+// `obj` as an array of dtype T and exactly `shape` (any strides).
 template <class T>
-py::array checked_array(const py::handle& obj, const char* name, const Shape& shape) {
+py::array typed_array(const py::handle& obj, const char* name, const Shape& shape) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
@@ -72,6 +72,13 @@ py::array checked_array(const py::handle& obj, const char* name, const Shape& sh
   if (!has_shape(a, shape))
     throw py::value_error(std::string(name) + " has shape " + shape_text(a) + ", expected " +
                           shape_text(shape));
+  return a;
+}
+
+// `obj` as a C-contiguous array of dtype T and exactly `shape`.
+template <class T>
+py::array checked_array(const py::handle& obj, const char* name, const Shape& shape) {
+  py::array a = typed_array<T>(obj, name, shape);
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
   return a;
@@ -108,15 +115,7 @@ T* output(const py::handle& obj, const char* name, const Shape& shape) {
 template <class T>
 py::array strided_rows(const py::handle& obj, const char* name, const Shape& shape,
                        int64_t* stride0, int64_t* stride1, bool writable) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
-  auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!py::isinstance<py::array_t<T>>(a))
-    throw py::type_error(std::string(name) + " must have dtype " + dtype_name(T()) + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (!has_shape(a, shape))
-    throw py::value_error(std::string(name) + " has shape " + shape_text(a) + ", expected " +
-                          shape_text(shape));
+  py::array a = typed_array<T>(obj, name, shape);
   const auto item = static_cast<py::ssize_t>(sizeof(T));
   for (int i = 0; i < 3; ++i)
     if (a.strides(i) < 0 || a.strides(i) % item != 0)
