@@ -14,6 +14,7 @@
 
 #include "cells/cell.h"
 #include "engine/schedule.h"
+#include "runtime/buffer.h"
 
 namespace rnnkit {
 
@@ -38,7 +39,8 @@ struct LstmCell {
     T* c_n = nullptr;            // (B,H) out
     T* cells_out = nullptr;      // (T,B,H) c_t kept for backward, or nullptr
     T* c_state = nullptr;        // (B,H)
-    std::vector<T> storage;      // what c_state points to for a sequence
+    Buffer<T> storage;           // what c_state points to for a sequence (64-byte aligned:
+                                 // threads write their units of every row)
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), act(fns), c0(a.state0[1]), c_n(a.state_n[1]), cells_out(a.saved[1]) {}
@@ -91,7 +93,8 @@ struct LstmCell {
     const T* cells;      // (T,B,H) c_t from the forward
     const T* dc_n;       // (B,H) or nullptr
     T* dc0;              // (B,H) out
-    std::vector<T> dc_state, zeros;
+    Buffer<T> dc_state;          // (B,H) by sorted row, 64-byte aligned as c_state
+    std::vector<T> zeros;
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), act(fns), c0(a.state0[1]), gates(a.saved[0]),
@@ -102,12 +105,12 @@ struct LstmCell {
       if (dc_n)
         for (int64_t r = 0; r < B; ++r)
           std::copy(dc_n + sch.batch_index(r) * H, dc_n + (sch.batch_index(r) + 1) * H,
-                    dc_state.begin() + r * H);
+                    dc_state.data() + r * H);
       zeros.assign(H, T(0));
     }
     void end(const Schedule& sch) {
       for (int64_t r = 0; r < B; ++r)
-        std::copy(dc_state.begin() + r * H, dc_state.begin() + (r + 1) * H,
+        std::copy(dc_state.data() + r * H, dc_state.data() + (r + 1) * H,
                   dc0 + sch.batch_index(r) * H);
     }
 

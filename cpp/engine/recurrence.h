@@ -68,10 +68,12 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
         if (t >= d.lengths[b]) std::fill(y + d.y_row(t, b), y + d.y_row(t, b) + H, T(0));
   }
   // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
-  std::vector<T> h_state(2 * B * H, T(0));
+  // 64-byte aligned so that no cache line is shared by two threads' units (runtime/buffer.h).
+  Buffer<T> h_state;
+  h_state.assign(2 * B * H, T(0));
   for (int64_t r = 0; r < B; ++r)
     if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
-                      h_state.begin() + r * H);
+                      h_state.data() + r * H);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -145,10 +147,14 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   const int64_t B = d.B, H = d.H, I = d.I, GH = G * H, TB = d.T * d.B;
   const Schedule sch(d);
   if (d.lengths) std::fill(dg, dg + TB * GH, T(0));  // steps that never run have zero gradient
-  std::vector<T> dh(B * H, T(0)), dg_step(B * GH), zeros(H, T(0));
+  // Per-row state written by several threads (by units): 64-byte aligned, see runtime/buffer.h.
+  Buffer<T> dh, dg_step;
+  dh.assign(B * H, T(0));
+  dg_step.resize(B * GH);
+  std::vector<T> zeros(H, T(0));
   for (int64_t r = 0; r < B; ++r)
     if (dh_n) std::copy(dh_n + sch.batch_index(r) * H, dh_n + (sch.batch_index(r) + 1) * H,
-                        dh.begin() + r * H);
+                        dh.data() + r * H);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -192,7 +198,7 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   });
   lockstep.rethrow();
   for (int64_t r = 0; r < B; ++r)
-    std::copy(dh.begin() + r * H, dh.begin() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
+    std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
 
   // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
   parallel_gemm(true, false, GH, I, TB, dg, GH, x, I, T(1), dw_ih, I, k);

@@ -1,5 +1,8 @@
 // A 64-byte aligned, *uninitialised* array for large scratch (gate buffers, gradients):
-// std::vector would zero-fill megabytes that the kernels overwrite anyway.
+// std::vector would zero-fill megabytes that the kernels overwrite anyway. The alignment also
+// matters for state that threads share by row: threads own units in multiples of 16 floats
+// (64 bytes), so with an aligned base no cache line is written by two threads (std::vector's
+// 16-byte alignment made the split points share lines, depending on where malloc put them).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +46,11 @@ class Buffer {
     std::free(data_);
     data_ = fresh;
     size_ = capacity_ = n;
+  }
+  // resize(n), then every element set to `value`.
+  void assign(size_t n, T value) {
+    resize(n);
+    for (size_t i = 0; i < n; ++i) data_[i] = value;
   }
   T* data() { return data_; }
   const T* data() const { return data_; }
