@@ -150,11 +150,13 @@ class _CellBase(Module):
         return list(self._packed.step(0, x, s))
 
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
+        if not self.training:
+            # No lock: a compiled step only reads its packed weights, and two threads that both
+            # find them stale each repack a valid copy (the last one is kept).
+            outs = self._fast(x, states)
+            if outs is not None:
+                return outs, False
         with self._calls.lock:
-            if not self.training:
-                outs = self._fast(x, states)
-                if outs is not None:
-                    return outs, False
             x3, unbatched = self._input(x)
             b = x3.shape[1]
             s = [self._state(n, a, b, unbatched)
