@@ -145,14 +145,15 @@ class _RNNBase(Module):
         """The weights' arrays, each checked against the shape this layer was built with, so a
         ``Parameter.data`` replaced by a wrong-shaped array is named here, not met in C++."""
         out: List[Optional[np.ndarray]] = []
-        params = self._parameters
+        params, dt = self._parameters, self.dtype
         for name, shape in self._weight_checks[layer][direction]:
             p = params.get(name)
             if p is None:
                 out.append(None)
                 continue
             data = p.data
-            if data.shape != shape or data.dtype != self.dtype:
+            # (`is` first: the builtin dtypes are singletons, and this runs per layer per call)
+            if data.shape != shape or (data.dtype is not dt and data.dtype != dt):
                 raise ValueError(f"parameter {name} has shape {_shape(data.shape)} and dtype "
                                  f"{data.dtype}, expected {_shape(shape)} {self.dtype} (was its "
                                  ".data replaced?)")
