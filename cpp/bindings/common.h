@@ -25,7 +25,8 @@ struct Shape {
   int n = 0;
   Shape() = default;
   Shape(std::initializer_list<int64_t> dims) {
-    for (int64_t v : dims) d[n < 4 ? n++ : 3] = v;
+    for (int64_t v : dims)
+      if (n < 4) d[n++] = v;  // every rnnkit array has rank <= 4
   }
   bool operator==(const Shape& o) const {
     if (n != o.n) return false;
@@ -140,8 +141,8 @@ py::array_t<T> new_array(const Shape& shape, bool zero) {
 // the call); anything else is a TypeError naming `name`.
 template <class F>
 auto dispatch_float(const py::handle& obj, const char* name, F&& f) {
-  if (py::isinstance<py::array_t<float>>(obj) && py::isinstance<py::array>(obj)) return f(float());
-  if (py::isinstance<py::array_t<double>>(obj) && py::isinstance<py::array>(obj)) return f(double());
+  if (py::isinstance<py::array_t<float>>(obj)) return f(float());
+  if (py::isinstance<py::array_t<double>>(obj)) return f(double());
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray");
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +

@@ -28,8 +28,9 @@ std::vector<T> folded_bias(const CellWeights<T>& w, int64_t H, bool always) {
 }
 
 template <class Cell, class T>
-void sequence_forward(const ForwardArrays<T>& a, const SeqDims& d) {
+void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
   constexpr int G = Cell::G;
+  const SeqDims d = dims.resolved();  // row strides of x and y, resolved once
   const KernelTable& k = kernels();  // one table for the whole call
   const std::vector<T> folded = folded_bias<Cell>(a.w, d.H, false);
   const T* bias = folded.empty() ? nullptr : folded.data();

@@ -54,7 +54,10 @@ uint32_t required_features(SimdLevel level) {
   }
 }
 
-bool cpu_has(SimdLevel level);
+bool cpu_has(SimdLevel level) {
+  const uint32_t need = required_features(level);
+  return (cpu_features() & need) == need;
+}
 
 bool runnable(SimdLevel level) { return compiled(level) && cpu_has(level); }
 
@@ -77,11 +80,6 @@ SimdLevel best_level(Pred ok) {
   for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512})
     if (ok(l)) best = l;
   return best;
-}
-
-bool cpu_has(SimdLevel level) {
-  const uint32_t need = required_features(level);
-  return (cpu_features() & need) == need;
 }
 
 SimdLevel best_available() { return best_level(runnable); }

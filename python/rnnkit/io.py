@@ -114,15 +114,21 @@ def _describe(module: Any) -> Dict[str, Any]:
     return desc
 
 
-def _build(desc: Dict[str, Any]) -> Any:
-    name = desc.get("class")
-    cls = _LAYERS.get(name) if isinstance(name, str) else None
+def _known_class(table: Dict[str, type], entry: Dict[str, Any], what: str) -> Tuple[type, Dict]:
+    """The class `entry` names, from `table` only, and its checked constructor arguments."""
+    name = entry.get("class")
+    cls = table.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise _BadContent(f"file names an unknown layer class {name!r}")
-    config = desc["config"]
+        raise _BadContent(f"file names an unknown {what} {name!r}")
+    config = entry["config"]
     if not isinstance(config, dict) or not set(config) <= set(cls._config_args):
         raise _BadContent(f"the file's {name} arguments {config!r} are not among its "
                          f"constructor arguments {cls._config_args}")
+    return cls, config
+
+
+def _build(desc: Dict[str, Any]) -> Any:
+    cls, config = _known_class(_LAYERS, desc, "layer class")
     children = [_build(d) for d in desc["layers"]] if cls._config_children else []
     with warnings.catch_warnings():  # e.g. dropout with one layer: warned when first built
         warnings.simplefilter("ignore")
@@ -227,14 +233,7 @@ def loss_entry(loss: Any) -> Dict[str, Any]:
 
 def build_loss(entry: Dict[str, Any]) -> Any:
     """The loss :func:`loss_entry` described."""
-    name = entry.get("class")
-    cls = _LOSSES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise _BadContent(f"file names an unknown loss {name!r}")
-    config = entry["config"]
-    if not isinstance(config, dict) or not set(config) <= set(cls._config_args):
-        raise _BadContent(f"the file's {name} arguments {config!r} are not among its "
-                         f"constructor arguments {cls._config_args}")
+    cls, config = _known_class(_LOSSES, entry, "loss")
     return cls(**config)
 
 

@@ -26,7 +26,7 @@ from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
-from .parameter import Parameter
+from .parameter import Parameter, checked_data
 
 
 # family -> cell class, filled as the classes below are defined (see nn.recurrent's
@@ -61,6 +61,9 @@ class _CellBase(Module):
             shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
         for name, shape in shapes:
             setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
+        g_h = self._spec.gates * self.hidden_size
+        self._weight_checks = [("weight_ih", (g_h, self.input_size)), ("weight_hh", (g_h, h)),
+                               ("bias_ih", (g_h,)), ("bias_hh", (g_h,))]
         self._calls = CallState()
         # Inference fast path: the weights packed once for compiled steps (see _fast).
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
@@ -112,19 +115,8 @@ class _CellBase(Module):
         return [p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")]
 
     def _weights(self) -> List[Optional[np.ndarray]]:
-        """The weights' arrays, each checked against the shape this cell was built with, so a
-        ``Parameter.data`` replaced by a wrong-shaped array is named here."""
-        g, h = self._spec.gates, self.hidden_size
-        shapes = ((g * h, self.input_size), (g * h, h), (g * h,), (g * h,))
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        out: List[Optional[np.ndarray]] = []
-        for name, shape, p in zip(names, shapes, self._weight_params()):
-            if p is not None and (p.data.shape != shape or p.data.dtype != self.dtype):
-                raise ValueError(f"parameter {name} has shape {_shape(p.data.shape)} and dtype "
-                                 f"{p.data.dtype}, expected {_shape(shape)} {self.dtype} "
-                                 f"(was its .data replaced?)")
-            out.append(None if p is None else p.data)
-        return out
+        """The weights' arrays, checked by name (checked_data)."""
+        return checked_data(self._parameters, self._weight_checks, self.dtype)
 
     def _state_labels(self, prefix: str) -> List[str]:
         states = self._spec.states

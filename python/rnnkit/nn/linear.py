@@ -9,7 +9,7 @@ import numpy as np
 from ..ops.linear import linear_backward, linear_forward
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
-from .parameter import Parameter
+from .parameter import Parameter, checked_data
 
 
 class Linear(Module):
@@ -48,15 +48,11 @@ class Linear(Module):
     def _on_mode_change(self) -> None:
         self._calls.clear()
 
-    def _data(self, name: str, p: Optional[Parameter], shape: tuple) -> Optional[np.ndarray]:
-        """p.data checked against the shape this layer was built with (None without p)."""
-        if p is None:
-            return None
-        if p.data.shape != shape or p.data.dtype != self.dtype:
-            raise ValueError(f"parameter {name} has shape {p.data.shape} and dtype "
-                             f"{p.data.dtype}, expected {shape} {self.dtype} (was its .data "
-                             "replaced?)")
-        return np.ascontiguousarray(p.data)
+    def _data(self) -> list:
+        """[weight, bias or None], checked by name (checked_data), C-contiguous."""
+        return [None if a is None else np.ascontiguousarray(a) for a in
+                checked_data(self._parameters, (("weight", (self.out_features, self.in_features)),
+                                                ("bias", (self.out_features,))), self.dtype)]
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -73,8 +69,7 @@ class Linear(Module):
         rows = arr.reshape(-1, self.in_features)
         # rnnkit's own GEMM rather than numpy's matmul: faster here, deterministic, and on the
         # same threads as the recurrent kernels (see cpp/layers/linear.h).
-        w = self._data("weight", self.weight, (self.out_features, self.in_features))
-        b = self._data("bias", self.bias, (self.out_features,))
+        w, b = self._data()
         with self._calls.lock:
             y = linear_forward(rows, w, b)
             self._calls.put(arr if self.training else None)
@@ -92,7 +87,7 @@ class Linear(Module):
                 raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape "
                                  "of y)")
             dy2 = np.ascontiguousarray(dy_arr, self.dtype).reshape(-1, self.out_features)
-            w = self._data("weight", self.weight, (self.out_features, self.in_features))
+            w = self._data()[0]
             dx = linear_backward(dy2, x.reshape(-1, self.in_features), w,
                                  self.weight.writable_grad(),
                                  None if self.bias is None else self.bias.writable_grad(), True)

@@ -1,7 +1,7 @@
 """Parameter: a trainable array and the gradient that backward passes accumulate into."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,13 +42,6 @@ class Parameter:
     def size(self) -> int:
         return self.data.size
 
-    def accumulate(self, g: np.ndarray) -> None:
-        """``grad += g``; a ``grad`` of None (``optimizer.zero_grad(set_to_none=True)``) starts
-        again from zeros, as torch's autograd does."""
-        if self.grad is None:
-            self.grad = np.zeros_like(self.data)
-        self.grad += g
-
     def writable_grad(self) -> np.ndarray:
         """``grad`` as an array that kernels may accumulate into in place (allocated if None)."""
         g = self.grad
@@ -69,3 +62,28 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def checked_data(params: Mapping[str, "Parameter"], checks: Sequence[Tuple[str, Tuple[int, ...]]],
+                 dtype: np.dtype) -> List[Optional[np.ndarray]]:
+    """``params[name].data`` for each (name, shape) of `checks` (None where the parameter is
+    absent, e.g. no bias), each checked against the shape and dtype its layer was built with,
+    so that a ``.data`` replaced by a wrong-shaped array is named here rather than met by a
+    kernel. Runs per layer per call: the builtin dtypes are singletons, so ``is`` comes first."""
+    out: List[Optional[np.ndarray]] = []
+    for name, shape in checks:
+        p = params.get(name)
+        if p is None:
+            out.append(None)
+            continue
+        data = p.data
+        if data.shape != shape or (data.dtype is not dtype and data.dtype != dtype):
+            raise ValueError(f"parameter {name} has shape {_shape_text(data.shape)} and dtype "
+                             f"{data.dtype}, expected {_shape_text(shape)} {dtype} (was its "
+                             ".data replaced?)")
+        out.append(data)
+    return out
+
+
+def _shape_text(s: Tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(v) for v in s) + ("," if len(s) == 1 else "") + ")"

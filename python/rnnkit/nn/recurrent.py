@@ -29,7 +29,7 @@ from ..ops._validate import rows_contiguous
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
 from .packed_steps import PackedSteps
-from .parameter import Parameter
+from .parameter import Parameter, checked_data
 
 
 def _as_float_array(name: str, a: Any) -> np.ndarray:
@@ -142,23 +142,8 @@ class _RNNBase(Module):
                 p.get("bias_hh" + sfx)]
 
     def _weight_data(self, layer: int, direction: int) -> List[Optional[np.ndarray]]:
-        """The weights' arrays, each checked against the shape this layer was built with, so a
-        ``Parameter.data`` replaced by a wrong-shaped array is named here, not met in C++."""
-        out: List[Optional[np.ndarray]] = []
-        params, dt = self._parameters, self.dtype
-        for name, shape in self._weight_checks[layer][direction]:
-            p = params.get(name)
-            if p is None:
-                out.append(None)
-                continue
-            data = p.data
-            # (`is` first: the builtin dtypes are singletons, and this runs per layer per call)
-            if data.shape != shape or (data.dtype is not dt and data.dtype != dt):
-                raise ValueError(f"parameter {name} has shape {_shape(data.shape)} and dtype "
-                                 f"{data.dtype}, expected {_shape(shape)} {self.dtype} (was its "
-                                 ".data replaced?)")
-            out.append(data)
-        return out
+        """The weights' arrays of one layer and direction, checked by name (checked_data)."""
+        return checked_data(self._parameters, self._weight_checks[layer][direction], self.dtype)
 
     def _on_mode_change(self) -> None:
         self._calls.clear()

@@ -112,7 +112,7 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
 def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                       dstate_n: Optional[Sequence[Optional[np.ndarray]]] = None, *,
                       into: Optional[Sequence[Optional[np.ndarray]]] = None,
-                      fn: str = "sequence_backward"
+                      fn: str = "sequence_backward", family: Optional[str] = None
                       ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Tuple[Any, ...]]:
     """Backpropagation through time for :func:`sequence_forward`.
 
@@ -122,7 +122,7 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     arrays, so nothing is allocated or summed twice); otherwise they are fresh arrays. db_ih /
     db_hh are None where the bias was None.
     """
-    c = _check_cache(cache, None, fn)
+    c = _check_cache(cache, family, fn)
     spec = c.spec
     t, b, i = c.x.shape
     h = c.w_hh.shape[1]
@@ -160,10 +160,9 @@ def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache
 
 
 def _grads(cache: SequenceCache, dy: Any, dstate_n: Sequence[Any], family: str) -> Any:
-    fn = f"{family}_backward"
-    c = _check_cache(cache, family, fn)
-    dx, dstate0, weights = sequence_backward(c, dy, dstate_n, fn=fn)
-    return c.spec.grads(dx, *dstate0, *weights)
+    dx, dstate0, weights = sequence_backward(cache, dy, dstate_n, fn=f"{family}_backward",
+                                             family=family)
+    return cache.spec.grads(dx, *dstate0, *weights)
 
 
 # ---------------------------------------------------------------- the public per-cell forms
