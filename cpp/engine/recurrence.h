@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/padding.h"
 #include "engine/products.h"
 #include "engine/schedule.h"
 #include "engine/unit_split.h"
@@ -200,8 +201,11 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   for (int64_t r = 0; r < B; ++r)
     std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
 
-  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih.
-  parallel_gemm(true, false, GH, I, TB, dg, GH, x, I, T(1), dw_ih, I, k);
+  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih. Padding of x that is not
+  // finite must not reach dW_ih through the zero rows of dG (engine/padding.h).
+  Buffer<T> x_copy;
+  parallel_gemm(true, false, GH, I, TB, dg, GH, x_with_finite_padding(x, d, x_copy), I, T(1),
+                dw_ih, I, k);
   if (db_ih) add_column_sums(db_ih, dg, TB, GH, GH);
   parallel_gemm(false, false, TB, I, GH, dg, GH, w_ih, I, T(0), dx, I, k);
 
