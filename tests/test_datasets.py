@@ -26,6 +26,7 @@ def plays():
     return datasets.shakespeare_plays()
 
 
+@pytest.mark.needs_data("shakespeare")
 def test_shakespeare_plays_and_split(plays):
     assert len(plays) == 38
     train, valid = datasets.shakespeare()
@@ -37,6 +38,7 @@ def test_shakespeare_plays_and_split(plays):
     assert datasets.shakespeare() == (train, valid)                  # stable
 
 
+@pytest.mark.needs_data("shakespeare")
 def test_shakespeare_custom_split_and_bad_name():
     with pytest.raises(KeyError, match="unknown play"):
         datasets.shakespeare(["no-such-play"])
@@ -51,6 +53,7 @@ def test_missing_package_names_the_extra(monkeypatch):
 
 
 # ------------------------------------------------------------------ tweets
+@pytest.mark.needs_data("tweets")
 def test_tweets_counts_and_splits():
     t = datasets.tweets_sentiment()
     i = t.info
@@ -65,6 +68,7 @@ def test_tweets_counts_and_splits():
     assert len(t.texts["test"]) > 3000 and "broken encoding" in t.summary()
 
 
+@pytest.mark.needs_data("tweets")
 def test_tweets_drop_policy():
     t = datasets.tweets_sentiment(broken="drop")
     assert t.info["dropped_broken"] == 4934 and t.info["cleaned"] == 0
@@ -73,6 +77,7 @@ def test_tweets_drop_policy():
 
 
 # ------------------------------------------------------------------ co2
+@pytest.mark.needs_data("co2")
 def test_co2_interpolated():
     c = datasets.co2()
     assert len(c.ppm) == 2284 and c.missing.sum() == 59

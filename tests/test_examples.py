@@ -1,7 +1,8 @@
 """Every example runs in --quick mode and beats its trivial baseline by a clear margin.
 
 The data packages are the ``examples`` extra, which CI installs: these tests are meant to run
-there, not to be skipped. They pass ``--threads 1``: on a CI runner shared with other jobs,
+there, not to be skipped (``needs_data``, tests/conftest.py: skipped with only the test extra,
+a failure where RNNKIT_REQUIRE_EXTRAS is set, as in CI). They pass ``--threads 1``: on a CI runner shared with other jobs,
 two threads that meet at a barrier every time step can wait many times longer for a
 descheduled partner than the step takes, and these tests check quality, not speed.
 """
@@ -22,12 +23,14 @@ def _example(name: str, tmp_path: Path) -> dict:
     return result
 
 
+@pytest.mark.needs_data("shakespeare")
 def test_char_lm(tmp_path):
     r = _example("char_lm", tmp_path)
     # Unigram frequencies give ~4.56 bits/char; a quick LSTM reaches ~3.
     assert r["value"] < r["baseline"] - 1.0, r
 
 
+@pytest.mark.needs_data("tweets")
 def test_sentiment(tmp_path):
     r = _example("sentiment", tmp_path)
     # Majority class ~0.44 test accuracy; the quick LSTM ~0.69.
@@ -35,6 +38,7 @@ def test_sentiment(tmp_path):
     assert r["macro_f1"] > r["baseline_macro_f1"] + 0.25, r
 
 
+@pytest.mark.needs_data("shakespeare")
 def test_tagging(tmp_path):
     r = _example("tagging", tmp_path)
     # The trivial tagger finds no capital and no mark (F1 0); the quick model ~0.2.
@@ -43,6 +47,7 @@ def test_tagging(tmp_path):
     assert r["accuracy"] > r["baseline_accuracy"], r
 
 
+@pytest.mark.needs_data("co2")
 def test_co2_forecast(tmp_path):
     r = _example("co2_forecast", tmp_path)
     # Best naive baseline ~1.7 ppm mean absolute error; the quick LSTM ~0.45.
