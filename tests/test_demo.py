@@ -5,9 +5,13 @@ One kernel thread, as in test_examples.py: these check behaviour and quality, no
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import rnnkit
 from _run_helpers import run
-from rnnkit.demo import build_model, load_model, save_model
+from reference import lstm_forward
+from rnnkit import nn
+from rnnkit.demo import build_model, load_model, optimizer_path, save_model
 
 
 def test_demo_quick_then_sample(tmp_path):
@@ -33,8 +37,6 @@ def test_demo_quick_then_sample(tmp_path):
                       cwd=tmp_path)
     assert "resumed" in out and result["steps"] > 0
     # ... and its optimiser: Adam's step count goes on from where the first run stopped.
-    import rnnkit
-    from rnnkit.demo import optimizer_path
 
     def adam_steps(path):
         model, _ = load_model(str(path))
@@ -65,3 +67,54 @@ def test_save_load_roundtrip(tmp_path):
 def test_selfcheck_still_default():
     from rnnkit.__main__ import main
     assert main(["no-such-command"]) == 2
+
+
+# ---------------------------------------------------------------------- rnnkit.sample(model)
+def _lm(dropout: bool = False):
+    layers = [nn.Embedding(7, 3, seed=0), nn.LSTM(3, 5, batch_first=True, seed=1)]
+    if dropout:
+        layers.append(nn.Dropout(0.5))
+    return nn.Sequential(*layers, nn.Linear(5, 7, seed=2))
+
+
+def test_sample_takes_a_sequential_model_whole():
+    """rnnkit.sample(model, prime, length) with model = Sequential(Embedding, LSTM, [Dropout,]
+    Linear): greedy decoding matches a plain-numpy LSTM run over the growing sequence."""
+    model = _lm(dropout=True)
+    w = model.state_dict()
+    prime = np.array([3, 1, 4])
+    tokens = list(prime)
+    for _ in range(6):
+        x = w["0.weight"].astype(np.float64)[tokens][:, None]          # (T, 1, E)
+        y, _, _, _ = lstm_forward(x, None, None, w["1.weight_ih_l0"], w["1.weight_hh_l0"],
+                                  w["1.bias_ih_l0"], w["1.bias_hh_l0"])
+        logits = w["3.weight"] @ y[-1, 0] + w["3.bias"]               # dropout: off in eval
+        tokens.append(int(np.argmax(logits)))
+    got = rnnkit.sample(model, prime, 6, temperature=0.0)
+    np.testing.assert_array_equal(got, tokens[3:])
+    assert model.training                                             # the mode comes back
+    # by name, too
+    np.testing.assert_array_equal(rnnkit.sample(model, prime=prime, length=6, temperature=0.0),
+                                  tokens[3:])
+
+
+def test_sample_sequential_and_unpacked_forms_agree():
+    model = _lm()
+    prime = np.array([[1, 2], [5, 0]])
+    np.testing.assert_array_equal(rnnkit.sample(model, prime, 9, temperature=1.3, seed=4),
+                                  rnnkit.sample(*model, prime, 9, temperature=1.3, seed=4))
+
+
+def test_sample_explains_a_model_it_cannot_use():
+    prime = np.array([1, 2])
+    with pytest.raises(TypeError, match=r"Sequential\(Embedding, .*got Sequential\(LSTM, Linear"):
+        rnnkit.sample(nn.Sequential(nn.LSTM(3, 5), nn.Linear(5, 7)), prime, 4)
+    many_to_one = nn.Sequential(nn.Embedding(7, 3), nn.LSTM(3, 5), nn.Last(), nn.Linear(5, 7))
+    with pytest.raises(ValueError, match="layer 2 is Last"):
+        rnnkit.sample(many_to_one, prime, 4)
+    with pytest.raises(TypeError, match="missing length"):
+        rnnkit.sample(_lm(), prime)
+    with pytest.raises(TypeError, match="too many positional"):
+        rnnkit.sample(_lm(), prime, 4, 5)
+    with pytest.raises(TypeError, match=r"sample\(model, prime, length\)"):
+        rnnkit.sample(nn.Embedding(7, 3), nn.LSTM(3, 5), prime, 4)     # the head left out

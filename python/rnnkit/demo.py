@@ -90,7 +90,7 @@ def generate(model: nn.Sequential, vocab: Sequence[str], prompt: str, length: in
     skipped, since the model has no embedding for them)."""
     stoi = {c: i for i, c in enumerate(vocab)}
     tokens = [stoi[c] for c in prompt if c in stoi] or [stoi.get("\n", 0)]
-    out = _sample(*model, np.array(tokens), length, temperature=temperature, seed=seed)
+    out = _sample(model, np.array(tokens), length, temperature=temperature, seed=seed)
     return prompt + "".join(vocab[int(i)] for i in out)
 
 

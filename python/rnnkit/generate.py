@@ -6,7 +6,7 @@ generated token. The prime (seed sequence) goes through a recurrent layer in one
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, overload
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from .nn.cells import CELL_CLASSES
 from .nn.embedding import Embedding
 from .nn.module import Module
 from .nn.recurrent import LAYER_CLASSES
+from .nn.sequential import Sequential
 
 __all__ = ["sample"]
 
@@ -36,16 +37,41 @@ def _pick(logits: np.ndarray, temperature: float, top_k: Optional[int],
     return np.minimum((cdf <= u).sum(axis=-1), v - 1)
 
 
+@overload
+def sample(embedding: Sequential, recurrent: Any = None, head: Any = None, prime: Any = None,
+           length: Optional[int] = None, *, temperature: float = 1.0,
+           top_k: Optional[int] = None, seed: Optional[int] = None,
+           hx: Any = None) -> np.ndarray: ...          # sample(model, prime, length, ...)
+
+
+@overload
 def sample(embedding: Embedding, recurrent: Module, head: Module, prime: Any, length: int, *,
            temperature: float = 1.0, top_k: Optional[int] = None, seed: Optional[int] = None,
+           hx: Any = None) -> np.ndarray: ...
+
+
+def sample(embedding: Module, recurrent: Any = None, head: Any = None, prime: Any = None,
+           length: Optional[int] = None, *, temperature: float = 1.0,
+           top_k: Optional[int] = None, seed: Optional[int] = None,
            hx: Any = None) -> np.ndarray:
     """Continue ``prime`` by ``length`` tokens sampled from the model, step by step.
+
+    Two call forms::
+
+        sample(model, prime, length, ...)                    # model = Sequential(Embedding,
+                                                             #   LSTM/GRU/RNN, Linear)
+        sample(embedding, recurrent, head, prime, length, ...)
 
     The model is ``logits_t = head(recurrent(embedding(tokens))_t)``: ``embedding`` an
     :class:`~rnnkit.nn.Embedding`, ``recurrent`` a unidirectional ``RNN``/``LSTM``/``GRU``
     layer (any num_layers; its batch_first is respected) or an ``RNNCell``/``LSTMCell``/
     ``GRUCell``, and ``head`` a layer mapping (B, H) to (B, V) logits (a ``Linear``). A
-    ``Sequential(Embedding, LSTM, Linear)`` model unpacks into these: ``sample(*model, ...)``.
+    :class:`~rnnkit.nn.Sequential` is taken whole: its first layer is the embedding, its second
+    the recurrent layer and the rest (say ``Dropout, Linear``) the head, so
+    ``sample(model, ...)`` and ``sample(*model, ...)`` (three layers) are the same call.
+    (Accepting the Sequential, rather than only its parts, is what a user of a trained
+    language model tries first.) In the Sequential form ``prime`` and ``length`` are the two
+    arguments after the model, positionally or by name.
 
     Args:
         prime: int tokens (S,) or a batch (B, S), S >= 1: the sequence to continue.
@@ -61,6 +87,15 @@ def sample(embedding: Embedding, recurrent: Module, head: Module, prime: Any, le
     The modules run in ``eval()`` mode (no dropout, no caches) and get their previous mode
     back afterwards (which drops any cache a training-mode forward left).
     """
+    if isinstance(embedding, Sequential):
+        embedding, recurrent, head, prime, length = _unpack_model(embedding, recurrent, head,
+                                                                  prime, length)
+    elif head is None or prime is None or length is None:
+        missing = [n for n, v in (("recurrent", recurrent), ("head", head), ("prime", prime),
+                                  ("length", length)) if v is None]
+        raise TypeError(f"rnnkit.sample: missing {', '.join(missing)}; call it as "
+                        "sample(model, prime, length) with a Sequential(Embedding, recurrent, "
+                        "Linear) model, or sample(embedding, recurrent, head, prime, length)")
     if not isinstance(embedding, Embedding):
         raise TypeError(f"embedding must be a rnnkit.nn.Embedding, got {type(embedding).__name__}")
     is_cell = isinstance(recurrent, tuple(CELL_CLASSES.values()))
@@ -102,6 +137,40 @@ def sample(embedding: Embedding, recurrent: Module, head: Module, prime: Any, le
         for m, mode in zip(modules, modes):
             m.train(mode)
     return out[0] if single else out
+
+
+def _unpack_model(model: Sequential, *rest: Any) -> Tuple[Any, ...]:
+    """``Sequential(Embedding, recurrent, *head)`` and the arguments after it (``prime`` and
+    ``length``, positionally in the first two slots or by name in the last two) ->
+    ``(embedding, recurrent, head, prime, length)``."""
+    layers = list(model)
+    if len(layers) < 3 or not isinstance(layers[0], Embedding):
+        kinds = ", ".join(type(m).__name__ for m in layers) or "no layers"
+        raise TypeError("rnnkit.sample(model, prime, length) needs a Sequential(Embedding, "
+                        f"RNN/LSTM/GRU, Linear) language model, got Sequential({kinds})")
+    for i, layer in enumerate(layers[2:], start=2):
+        # A head maps each step's (B, H) output to logits: a layer that wants lengths or
+        # returns a state (Last, a second recurrent layer) does not act step by step.
+        if (isinstance(layer, Embedding) or getattr(layer, "_takes_lengths", False)
+                or getattr(layer, "_returns_state", False)):
+            raise ValueError(f"rnnkit.sample: model layer {i} is {type(layer).__name__}; the "
+                             "layers after the recurrent one must map each step's output to "
+                             "next-token logits (e.g. Linear), as in Sequential(Embedding, "
+                             "LSTM, Linear)")
+    head = layers[2] if len(layers) == 3 else Sequential(*layers[2:])
+    positional = [v for v in rest[:2] if v is not None]
+    prime, length = rest[2:]
+    if prime is None and positional:
+        prime = positional.pop(0)
+    if length is None and positional:
+        length = positional.pop(0)
+    if positional:
+        raise TypeError("rnnkit.sample with a Sequential model takes (model, prime, length, *, "
+                        "temperature, top_k, seed, hx): too many positional arguments")
+    if prime is None or length is None:
+        raise TypeError(f"rnnkit.sample(model, prime, length): missing "
+                        f"{'prime' if prime is None else 'length'}")
+    return layers[0], layers[1], head, prime, length
 
 
 def _prime(embedding: Embedding, recurrent: Module, batch: np.ndarray, hx: Any,
