@@ -6,7 +6,8 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import _core
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
+from .optimizer import (Optimizer, ParamGroup, Params, _is_frozen, _kernel_view, check_bool,
+                        check_number)
 
 
 class Adagrad(Optimizer):
@@ -30,7 +31,11 @@ class Adagrad(Optimizer):
         maximize: maximise the objective instead of minimising it.
 
     State per parameter (created with the optimiser, as torch does): ``step``, ``sum`` (S).
+    A frozen parameter (``requires_grad`` False) gets its state at its first step instead.
     """
+
+    _state_buffers = {"sum": True}
+    _required_state = ("step", "sum")
 
     def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
@@ -51,7 +56,8 @@ class Adagrad(Optimizer):
         group["maximize"] = check_bool("maximize", group["maximize"])
 
     def _on_add(self, p: Any, group: ParamGroup) -> None:
-        self.state[id(p)] = self._init_state(p.data, group)
+        if not _is_frozen(p):  # frozen parameters are given no state (see Optimizer.step)
+            self.state[id(p)] = self._init_state(p.data, group)
 
     def _init_state(self, data: np.ndarray, group: ParamGroup) -> Dict[str, Any]:
         return {"step": 0,
@@ -61,6 +67,7 @@ class Adagrad(Optimizer):
                 group: ParamGroup) -> None:
         step = state["step"] + 1
         _core.adagrad_update(
-            data, state["sum"], grad, step=step, lr=group["lr"], lr_decay=group["lr_decay"],
+            _kernel_view(data), _kernel_view(state["sum"]), _kernel_view(grad), step=step,
+            lr=group["lr"], lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"])
         state["step"] = step

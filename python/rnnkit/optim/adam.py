@@ -6,7 +6,8 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from .. import _core
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
+from .optimizer import (Optimizer, ParamGroup, Params, _kernel_view, check_bool,
+                        check_number)
 
 
 def _check_betas(betas: Any) -> Tuple[float, float]:
@@ -43,6 +44,8 @@ class Adam(Optimizer):
     """
 
     _tuple_keys = ("betas",)
+    _state_buffers = {"exp_avg": False, "exp_avg_sq": True, "max_exp_avg_sq": True}
+    _required_state = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -79,7 +82,8 @@ class Adam(Optimizer):
         step = state["step"] + 1
         beta1, beta2 = group["betas"]
         _core.adam_update(
-            data, state["exp_avg"], state["exp_avg_sq"], vmax, grad, step=step,
+            _kernel_view(data), _kernel_view(state["exp_avg"]),
+            _kernel_view(state["exp_avg_sq"]), _kernel_view(vmax), _kernel_view(grad), step=step,
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
             maximize=group["maximize"],

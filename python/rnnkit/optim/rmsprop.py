@@ -6,7 +6,8 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import _core
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
+from .optimizer import (Optimizer, ParamGroup, Params, _kernel_view, check_bool,
+                        check_number)
 
 
 class RMSprop(Optimizer):
@@ -35,6 +36,9 @@ class RMSprop(Optimizer):
     State per parameter: ``step``, ``square_avg`` (s); ``momentum_buffer`` (b) when
     momentum > 0; ``grad_avg`` (a) when centered.
     """
+
+    _state_buffers = {"square_avg": True, "momentum_buffer": False, "grad_avg": False}
+    _required_state = ("step", "square_avg")
 
     def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
@@ -73,7 +77,8 @@ class RMSprop(Optimizer):
             if avg is None:
                 avg = state["grad_avg"] = np.zeros_like(data)
         _core.rmsprop_update(
-            data, state["square_avg"], avg, buf, grad, lr=group["lr"], alpha=group["alpha"],
+            _kernel_view(data), _kernel_view(state["square_avg"]), _kernel_view(avg),
+            _kernel_view(buf), _kernel_view(grad), lr=group["lr"], alpha=group["alpha"],
             eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"],
             centered=group["centered"], maximize=group["maximize"])
         state["step"] += 1

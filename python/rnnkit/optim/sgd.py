@@ -6,7 +6,8 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import _core
-from .optimizer import Optimizer, ParamGroup, Params, check_bool, check_number
+from .optimizer import (Optimizer, ParamGroup, Params, _kernel_view, check_bool,
+                        check_number)
 
 
 class SGD(Optimizer):
@@ -31,8 +32,12 @@ class SGD(Optimizer):
         nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
         maximize: maximise the objective instead of minimising it.
 
-    State per parameter: ``step`` and, when momentum ≠ 0, ``momentum_buffer``.
+    State per parameter: ``step`` and, when momentum ≠ 0, ``momentum_buffer``. (torch's SGD
+    keeps no ``step``; a torch state dict loads without it and counts from the load.)
     """
+
+    _state_buffers = {"momentum_buffer": False}
+    _required_state = ()
 
     def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
@@ -67,7 +72,8 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = np.empty_like(data)
                 first = True
         _core.sgd_update(
-            data, buf, grad, lr=group["lr"], momentum=momentum, dampening=group["dampening"],
+            _kernel_view(data), _kernel_view(buf), _kernel_view(grad), lr=group["lr"],
+            momentum=momentum, dampening=group["dampening"],
             weight_decay=group["weight_decay"], nesterov=group["nesterov"],
             maximize=group["maximize"], first_step=first)
-        state["step"] += 1
+        state["step"] = state.get("step", 0) + 1
