@@ -145,6 +145,110 @@ def test_with_scheduler(dtype):
     report(p.data, tp.detach().numpy(), 1e-12 if dtype == np.float64 else 1e-5, 1e-7, "param")
 
 
+# ------------------------------------------------------------------ 0-d, frozen, torch state
+
+CASES = [
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
+    ("AdamW", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
+def test_scalar_parameter_trajectory(name, kw, dtype):
+    """A 0-d parameter (a learned temperature) beside a matrix, over 20 steps."""
+    rng = np.random.default_rng(5)
+    init = [np.array(rng.standard_normal(), dtype), rng.standard_normal((3, 2)).astype(dtype)]
+    ps = [P(x.copy()) for x in init]
+    tps = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
+    opt, topt = getattr(optim, name)(ps, **kw), getattr(torch.optim, name)(tps, **kw)
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (1e-5, 1e-6)
+    for k in range(STEPS):
+        for p, tp in zip(ps, tps):
+            g = rng.standard_normal(p.data.shape).astype(dtype)
+            p.grad, tp.grad = g, torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(ps, tps)):
+            assert p.data.shape == tuple(tp.shape)
+            report(p.data, tp.detach().numpy(), rtol, atol, f"step {k} param {i}")
+
+
+@pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
+def test_frozen_parameter_like_torch_without_grad(name, kw):
+    """requires_grad False here behaves as torch's frozen parameter, whose grad stays None:
+    not updated, no state; the other parameters follow torch."""
+    rng = np.random.default_rng(6)
+    init = [rng.standard_normal(4), rng.standard_normal((2, 2))]
+    ps = [P(init[0].copy()), P(init[1].copy())]
+    ps[1].requires_grad = False
+    tps = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
+    tps[1].requires_grad_(False)
+    opt, topt = getattr(optim, name)(ps, **kw), getattr(torch.optim, name)(tps, **kw)
+    for _ in range(5):
+        g = rng.standard_normal(4)
+        ps[0].grad, tps[0].grad = g, torch.from_numpy(g.copy())
+        ps[1].grad = np.ones((2, 2))  # a stale gradient: ignored because frozen
+        opt.step()
+        topt.step()
+        report(ps[0].data, tps[0].detach().numpy(), 1e-12, 1e-14, "trainable")
+    assert np.array_equal(ps[1].data, init[1])
+    if name != "Adagrad":  # torch's Adagrad creates state for every parameter up front
+        assert sorted(opt.state_dict()["state"]) == \
+            [str(k) for k in sorted(topt.state_dict()["state"])]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
+def test_load_torch_state_dict_and_continue(name, kw, dtype):
+    """A state dict from torch.optim (tensors, int keys, float steps, torch's flags) loads
+    into the same rnnkit optimiser, and both continue along the same trajectory."""
+    rng = np.random.default_rng(7)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    tps = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
+    topt = getattr(torch.optim, name)([{"params": tps[:1]}, {"params": tps[1:], "lr": 0.02}],
+                                      **kw)
+    for _ in range(5):
+        for tp in tps:
+            tp.grad = torch.from_numpy(rng.standard_normal(tuple(tp.shape)).astype(dtype))
+        topt.step()
+    ps = [P(tp.detach().numpy().copy()) for tp in tps]
+    opt = getattr(optim, name)([{"params": ps[:1]}, {"params": ps[1:]}])
+    opt.load_state_dict(topt.state_dict())
+    assert opt.param_groups[1]["lr"] == 0.02
+    for p in ps:
+        assert opt.state[id(p)].get("step") == (None if name == "SGD" else 5)  # SGD: no step
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (1e-5, 1e-6)
+    for k in range(10):
+        for p, tp in zip(ps, tps):
+            g = rng.standard_normal(p.data.shape).astype(dtype)
+            p.grad, tp.grad = g, torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(ps, tps)):
+            report(p.data, tp.detach().numpy(), rtol, atol, f"step {k} param {i}")
+
+
+def test_load_torch_state_dict_with_wrong_dtype_or_shape_is_refused():
+    tp = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.float64))
+    topt = torch.optim.Adam([tp])
+    tp.grad = torch.ones(3, 2, dtype=torch.float64)
+    topt.step()
+    sd = topt.state_dict()
+    opt = optim.Adam([P(np.zeros((3, 2), np.float32))])
+    with pytest.raises(TypeError, match="exp_avg.*float64.*float32"):
+        opt.load_state_dict(sd)
+    assert opt.state == {}
+    opt = optim.Adam([P(np.zeros(6))])
+    with pytest.raises(ValueError, match=r"shape \(3, 2\).*\(6,\)"):
+        opt.load_state_dict(sd)
+    with pytest.raises(ValueError, match="unknown hyperparameter 'betas'"):
+        optim.SGD([P(np.zeros((3, 2)))]).load_state_dict(sd)
+
+
 # ------------------------------------------------------------------ clipping
 
 
