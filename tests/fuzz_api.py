@@ -1,4 +1,4 @@
-"""A property-based fuzz of rnnkit.ops and the recurrent layers, shared by
+"""A property-based fuzz of rnnkit.ops, the recurrent layers, Linear, Embedding and Last, shared by
 tests/test_fuzz_api.py (a bounded run) and benchmarks/fuzz_api.py (a long campaign).
 
 Each case draws a random cell, sizes (zeros included), dtype, lengths, direction and strides,
@@ -254,6 +254,71 @@ def run_layer_case(rng: np.random.Generator, findings: Findings) -> None:
         findings.problems.append(f"{where}: dx of shape {dx.shape}, finite={np.isfinite(dx).all()}")
 
 
+def run_module_case(rng: np.random.Generator, findings: Findings) -> None:
+    """Linear, Embedding and Last against numpy, forward and backward, or a wrong input."""
+    dtype = np.float32 if rng.random() < 0.5 else np.float64
+    lead = tuple(int(v) for v in rng.integers(0, 4, int(rng.integers(1, 4))))
+    kind = ["linear", "embedding", "last"][int(rng.integers(3))]
+    bad = rng.random() < 0.4
+    where = f"module {kind} {dtype.__name__} lead={lead} bad={bad}"
+    if kind == "linear":
+        fin, fout = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        layer = nn.Linear(fin, fout, bias=bool(rng.random() < 0.7), dtype=dtype,
+                          seed=int(rng.integers(1 << 30)))
+        x = rng.standard_normal(lead + (fin + (1 if bad else 0),)).astype(dtype)
+        if bad:
+            _expect_rejection(lambda: layer(x), "x", findings, where)
+            return
+        w = layer.weight.data.astype(np.float64)
+        want = x @ w.T + (layer.bias.data if layer.bias is not None else 0)
+        dy = rng.standard_normal(want.shape).astype(dtype)
+        got = layer(x)
+        dx = layer.backward(dy)
+        _compare("y", got, want, dtype, findings, where)
+        _compare("dx", dx, dy.astype(np.float64) @ w, dtype, findings, where)
+        _compare("dw", layer.weight.grad, dy.reshape(-1, fout).T.astype(np.float64)
+                 @ x.reshape(-1, fin), dtype, findings, where)
+    elif kind == "embedding":
+        V, E = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        layer = nn.Embedding(V, E, dtype=dtype, seed=int(rng.integers(1 << 30)))
+        idx = rng.integers(0, V, lead)
+        if bad:
+            mutation = rng.choice(["range", "negative", "float"])
+            if not idx.size and mutation != "float":
+                return
+            if mutation == "range":
+                idx.flat[0] = V
+            elif mutation == "negative":
+                idx.flat[0] = -1
+            else:
+                idx = idx.astype(np.float64)
+            _expect_rejection(lambda: layer(idx), "idx", findings, where + f" {mutation}")
+            return
+        got = layer(idx)
+        dy = rng.standard_normal(got.shape).astype(dtype)
+        layer.backward(dy)
+        want_grad = np.zeros((V, E))
+        np.add.at(want_grad, idx.reshape(-1), dy.reshape(-1, E).astype(np.float64))
+        _compare("y", got, layer.weight.data[idx], dtype, findings, where)
+        _compare("dw", layer.weight.grad, want_grad, dtype, findings, where)
+    else:
+        T, B, F = int(rng.integers(1, 5)), int(rng.integers(0, 4)), int(rng.integers(1, 4))
+        layer = nn.Last(batch_first=False)
+        x = rng.standard_normal((T, B, F)).astype(dtype)
+        lengths = rng.integers(1, T + 1, B)
+        if bad:
+            lengths = np.full(B + 1, T + 1)
+            _expect_rejection(lambda: layer(x, lengths=lengths), "lengths", findings, where)
+            return
+        got = layer(x, lengths=lengths)
+        _compare("y", got, x[lengths - 1, np.arange(B)], dtype, findings, where)
+        dx = layer.backward(np.ones_like(got))
+        want = np.zeros_like(x)
+        want[lengths - 1, np.arange(B)] = 1
+        _compare("dx", dx, want, dtype, findings, where)
+    findings.valid += 1
+
+
 def run(cases: int, seed: int, time_limit: Optional[float] = None) -> Findings:
     """Run `cases` cases (or until `time_limit` seconds) from `seed`."""
     rng = np.random.default_rng(seed)
@@ -262,7 +327,8 @@ def run(cases: int, seed: int, time_limit: Optional[float] = None) -> Findings:
     with np.errstate(all="ignore"):  # the non-finite cases overflow on purpose
         for _ in range(cases):
             t0 = time.perf_counter()
-            case = run_ops_case if rng.random() < 0.8 else run_layer_case
+            u = rng.random()
+            case = run_ops_case if u < 0.7 else run_layer_case if u < 0.85 else run_module_case
             try:
                 case(rng, findings)
             except Exception as exc:  # noqa: BLE001 - a valid call that raised is a finding
