@@ -70,8 +70,13 @@ def test_cross_entropy_none_reduction_ignore_index_and_stability():
     g = fn.backward()
     assert g.dtype == np.float32 and np.all(np.isfinite(g))
     np.testing.assert_allclose(g, [[0, 0, 0], [-0.5, 0.5, 0]], atol=1e-6)
-    # everything ignored: 0 loss and 0 gradient (torch would give nan)
+    # everything ignored: as torch, the mean over no targets is nan (0/0), the sum is 0, and
+    # the gradient is 0 either way
     fn = CrossEntropyLoss()
+    assert np.isnan(fn(z[:2], np.array([-100, -100])))
+    assert fn.count(z[:2], np.array([-100, -100])) == 0
+    assert np.all(fn.backward() == 0)
+    fn = CrossEntropyLoss(reduction="sum")
     assert fn(z[:2], np.array([-100, -100])) == 0.0
     assert np.all(fn.backward() == 0)
 
