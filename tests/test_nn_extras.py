@@ -1,0 +1,178 @@
+"""The nn pieces torch users reach for first: activation layers, Module.to/double/float,
+named_modules, freezing parameters (requires_grad) and empty batches with ``lengths=[]``.
+
+References are plain numpy or Python's math module: central finite differences for every
+backward, math.erf/erfc for GELU, models built natively in the other dtype for ``to``, and
+models that were never frozen for ``requires_grad``."""
+
+import math
+
+import numpy as np
+import pytest
+
+import rnnkit
+import rnnkit.nn as nn
+from helpers import assert_close
+from rnnkit.optim import SGD
+
+ACTIVATIONS = {
+    "Tanh": lambda: nn.Tanh(),
+    "ReLU": lambda: nn.ReLU(),
+    "Sigmoid": lambda: nn.Sigmoid(),
+    "GELU": lambda: nn.GELU(),
+    "GELU-tanh": lambda: nn.GELU(approximate="tanh"),
+    "LogSoftmax": lambda: nn.LogSoftmax(),
+    "LogSoftmax-dim0": lambda: nn.LogSoftmax(dim=0),
+    "Softmax": lambda: nn.Softmax(dim=1),
+}
+
+
+def _numeric_dx(layer, x, w, eps=1e-6):
+    """Central differences of sum(w * layer(x)) with respect to every element of x."""
+    layer.eval()
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        g[i] = (np.sum(w * layer(xp)) - np.sum(w * layer(xm))) / (2 * eps)
+    layer.train()
+    return g
+
+
+def _away_from_kink(rng, shape):
+    # ReLU has a kink at 0: keep every element at least 0.1 away so differences are exact.
+    x = rng.standard_normal(shape) * 2
+    return np.where(np.abs(x) < 0.1, 0.5, x)
+
+
+# ------------------------------------------------------------------ activations
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_backward_matches_finite_differences(name):
+    rng = np.random.default_rng(0)
+    x = _away_from_kink(rng, (3, 4, 5))
+    w = rng.standard_normal((3, 4, 5))
+    layer = ACTIVATIONS[name]()
+    y = layer(x)
+    assert y.shape == x.shape and y.dtype == np.float64
+    dx = layer.backward(w)
+    assert_close(dx, _numeric_dx(layer, x, w), rtol=1e-6, atol=1e-8, name=f"{name} dx")
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_float32_keeps_dtype_and_matches_float64(name):
+    rng = np.random.default_rng(1)
+    x = _away_from_kink(rng, (4, 6))
+    dy = rng.standard_normal((4, 6))
+    l32, l64 = ACTIVATIONS[name](), ACTIVATIONS[name]()
+    y32 = l32(x.astype(np.float32))
+    dx32 = l32.backward(dy.astype(np.float32))
+    y64 = l64(x)
+    dx64 = l64.backward(dy)
+    assert y32.dtype == np.float32 and dx32.dtype == np.float32
+    assert_close(y32, y64, rtol=1e-5, atol=1e-6, name=f"{name} y")
+    assert_close(dx32, dx64, rtol=1e-5, atol=1e-5, name=f"{name} dx")
+
+
+def test_activation_forward_values_by_hand():
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0])
+    assert_close(nn.Tanh()(x), [math.tanh(v) for v in x], 1e-15, 0, "tanh")
+    assert_close(nn.ReLU()(x), [0.0, 0.0, 0.0, 0.5, 3.0], 0, 0, "relu")
+    assert_close(nn.Sigmoid()(x), [1 / (1 + math.exp(-v)) for v in x], 1e-15, 0, "sigmoid")
+    u = [math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3) for v in x]
+    assert_close(nn.GELU("tanh")(x), [0.5 * v * (1 + math.tanh(a)) for v, a in zip(x, u)],
+                 1e-15, 1e-300, "gelu tanh")
+    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    lse = [math.log(math.exp(1) + math.exp(2) + math.exp(3)), math.log(3.0)]
+    assert_close(nn.LogSoftmax()(z), z - np.array(lse)[:, None], 1e-15, 1e-15, "logsoftmax")
+    assert_close(nn.Softmax()(z)[1], [1 / 3] * 3, 1e-15, 0, "softmax")
+
+
+def test_gelu_exact_matches_math_erf_on_a_wide_grid():
+    x = np.concatenate([np.linspace(-40, 40, 4001), [-1e-8, 1e-8, 1e6, -1e6]])
+    y = nn.GELU()(x)
+    # x Φ(x) with Φ from math.erf where it is well conditioned (x >= 0) and math.erfc in the
+    # left tail (where 1 + erf loses every digit); relative to each value.
+    ref = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) if v >= 0
+                    else 0.5 * v * math.erfc(-v / math.sqrt(2)) for v in x])
+    tiny = np.abs(ref) < 1e-300        # underflowed tail: compare absolutely
+    assert_close(y[~tiny], ref[~tiny], rtol=1e-12, atol=0, name="gelu exact")
+    assert np.all(np.abs(y[tiny]) < 1e-300)
+
+
+def test_sigmoid_and_logsoftmax_do_not_overflow():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    y = nn.Sigmoid()(x)           # filterwarnings=error: an overflow warning would fail here
+    assert y[0] == 0.0 and y[-1] == 1.0 and y[2] == 0.5
+    ls = nn.LogSoftmax()(np.array([[1000.0, 0.0, -1000.0]]))
+    assert_close(ls, [[0.0, -1000.0, -2000.0]], 1e-15, 1e-12, "logsoftmax large")
+    assert_close(nn.LogSoftmax()(np.array([[1e4, 1e4]])), [[-math.log(2)] * 2], 1e-15, 0,
+                 "logsoftmax ties")
+
+
+def test_activation_integer_input_becomes_float64():
+    y = nn.ReLU()(np.array([-1, 2]))
+    assert y.dtype == np.float64 and list(y) == [0.0, 2.0]
+
+
+def test_activation_protocol_errors_and_modes():
+    t = nn.Tanh()
+    with pytest.raises(RuntimeError, match="training-mode forward"):
+        t.backward(np.zeros(3))
+    y = t(np.array([0.1, 0.2, 0.3]))
+    assert not y.flags.writeable             # backward reads y itself
+    with pytest.raises(ValueError, match=r"dy has shape \(2,\), expected \(3,\)"):
+        t.backward(np.zeros(2))
+    assert_close(t.backward(np.ones(3)), 1 - np.tanh([0.1, 0.2, 0.3]) ** 2, 1e-15, 0, "kept")
+    with pytest.raises(RuntimeError):
+        t.backward(np.ones(3))               # one backward per forward
+    t.eval()
+    t(np.array([1.0]))
+    with pytest.raises(RuntimeError):
+        t.backward(np.ones(1))               # eval keeps no cache
+    with pytest.raises(TypeError, match="numeric"):
+        nn.ReLU()(np.array(["a"]))
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'fast'"):
+        nn.GELU("fast")
+    with pytest.raises(TypeError, match="dim must be an int, got float"):
+        nn.LogSoftmax(dim=1.5)
+    with pytest.raises(ValueError, match=r"dim=2 is out of range for x of shape \(3, 4\)"):
+        nn.LogSoftmax(dim=2)(np.zeros((3, 4)))
+
+
+def test_activations_inside_sequential_backward_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    model = nn.Sequential(nn.Linear(4, 6, dtype="float64", seed=1), nn.GELU(),
+                          nn.Linear(6, 5, dtype="float64", seed=2), nn.Sigmoid(), nn.Tanh(),
+                          nn.ReLU(), nn.LogSoftmax())
+    x = rng.standard_normal((3, 4))
+    w = rng.standard_normal((3, 5))
+    model(x)
+    dx = model.backward(w)
+    # ReLU after Tanh∘Sigmoid (positive) is the identity here, so no kink to fear.
+    assert_close(dx, _numeric_dx(model, x, w), rtol=1e-6, atol=1e-8, name="sequential dx")
+    grad = model[0].weight.grad.copy()
+    num = np.zeros_like(grad)
+    p = model[0].weight.data
+    model.eval()
+    for i in np.ndindex(p.shape):
+        old = p[i]
+        p[i] = old + 1e-6
+        up = np.sum(w * model(x))
+        p[i] = old - 1e-6
+        down = np.sum(w * model(x))
+        p[i] = old
+        num[i] = (up - down) / 2e-6
+    assert_close(grad, num, rtol=1e-6, atol=1e-8, name="0.weight grad")
+
+
+def test_activations_save_and_load(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.GELU(approximate="tanh"), nn.ReLU(),
+                          nn.Sigmoid(), nn.Tanh(), nn.Softmax(dim=0), nn.LogSoftmax(dim=-1))
+    path = tmp_path / "m.npz"
+    rnnkit.save(model, path)
+    loaded = rnnkit.load(path)
+    assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
+    assert loaded[1].approximate == "tanh" and loaded[5].dim == 0
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x), model(x))

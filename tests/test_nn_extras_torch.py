@@ -1,0 +1,66 @@
+"""The activation layers, named_modules, Module.double and freezing against torch (skipped
+where torch is not installed): same inputs and weights, same outputs and gradients."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import rnnkit.nn as nn  # noqa: E402
+from helpers import assert_close  # noqa: E402
+
+TDT = {"float32": torch.float32, "float64": torch.float64}
+# float32: torch and numpy round elementwise functions differently by an ulp or so.
+TOL = {"float32": (2e-6, 2e-6), "float64": (1e-13, 1e-14)}
+
+PAIRS = {
+    "Tanh": (lambda: nn.Tanh(), lambda: torch.nn.Tanh()),
+    "ReLU": (lambda: nn.ReLU(), lambda: torch.nn.ReLU()),
+    "Sigmoid": (lambda: nn.Sigmoid(), lambda: torch.nn.Sigmoid()),
+    "GELU": (lambda: nn.GELU(), lambda: torch.nn.GELU()),
+    "GELU-tanh": (lambda: nn.GELU("tanh"), lambda: torch.nn.GELU(approximate="tanh")),
+    "LogSoftmax": (lambda: nn.LogSoftmax(), lambda: torch.nn.LogSoftmax(dim=-1)),
+    "LogSoftmax-dim1": (lambda: nn.LogSoftmax(1), lambda: torch.nn.LogSoftmax(dim=1)),
+    "Softmax-dim0": (lambda: nn.Softmax(0), lambda: torch.nn.Softmax(dim=0)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_activation_matches_torch(name, dtype):
+    rng = np.random.default_rng(0)
+    # Wide inputs: tails of GELU/sigmoid, large logits for the softmaxes.
+    x = (rng.standard_normal((4, 5, 7)) * 6).astype(dtype)
+    dy = rng.standard_normal((4, 5, 7)).astype(dtype)
+    ours, theirs = PAIRS[name][0](), PAIRS[name][1]()
+    y = ours(x)
+    dx = ours.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.tensor(dy))
+    rtol, atol = TOL[dtype]
+    assert y.dtype == np.dtype(dtype) and dx.dtype == np.dtype(dtype)
+    assert_close(y, yt.detach().numpy(), rtol, atol, f"{name} y")
+    assert_close(dx, xt.grad.numpy(), rtol, atol, f"{name} dx")
+
+
+def test_sequential_with_activations_matches_torch():
+    rng = np.random.default_rng(1)
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.GELU(), torch.nn.Linear(6, 3),
+                             torch.nn.LogSoftmax(dim=-1)).double()
+    rm = nn.Sequential(nn.Linear(4, 6, dtype="float64"), nn.GELU(),
+                       nn.Linear(6, 3, dtype="float64"), nn.LogSoftmax())
+    rm.load_state_dict(tm.state_dict())
+    x = rng.standard_normal((5, 4))
+    target = rng.integers(0, 3, 5)
+    yt = tm(torch.tensor(x))
+    torch.nn.functional.nll_loss(yt, torch.tensor(target), reduction="sum").backward()
+    y = rm(x)
+    dy = np.zeros_like(y)
+    dy[np.arange(5), target] = -1.0              # d(sum of NLL)/d(log-probabilities)
+    rm.backward(dy)
+    assert_close(y, yt.detach().numpy(), 1e-13, 1e-14, "y")
+    theirs = dict(tm.named_parameters())
+    for n, p in rm.named_parameters():
+        assert_close(p.grad, theirs[n].grad.numpy(), 1e-12, 1e-13, n)
