@@ -176,3 +176,18 @@ def test_activations_save_and_load(tmp_path):
     assert loaded[1].approximate == "tanh" and loaded[5].dim == 0
     x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+# ------------------------------------------------------------------ named_modules
+def test_named_modules_order_prefixes_and_duplicates():
+    shared = nn.Tanh()
+    inner = nn.Sequential(nn.Linear(2, 2), shared)
+    model = nn.Sequential(nn.Linear(2, 2), inner, shared)
+    names = [n for n, _ in model.named_modules()]
+    assert names == ["", "0", "1", "1.0", "1.1"]            # shared once, first name
+    mods = [m for _, m in model.named_modules()]
+    assert mods[0] is model and mods[2] is inner and mods[4] is shared
+    assert list(model.modules()) == mods
+    all_names = [n for n, _ in model.named_modules(remove_duplicate=False)]
+    assert all_names == ["", "0", "1", "1.0", "1.1", "2"]
+    assert [n for n, _ in inner.named_modules(prefix="enc")] == ["enc", "enc.0", "enc.1"]

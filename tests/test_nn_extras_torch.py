@@ -64,3 +64,15 @@ def test_sequential_with_activations_matches_torch():
     theirs = dict(tm.named_parameters())
     for n, p in rm.named_parameters():
         assert_close(p.grad, theirs[n].grad.numpy(), 1e-12, 1e-13, n)
+
+
+def test_named_modules_match_torch():
+    shared_r, shared_t = nn.ReLU(), torch.nn.ReLU()
+    rm = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Tanh(), shared_r), shared_r)
+    tm = torch.nn.Sequential(torch.nn.Linear(2, 2),
+                             torch.nn.Sequential(torch.nn.Tanh(), shared_t), shared_t)
+    for kw in ({}, {"remove_duplicate": False}, {"prefix": "m"}):
+        ours = [(n, type(m).__name__) for n, m in rm.named_modules(**kw)]
+        theirs = [(n, type(m).__name__) for n, m in tm.named_modules(**kw)]
+        assert ours == theirs, kw
+    assert [type(m).__name__ for m in rm.modules()] == [type(m).__name__ for m in tm.modules()]

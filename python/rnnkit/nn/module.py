@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -102,11 +102,31 @@ class Module:
         for _, m in self.named_children():
             yield m
 
+    def named_modules(self, memo: Optional[Set[int]] = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every descendant, as torch's
+        ``named_modules``: first ``(prefix, self)``, then each child's subtree in registration
+        order (``("0", child)``, ``("0.sub", grandchild)``, ...).
+
+        A module registered in several places is yielded once, under the first name met
+        (``remove_duplicate=False`` yields it at every place). ``memo`` is the set of ``id``s
+        already yielded, shared by the recursion.
+        """
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, child in self._modules.items():
+            sub = prefix + ("." if prefix else "") + name
+            yield from child.named_modules(memo, sub, remove_duplicate)
+
     def modules(self) -> Iterator["Module"]:
-        """This module and every descendant, depth first."""
-        yield self
-        for m in self._modules.values():
-            yield from m.modules()
+        """This module and every descendant, depth first, each once (torch's ``modules``)."""
+        for _, m in self.named_modules():
+            yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
         """(name, Parameter) pairs: own parameters first, then children's (dotted names)."""
