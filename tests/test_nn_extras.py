@@ -178,6 +178,108 @@ def test_activations_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded(x), model(x))
 
 
+# ------------------------------------------------------------------ Module.to / double / float
+def _stack(dtype, seed=0):
+    return nn.Sequential(nn.Embedding(7, 3, dtype=dtype, seed=seed),
+                         nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=seed),
+                         nn.Last(), nn.Linear(8, 2, dtype=dtype, seed=seed), nn.Tanh())
+
+
+def _train(model, tokens, lengths, target, steps=3, lr=0.1):
+    opt = SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        y = model(tokens, lengths=lengths)
+        model.backward(y - target)
+        opt.step()
+    return model(tokens, lengths=lengths)
+
+
+def test_double_converts_in_place_and_trains_like_a_float64_model():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 7, (5, 3))
+    lengths = np.array([5, 2, 0])
+    target = rng.standard_normal((3, 2))
+    model = _stack("float32")
+    params = list(model.parameters())
+    reference = _stack("float64")
+    reference.load_state_dict(model.state_dict())      # the float32 values, as float64
+    assert model.double() is model
+    assert [id(p) for p in model.parameters()] == [id(p) for p in params]
+    for p in model.parameters():
+        assert p.data.dtype == np.float64 and p.grad.dtype == np.float64
+    assert model[1].dtype == np.float64 and model[3].dtype == np.float64
+    assert model[1].get_config()["dtype"] == "float64"
+    y = model(tokens, lengths=lengths)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, reference(tokens, lengths=lengths))
+    np.testing.assert_array_equal(_train(model, tokens, lengths, target),
+                                  _train(reference, tokens, lengths, target))
+
+
+def test_float_converts_back_and_matches_a_float32_model():
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 7, (4, 2))
+    target = rng.standard_normal((2, 2))
+    model = _stack("float64", seed=3)
+    reference = _stack("float32", seed=3)
+    reference.load_state_dict(model.state_dict())
+    assert model.float() is model
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    np.testing.assert_array_equal(_train(model, tokens, None, target),
+                                  _train(reference, tokens, None, target))
+    assert model.to("float64") is model and model.to(np.float64) is model
+    assert all(p.dtype == np.float64 for p in model.parameters())
+
+
+def test_to_drops_caches_packed_weights_and_converts_carried_state():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 2, 3))
+    lstm = nn.LSTM(3, 4, seed=0)
+    lstm(x)
+    lstm.double()
+    with pytest.raises(RuntimeError, match="training-mode forward"):
+        lstm.backward(np.zeros((1, 2, 4)))   # the float32 cache is gone
+    # Eval single steps use packed weights: they must be repacked in the new dtype.
+    cell = nn.GRUCell(3, 4, seed=5).eval()
+    ref = nn.GRUCell(3, 4, seed=5, dtype="float64").eval()
+    ref.load_state_dict(cell.state_dict())
+    cell(x[0].astype(np.float32))
+    cell.double()
+    h = cell(x[0])
+    assert h.dtype == np.float64
+    np.testing.assert_array_equal(h, ref(x[0]))
+    # A carried state (truncated BPTT) continues in the new dtype.
+    rnn = nn.RNN(3, 4, seed=1)
+    rnn.carry_state = True
+    rnn(x)
+    carried64 = rnn._carried[0].astype(np.float64)
+    rnn.double()
+    y, h_n = rnn(x)
+    ref_rnn = nn.RNN(3, 4, seed=1, dtype="float64")
+    ref_rnn.load_state_dict(rnn.state_dict())
+    y_ref, _ = ref_rnn(x, carried64)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, y_ref)
+
+
+def test_to_the_same_dtype_changes_nothing():
+    lstm = nn.LSTM(3, 4, seed=0)
+    arrays = [p.data for p in lstm.parameters()]
+    y, _ = lstm(np.ones((2, 1, 3), np.float32))
+    assert lstm.float() is lstm and lstm.to("float32") is lstm
+    assert all(p.data is a for p, a in zip(lstm.parameters(), arrays))
+    dx, _ = lstm.backward(np.ones_like(y))    # the training cache survived
+    assert dx.shape == (2, 1, 3)
+
+
+def test_to_rejects_other_dtypes():
+    with pytest.raises(TypeError, match="dtype must be 'float32' or 'float64', got 'int32'"):
+        nn.Linear(2, 2).to("int32")
+    with pytest.raises(TypeError, match="float16"):
+        nn.Linear(2, 2).to(np.float16)
+
+
 # ------------------------------------------------------------------ named_modules
 def test_named_modules_order_prefixes_and_duplicates():
     shared = nn.Tanh()

@@ -76,3 +76,17 @@ def test_named_modules_match_torch():
         theirs = [(n, type(m).__name__) for n, m in tm.named_modules(**kw)]
         assert ours == theirs, kw
     assert [type(m).__name__ for m in rm.modules()] == [type(m).__name__ for m in tm.modules()]
+
+
+def test_double_matches_torch_double():
+    torch.manual_seed(2)
+    tm = torch.nn.LSTM(3, 4, num_layers=2)
+    rm = nn.LSTM(3, 4, num_layers=2)
+    rm.load_state_dict(tm.state_dict())
+    tm.double()
+    rm.double()
+    x = np.random.default_rng(2).standard_normal((6, 2, 3))
+    y, _ = rm(x)
+    yt, _ = tm(torch.tensor(x))
+    assert y.dtype == np.float64
+    assert_close(y, yt.detach().numpy(), 1e-13, 1e-14, "y")

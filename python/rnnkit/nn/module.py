@@ -225,6 +225,51 @@ class Module:
     def _on_mode_change(self) -> None:
         """Hook for layers that hold caches (drop them when the mode changes)."""
 
+    # -------------------------------------------------------------- dtype
+    def to(self, dtype: Any) -> "Module":
+        """Convert every parameter (and its gradient) of this module and its descendants to
+        ``dtype`` ("float32" or "float64", or the numpy dtype) and return self, as torch's
+        ``Module.to(dtype)``.
+
+        In place: the Parameter objects stay the same (an optimiser built over them keeps
+        stepping them; buffers it already holds keep their old dtype, so build it after the
+        conversion or reload its state), each gets new ``data`` and ``grad`` arrays. Layers
+        then convert their inputs to the new dtype; what a layer kept from an earlier forward
+        (a training cache, packed weights, a carried state) is dropped or converted, so the
+        next backward needs a new forward.
+        """
+        dt = _dtype(dtype)
+        for m in self.modules():
+            changed = False
+            for p in m._parameters.values():
+                if p.data.dtype == dt:      # already converted (shared) or already dt
+                    continue
+                p.data = p.data.astype(dt)
+                if p.grad is not None:
+                    p.grad = p.grad.astype(dt)
+                p.mark_changed()
+                changed = True
+            own = m.__dict__.get("dtype")
+            if isinstance(own, np.dtype) and own != dt:
+                object.__setattr__(m, "dtype", dt)
+                changed = True
+            if changed:     # as torch, converting to the dtype a layer has changes nothing
+                m._on_dtype_change()
+        return self
+
+    def double(self) -> "Module":
+        """``to("float64")``: every parameter as float64; returns self."""
+        return self.to(np.float64)
+
+    def float(self) -> "Module":
+        """``to("float32")``: every parameter as float32; returns self."""
+        return self.to(np.float32)
+
+    def _on_dtype_change(self) -> None:
+        """Hook run by :meth:`to` after the parameters are converted: layers drop whatever
+        they cached in the old dtype (by default what a mode change drops)."""
+        self._on_mode_change()
+
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Set every parameter's gradient to zero in place (or to None with
         ``set_to_none=True``), as :meth:`rnnkit.optim.Optimizer.zero_grad` does.

@@ -149,6 +149,11 @@ class _RNNBase(Module):
         self._calls.clear()
         self._packed.drop()
 
+    def _on_dtype_change(self) -> None:
+        self._on_mode_change()
+        if self._carried is not None:     # the carried state continues in the new dtype
+            self._carried = [a.astype(self.dtype) for a in self._carried]
+
     def flatten_parameters(self) -> None:
         """No-op, for scripts ported from torch (weights are always one array each)."""
 
