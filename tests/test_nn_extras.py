@@ -293,3 +293,113 @@ def test_named_modules_order_prefixes_and_duplicates():
     all_names = [n for n, _ in model.named_modules(remove_duplicate=False)]
     assert all_names == ["", "0", "1", "1.0", "1.1", "2"]
     assert [n for n, _ in inner.named_modules(prefix="enc")] == ["enc", "enc.0", "enc.1"]
+
+
+# ------------------------------------------------------------------ requires_grad
+def test_parameter_requires_grad_flag():
+    p = nn.Parameter(np.zeros(3))
+    assert p.requires_grad is True
+    p.requires_grad = False
+    assert p.requires_grad is False
+    assert p.requires_grad_() is p and p.requires_grad is True
+    with pytest.raises(TypeError, match="requires_grad must be True or False, got 1"):
+        p.requires_grad = 1
+    assert nn.Parameter(np.zeros(2), requires_grad=False).requires_grad is False
+    layer = nn.LSTM(2, 3)
+    assert layer.requires_grad_(False) is layer
+    assert not any(q.requires_grad for q in layer.parameters())
+    assert len(list(layer.parameters())) == 4                # frozen ones are still listed
+
+
+def _clf(seed=0):
+    return nn.Sequential(nn.Embedding(9, 3, dtype="float64", seed=seed),
+                         nn.LSTM(3, 5, dtype="float64", seed=seed + 1), nn.Last(),
+                         nn.Linear(5, 2, dtype="float64", seed=seed + 2))
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 9, (6, 4)), np.array([6, 3, 1, 0]), rng.standard_normal((4, 2))
+
+
+@pytest.mark.parametrize("frozen", ["0", "1"])
+def test_frozen_layer_keeps_its_grad_and_others_match_an_unfrozen_model(frozen):
+    tokens, lengths, target = _batch()
+    model, reference = _clf(), _clf()
+    getattr(model, frozen).requires_grad_(False)
+    kept = {n: p for n, p in model.named_parameters() if n.startswith(frozen + ".")}
+    before = {n: p.grad for n, p in kept.items()}
+    kept[next(iter(kept))].grad = None                      # None must stay None too
+    for m in (model, reference):
+        m(tokens, lengths=lengths)
+        m.backward(np.ones((4, 2)))
+    ref = dict(reference.named_parameters())
+    for n, p in model.named_parameters():
+        if n in kept:
+            first = n == next(iter(kept))
+            assert (p.grad is None) if first else (p.grad is before[n] and not p.grad.any()), n
+        else:
+            np.testing.assert_array_equal(p.grad, ref[n].grad)
+
+
+@pytest.mark.parametrize("frozen", ["0", "1"])
+def test_training_with_a_frozen_layer_matches_training_only_the_others(frozen):
+    tokens, lengths, target = _batch(1)
+    model, reference = _clf(4), _clf(4)
+    getattr(model, frozen).requires_grad_(False)
+    start = {n: p.data.copy() for n, p in model.named_parameters()}
+    # The reference freezes nothing: its optimiser is simply not given the frozen layer.
+    ref_params = [p for n, p in reference.named_parameters() if not n.startswith(frozen + ".")]
+    opts = [SGD(model.parameters(), lr=0.2), SGD(ref_params, lr=0.2)]
+    for _ in range(4):
+        for m, opt in zip((model, reference), opts):
+            opt.zero_grad()
+            y = m(tokens, lengths=lengths)
+            m.backward(y - target)
+            opt.step()
+    ref = dict(reference.named_parameters())
+    for n, p in model.named_parameters():
+        if n.startswith(frozen + "."):
+            np.testing.assert_array_equal(p.data, start[n])
+        else:
+            assert not np.array_equal(p.data, start[n]), n
+        np.testing.assert_array_equal(p.data, ref[n].data)
+
+
+def test_frozen_linear_bias_and_cell_weight():
+    rng = np.random.default_rng(5)
+    lin, ref = nn.Linear(3, 2, dtype="float64", seed=0), nn.Linear(3, 2, dtype="float64", seed=0)
+    lin.bias.requires_grad = False
+    x, dy = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    for m in (lin, ref):
+        m(x)
+        dx = m.backward(dy)
+    np.testing.assert_array_equal(lin.weight.grad, ref.weight.grad)
+    assert not lin.bias.grad.any() and ref.bias.grad.any()
+    cell = nn.LSTMCell(3, 2, dtype="float64", seed=1)
+    ref_cell = nn.LSTMCell(3, 2, dtype="float64", seed=1)
+    cell.weight_hh.requires_grad = False
+    h0 = (rng.standard_normal((4, 2)), rng.standard_normal((4, 2)))
+    for c in (cell, ref_cell):
+        c(x, h0)
+        dx = c.backward(dy)[0]
+    assert not cell.weight_hh.grad.any()
+    np.testing.assert_array_equal(cell.weight_ih.grad, ref_cell.weight_ih.grad)
+    assert dx.shape == x.shape
+
+
+def test_save_and_load_ignore_requires_grad(tmp_path):
+    model = _clf()
+    model[1].requires_grad_(False)
+    path = tmp_path / "frozen.npz"
+    rnnkit.save(model, path)
+    loaded = rnnkit.load(path)               # a fresh model: everything trainable, as torch
+    assert all(p.requires_grad for p in loaded.parameters())
+    for (n, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+    target = _clf(7)
+    target[1].requires_grad_(False)
+    rnnkit.load(path, into=target)           # loading values leaves the flags alone
+    assert [p.requires_grad for p in target.parameters()] == \
+        [p.requires_grad for p in model.parameters()]
+    assert set(model.state_dict()) == set(_clf().state_dict())

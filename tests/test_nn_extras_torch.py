@@ -90,3 +90,26 @@ def test_double_matches_torch_double():
     yt, _ = tm(torch.tensor(x))
     assert y.dtype == np.float64
     assert_close(y, yt.detach().numpy(), 1e-13, 1e-14, "y")
+
+
+def test_frozen_layer_matches_torch_freezing():
+    torch.manual_seed(3)
+    temb, tlstm, tlin = torch.nn.Embedding(6, 3), torch.nn.LSTM(3, 4), torch.nn.Linear(4, 2)
+    for m in (temb, tlstm, tlin):
+        m.double()
+    rm = nn.Sequential(nn.Embedding(6, 3, dtype="float64"), nn.LSTM(3, 4, dtype="float64"),
+                       nn.Last(), nn.Linear(4, 2, dtype="float64"))
+    rm[0].load_state_dict(temb.state_dict())
+    rm[1].load_state_dict(tlstm.state_dict())
+    rm[3].load_state_dict(tlin.state_dict())
+    tlstm.requires_grad_(False)
+    rm[1].requires_grad_(False)
+    tokens = np.random.default_rng(3).integers(0, 6, (5, 2))
+    out_t, _ = tlstm(temb(torch.tensor(tokens)))
+    tlin(out_t[-1]).sum().backward()
+    rm(tokens)
+    rm.backward(np.ones((2, 2)))
+    assert all(p.grad is None for p in tlstm.parameters())
+    assert all(not p.grad.any() for p in rm[1].parameters())
+    assert_close(rm[0].weight.grad, temb.weight.grad.numpy(), 1e-12, 1e-13, "embedding grad")
+    assert_close(rm[3].weight.grad, tlin.weight.grad.numpy(), 1e-12, 1e-13, "linear grad")

@@ -87,6 +87,8 @@ class Embedding(Module):
         return None
 
     def _accumulate(self, idx: np.ndarray, dy_arr: np.ndarray) -> None:
+        if not self.weight.requires_grad:
+            return      # frozen: nothing else depends on this gradient, so skip the scatter
         flat_idx = idx.reshape(-1)
         flat_dy = np.asarray(dy_arr, self.dtype).reshape(-1, self.embedding_dim)
         if self.padding_idx is not None:

@@ -88,7 +88,10 @@ class Linear(Module):
                                  "of y)")
             dy2 = np.ascontiguousarray(dy_arr, self.dtype).reshape(-1, self.out_features)
             w = self._data()[0]
+            # A frozen weight gets scratch from writable_grad (the kernel computes dW with dx);
+            # a frozen bias is simply not asked for.
+            bias = self.bias
+            db = None if bias is None or not bias.requires_grad else bias.writable_grad()
             dx = linear_backward(dy2, x.reshape(-1, self.in_features), w,
-                                 self.weight.writable_grad(),
-                                 None if self.bias is None else self.bias.writable_grad(), True)
+                                 self.weight.writable_grad(), db, True)
         return dx.reshape(x.shape)

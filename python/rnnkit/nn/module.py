@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
-from .parameter import Parameter
+from .parameter import Parameter, _flag
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -224,6 +224,17 @@ class Module:
 
     def _on_mode_change(self) -> None:
         """Hook for layers that hold caches (drop them when the mode changes)."""
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` of every parameter (this module's and its descendants') and
+        return self, as torch's ``Module.requires_grad_``: ``layer.requires_grad_(False)``
+        freezes a layer (backward leaves its gradients alone, optimisers skip it) while
+        gradients still flow through it to the layers before. :meth:`parameters` keeps
+        yielding frozen parameters, as torch's does."""
+        flag = _flag("requires_grad", requires_grad)
+        for p in self.parameters():
+            p.requires_grad = flag
+        return self
 
     # -------------------------------------------------------------- dtype
     def to(self, dtype: Any) -> "Module":

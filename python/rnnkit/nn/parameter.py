@@ -12,19 +12,39 @@ class Parameter:
     ``grad`` starts at zeros. Layers' ``backward`` methods ADD into it (as torch's autograd
     does), so gradients of several backward passes sum until :meth:`zero_grad` clears them.
     Optimisers update ``data`` in place.
+
+    ``requires_grad`` (default True) freezes the parameter when set to False, as in torch:
+    backward passes leave its ``grad`` exactly as it was (an array stays unchanged, None stays
+    None) and optimisers skip it. It is a flag of the live object only: state dicts and
+    ``rnnkit.save`` do not store it (torch's ``state_dict`` does not either).
     """
 
-    __slots__ = ("data", "grad", "version")
+    __slots__ = ("data", "grad", "version", "_requires_grad")
 
-    def __init__(self, data: Any, dtype: Any = None) -> None:
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = True) -> None:
         self.data: np.ndarray = np.array(data, dtype=dtype, copy=True)
         if self.data.dtype.kind != "f":
             raise TypeError(f"Parameter data must be floating point, got dtype {self.data.dtype}")
         self.grad: np.ndarray = np.zeros_like(self.data)
+        self._requires_grad = _flag("requires_grad", requires_grad)
         # Bumped by optimisers and load_state_dict; layers that keep a packed copy of their
         # weights (the eval-mode single-step path) repack when it changes. They never lock or
         # otherwise touch ``data``: if you modify it in place yourself, call mark_changed().
         self.version = 0
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether backward passes accumulate into ``grad`` and optimisers update ``data``."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self._requires_grad = _flag("requires_grad", value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Parameter":
+        """Set :attr:`requires_grad` and return self (torch's ``Tensor.requires_grad_``)."""
+        self.requires_grad = requires_grad
+        return self
 
     def mark_changed(self) -> None:
         """Record that ``data`` changed in place (invalidates packed copies of it)."""
@@ -43,7 +63,14 @@ class Parameter:
         return self.data.size
 
     def writable_grad(self) -> np.ndarray:
-        """``grad`` as an array that kernels may accumulate into in place (allocated if None)."""
+        """``grad`` as an array that kernels may accumulate into in place (allocated if None).
+
+        For a frozen parameter (``requires_grad`` False) a fresh zero array instead, which the
+        caller fills and drops: the kernels compute every weight gradient together with the
+        input gradient, so the frozen one is computed into scratch and ``grad`` stays as it was.
+        """
+        if not self._requires_grad:
+            return np.zeros_like(self.data)
         g = self.grad
         if g is not None:
             flags = g.flags         # one flags object: this runs per parameter per backward
@@ -62,6 +89,14 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A bool argument: True/False (numpy's too); anything else raises TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} "
+                        f"({type(value).__name__})")
+    return bool(value)
 
 
 def checked_data(params: Mapping[str, "Parameter"], checks: Sequence[Tuple[str, Tuple[int, ...]]],
