@@ -403,3 +403,43 @@ def test_save_and_load_ignore_requires_grad(tmp_path):
     assert [p.requires_grad for p in target.parameters()] == \
         [p.requires_grad for p in model.parameters()]
     assert set(model.state_dict()) == set(_clf().state_dict())
+
+
+# ------------------------------------------------------------------ empty batches
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_empty_batch_with_empty_lengths_list(cls, batch_first, bidirectional):
+    layer = cls(3, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+    d = 2 if bidirectional else 1
+    x = np.zeros((0, 5, 3) if batch_first else (5, 0, 3), np.float32)
+    for mode in ("train", "eval"):
+        getattr(layer, mode)()
+        for lengths in ([], (), None):
+            y, state = layer(x, lengths=lengths)
+            h_n = state[0] if cls is nn.LSTM else state
+            assert y.shape == ((0, 5, d * 4) if batch_first else (5, 0, d * 4))
+            assert h_n.shape == (2 * d, 0, 4)
+        if mode == "train":
+            dx, _ = layer.backward(np.zeros_like(y))
+            assert dx.shape == x.shape
+
+
+def test_zero_steps_in_eval_give_h0_and_empty_sequential():
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True).eval()
+    h0 = np.arange(4 * 2 * 4, dtype=np.float32).reshape(4, 2, 4)
+    c0 = -h0
+    y, (h_n, c_n) = lstm(np.zeros((0, 2, 3), np.float32), (h0, c0), lengths=[0, 0])
+    assert y.shape == (0, 2, 8)
+    np.testing.assert_array_equal(h_n, h0)     # no step: the final state is the initial one
+    np.testing.assert_array_equal(c_n, c0)
+    model = nn.Sequential(nn.Embedding(5, 3), nn.GRU(3, 4), nn.Last(), nn.Linear(4, 2))
+    out = model(np.zeros((6, 0), np.int64), lengths=[])
+    assert out.shape == (0, 2)
+    assert model.backward(np.zeros((0, 2))) is None
+    assert nn.Last()(np.zeros((3, 0, 2)), lengths=[]).shape == (0, 2)
+
+
+def test_lengths_of_the_wrong_size_still_name_the_argument():
+    with pytest.raises(ValueError, match=r"lengths has shape \(0,\), expected \(2,\)"):
+        nn.GRU(3, 4)(np.zeros((5, 2, 3)), lengths=[])

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ops import _validate
 from ._calls import CallState
-from .module import Module, _no_cache_error
+from .module import Module, _lengths_arg, _no_cache_error
 
 
 class Last(Module):
@@ -46,7 +46,7 @@ class Last(Module):
                              f", got shape {arr.shape}")
         xt = arr.swapaxes(0, 1) if self.batch_first else arr
         t, b = xt.shape[:2]
-        steps = _validate.lengths_array(lengths, b, t)
+        steps = _validate.lengths_array(_lengths_arg(lengths), b, t)
         if steps is None:
             steps = np.full(b, t, dtype=np.int64)
         valid = steps > 0

@@ -30,6 +30,15 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _lengths_arg(lengths: Any) -> Any:
+    """``lengths`` with an empty Python sequence made an empty int64 array: numpy reads
+    ``[]`` as float64, which the integer check of ops rejects, yet ``lengths=[]`` is the
+    natural way to write the lengths of a batch of zero sequences."""
+    if isinstance(lengths, (list, tuple)) and len(lengths) == 0:
+        return np.zeros(0, np.int64)
+    return lengths
+
+
 def _probability(name: str, p: Any) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number in [0, 1], got {type(p).__name__}")

@@ -24,10 +24,12 @@ import numpy as np
 
 from .. import ops
 from .._cellspec import CellSpec, cell_for
+from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from .module import Module, _dtype, _no_cache_error, _positive_int, _probability
+from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
+                     _probability)
 from .packed_steps import PackedSteps
 from .parameter import Parameter, checked_data
 
@@ -244,6 +246,8 @@ class _RNNBase(Module):
         if unbatched and lengths is not None:
             raise ValueError("lengths needs batched input: x is 2-D (T, I) (unbatched); "
                              "give x as (T, 1, I) with lengths of shape (1,)")
+        # Checked and copied once here rather than by each layer and direction's kernel call.
+        lengths = _validate.lengths_array(_lengths_arg(lengths), b, t)
         if hx is None and self.carry_state and self._carried is not None:
             if self.bidirectional:
                 raise ValueError("carry_state (truncated BPTT) needs a unidirectional layer: "
@@ -255,6 +259,10 @@ class _RNNBase(Module):
         else:
             states = self._prepare_states(hx, b, unbatched)
         spec, training = self._spec, self.training
+        # An empty x (T = 0 or B = 0) takes the training kernels, whose C-contiguous form has no
+        # stride to check: numpy gives empty arrays zero strides, which the inference kernels'
+        # "contiguous last axis" check rejects. Nothing is computed either way.
+        run_training = training or xt.size == 0
         d_count, h = self.num_directions, self.hidden_size
         ld = self.num_layers * d_count
         finals = [np.empty((ld, b, h), self.dtype) for _ in states]
@@ -262,11 +270,11 @@ class _RNNBase(Module):
         masks: List[Optional[np.ndarray]] = []
         # One step of a unidirectional layer in eval mode (generation, streaming): compiled
         # steps with each layer's weights packed once, as the cells do.
-        one_step = not training and t == 1 and lengths is None and d_count == 1
+        one_step = not run_training and t == 1 and lengths is None and d_count == 1
         # Inference writes every direction straight into its slot of the layer's output, laid
         # out as the caller wants it: no concatenation of directions, no batch-first transposes
         # (a time-major unidirectional layer has neither to save).
-        in_place = (not training and not one_step and not unbatched
+        in_place = (not run_training and not one_step and not unbatched
                     and (self.batch_first or d_count > 1))
         inp = xt
         for k in range(self.num_layers):
@@ -287,7 +295,7 @@ class _RNNBase(Module):
                 else:
                     y, state_n, cache = ops.sequence_forward(
                         spec, inp, s0, *self._weight_data(k, d), lengths=lengths,
-                        reverse=bool(d), training=training,
+                        reverse=bool(d), training=run_training,
                         out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
