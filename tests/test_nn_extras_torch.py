@@ -44,6 +44,39 @@ def test_activation_matches_torch(name, dtype):
     assert_close(dx, xt.grad.numpy(), rtol, atol, f"{name} dx")
 
 
+@pytest.mark.parametrize("cls", ["LogSoftmax", "Softmax"])
+def test_softmaxes_with_masked_and_infinite_logits_match_torch(cls):
+    # -inf masks (attention, constrained decoding), a fully masked row and a +inf logit.
+    x = np.array([[0.5, -np.inf, 2.0, -np.inf], [-np.inf] * 4, [1.0, np.inf, 0.0, -1.0],
+                  [3.0, -2.0, 0.0, 1e30]])
+    dy = np.arange(16, dtype=np.float64).reshape(4, 4) / 7
+    ours = getattr(nn, cls)()
+    y = ours(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = getattr(torch.nn, cls)(dim=-1)(xt)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-14, atol=1e-300)
+    ok = np.isfinite(yt.detach().numpy()).all(axis=1)     # rows torch gives finite values for
+    dx = ours.backward(dy)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx[ok], xt.grad.numpy()[ok], rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_at_huge_inputs_matches_torch(approximate):
+    x = np.array([-1e200, -1e10, -40.0, 40.0, 1e10, 1e200])
+    ours = nn.GELU(approximate)
+    y = ours(x)
+    dx = ours.backward(np.ones_like(x))
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.GELU(approximate=approximate)(xt).sum().backward()
+    theirs = torch.nn.GELU(approximate=approximate)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(y, theirs, rtol=1e-15, atol=1e-300)
+    torch_dx = xt.grad.numpy()
+    finite = np.isfinite(torch_dx)        # torch's tanh form gives NaN where x² overflows
+    np.testing.assert_allclose(dx[finite], torch_dx[finite], rtol=1e-15, atol=1e-300)
+    np.testing.assert_array_equal(dx, [0, 0, 0, 1, 1, 1])
+
+
 def test_sequential_with_activations_matches_torch():
     rng = np.random.default_rng(1)
     torch.manual_seed(0)

@@ -216,7 +216,9 @@ class GELU(_Activation):
         with np.errstate(over="ignore", invalid="ignore"):
             if self.approximate == "tanh":
                 du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * x64 * x64)
-                d = 0.5 * (1.0 + s) + 0.5 * x64 * (1.0 - s * s) * du
+                sech2 = 1.0 - s * s
+                # Where tanh has saturated, sech² is 0 and x·du may be inf: the term is 0.
+                d = 0.5 * (1.0 + s) + np.where(sech2 == 0, 0.0, 0.5 * x64 * sech2 * du)
             else:
                 d = s + x64 * _INV_SQRT_2PI * np.exp(-0.5 * x64 * x64)
         return (dy * d).astype(dy.dtype)
@@ -255,12 +257,11 @@ class _SoftmaxBase(_Activation):
         if x.shape[axis] == 0:
             return x.copy(), axis
         m = np.max(x, axis=axis, keepdims=True)
-        # A slice of all -inf has no finite maximum to shift by; a zero shift makes it NaN
-        # (as in torch) without an inf - inf warning here.
-        m = np.where(np.isfinite(m), m, x.dtype.type(0))
+        # A slice whose maximum is not finite (all -inf, or a +inf or NaN in it) is NaN as a
+        # whole, as in torch; shifting it by NaN says so without the warnings of inf - inf.
+        m = np.where(np.isfinite(m), m, x.dtype.type(np.nan))
         s = x - m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True)), axis
+        return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True)), axis
 
 
 class LogSoftmax(_SoftmaxBase):
