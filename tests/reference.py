@@ -7,6 +7,12 @@ Semantics are those of API.md ("Conventions", "Functional kernels"):
   LSTM gates i, f, g, o (G = 4); GRU gates r, z, n (G = 3) with
   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) and h' = (1 - z) * n + z * h;
   RNN (G = 1): h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh | relu.
+* Variants (same layout and gate order):
+  GRU reset_after=False (Cho et al.; ONNX linear_before_reset=0; Keras reset_after=False):
+  n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+  Peephole LSTM, peephole = [p_i, p_f, p_o] (3H,) (our gate order; ONNX's P is i, o, f):
+  i = sigmoid(a_i + p_i * c_{t-1}), f = sigmoid(a_f + p_f * c_{t-1}),
+  o = sigmoid(a_o + p_o * c_t), where a = W_ih x + b_ih + W_hh h + b_hh.
 * lengths (B,) ints in 0..T: outputs at t >= lengths[b] are 0; the final state of sequence b is
   its state after its last processed step (h0 / c0 if lengths[b] == 0).
 * reverse=True processes sequence b from its own last valid step lengths[b]-1 down to 0;
@@ -23,6 +29,9 @@ from collections import namedtuple
 import numpy as np
 
 LSTMGrads = namedtuple("LSTMGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh")
+# A separate type (rather than an eighth field on LSTMGrads) so that code unpacking the seven
+# gradients of a plain LSTM keeps working; dpeephole is last, shaped like peephole (3H,).
+PeepholeLSTMGrads = namedtuple("PeepholeLSTMGrads", LSTMGrads._fields + ("dpeephole",))
 Grads = namedtuple("Grads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
@@ -71,11 +80,30 @@ def _grad_buffers(cache, dy, dh_n):
 # ----------------------------------------------------------------------------------- LSTM
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False):
-    """Returns y (T,B,H), h_n (B,H), c_n (B,H), cache."""
+def _peephole(peephole, H):
+    """peephole as a float64 (3H,) array [p_i, p_f, p_o], or None."""
+    if peephole is None:
+        return None
+    p = _f64(peephole)
+    if p.shape != (3 * H,):
+        raise ValueError(f"peephole: expected shape (3*H,) = ({3 * H},) with gates i, f, o, "
+                         f"got {p.shape}")
+    return p
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False,
+                 peephole=None):
+    """Returns y (T,B,H), h_n (B,H), c_n (B,H), cache.
+
+    peephole: None (plain LSTM) or (3H,) [p_i, p_f, p_o]: i and f also see c_{t-1}
+    (i = sigmoid(a_i + p_i * c_{t-1}), f likewise) and o sees the new c_t.
+    """
     x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
         x, h0, w_ih, w_hh, b_ih, b_hh, 4, lengths)
     T, B, I, H = dims
+    peep = _peephole(peephole, H)
+    # zeros give exactly the plain LSTM (p * c adds 0.0), so one code path serves both
+    p_i, p_f, p_o = np.split(np.zeros(3 * H) if peep is None else peep, 3)
     c0 = np.zeros((B, H)) if c0 is None else _f64(c0)
     y = np.zeros((T, B, H))
     h_n = np.zeros((B, H))
@@ -86,27 +114,33 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=Fal
         steps = []
         for t in _time_order(lengths[b], reverse):
             a = w_ih @ x[t, b] + b_ih + w_hh @ h + b_hh
-            i = sigmoid(a[0 * H:1 * H])
-            f = sigmoid(a[1 * H:2 * H])
+            i = sigmoid(a[0 * H:1 * H] + p_i * c)
+            f = sigmoid(a[1 * H:2 * H] + p_f * c)
             g = np.tanh(a[2 * H:3 * H])
-            o = sigmoid(a[3 * H:4 * H])
             c_new = f * c + i * g
+            o = sigmoid(a[3 * H:4 * H] + p_o * c_new)
             h_new = o * np.tanh(c_new)
             steps.append(dict(t=t, h_prev=h, c_prev=c, i=i, f=f, g=g, o=o, c=c_new))
             h, c = h_new, c_new
             y[t, b] = h
         h_n[b], c_n[b] = h, c
         tape.append(steps)
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=4)
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=4,
+                 peephole=peep)
     return y, h_n, c_n, cache
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    """Gradients of <dy, y> + <dh_n, h_n> + <dc_n, c_n>: LSTMGrads, or PeepholeLSTMGrads
+    (the same fields plus dpeephole (3H,)) when the forward had a peephole."""
     dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
     T, B, I, H = cache["dims"]
     dc_n = np.zeros((B, H)) if dc_n is None else _f64(dc_n)
     dc0 = np.zeros((B, H))
     x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    peep = cache.get("peephole")
+    p_i, p_f, p_o = np.split(np.zeros(3 * H) if peep is None else peep, 3)
+    dp_i, dp_f, dp_o = np.zeros(H), np.zeros(H), np.zeros(H)
     for b in range(B):
         dh = dh_n[b].copy()  # dL/dh after the current step (excluding its own output)
         dc = dc_n[b].copy()  # dL/dc after the current step
@@ -115,36 +149,52 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
             dh = dh + dy[t, b]
             tanh_c = np.tanh(s["c"])
             do = dh * tanh_c
-            dc = dc + dh * o * (1.0 - tanh_c ** 2)
+            dao = do * o * (1.0 - o)
+            # c_t reaches the loss through h = o * tanh(c) and, with a peephole, through o
+            dc = dc + dh * o * (1.0 - tanh_c ** 2) + dao * p_o
             di = dc * g
             dg = dc * i
             df = dc * s["c_prev"]
-            da = np.concatenate([di * i * (1.0 - i),
-                                 df * f * (1.0 - f),
-                                 dg * (1.0 - g ** 2),
-                                 do * o * (1.0 - o)])
+            dai = di * i * (1.0 - i)
+            daf = df * f * (1.0 - f)
+            da = np.concatenate([dai, daf, dg * (1.0 - g ** 2), dao])
             dx[t, b] = w_ih.T @ da
             dw_ih += np.outer(da, x[t, b])
             dw_hh += np.outer(da, s["h_prev"])
             db_ih += da
             db_hh += da
+            dp_i += dai * s["c_prev"]
+            dp_f += daf * s["c_prev"]
+            dp_o += dao * s["c"]
             dh = w_hh.T @ da
-            dc = dc * f
+            # c_{t-1} feeds c_t through f and, with a peephole, the i and f gates
+            dc = dc * f + dai * p_i + daf * p_f
         dh0[b] = dh
         dc0[b] = dc
     if not cache["has_bias"]:
         db_ih = db_hh = None
-    return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)
+    if peep is None:
+        return LSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)
+    return PeepholeLSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh,
+                             np.concatenate([dp_i, dp_f, dp_o]))
 
 
 # ------------------------------------------------------------------------------------ GRU
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False):
-    """Returns y (T,B,H), h_n (B,H), cache."""
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False,
+                reset_after=True):
+    """Returns y (T,B,H), h_n (B,H), cache.
+
+    reset_after=True (torch, cuDNN, ONNX linear_before_reset=1):
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+    reset_after=False (Cho et al. 2014, ONNX linear_before_reset=0, Keras reset_after=False):
+        n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+    """
     x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
         x, h0, w_ih, w_hh, b_ih, b_hh, 3, lengths)
     T, B, I, H = dims
+    w_hn, b_hn = w_hh[2 * H:3 * H], b_hh[2 * H:3 * H]
     y = np.zeros((T, B, H))
     h_n = np.zeros((B, H))
     tape = []
@@ -156,22 +206,30 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False):
             gh = w_hh @ h + b_hh        # hidden side, gates r, z, n
             r = sigmoid(gi[0 * H:1 * H] + gh[0 * H:1 * H])
             z = sigmoid(gi[1 * H:2 * H] + gh[1 * H:2 * H])
-            hn = gh[2 * H:3 * H]        # W_hn h + b_hn, which r multiplies
-            n = np.tanh(gi[2 * H:3 * H] + r * hn)
+            if reset_after:
+                hn = gh[2 * H:3 * H]    # W_hn h + b_hn, which r multiplies
+                n = np.tanh(gi[2 * H:3 * H] + r * hn)
+            else:
+                hn = None               # r acts on h before the product: nothing to keep
+                n = np.tanh(gi[2 * H:3 * H] + w_hn @ (r * h) + b_hn)
             h_new = (1.0 - z) * n + z * h
             steps.append(dict(t=t, h_prev=h, r=r, z=z, n=n, hn=hn))
             h = h_new
             y[t, b] = h
         h_n[b] = h
         tape.append(steps)
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=3)
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, has_bias=has_bias, tape=tape, dims=dims, gates=3,
+                 reset_after=bool(reset_after))
     return y, h_n, cache
 
 
 def gru_backward(cache, dy, dh_n=None):
+    """Gradients of <dy, y> + <dh_n, h_n> for either reset_after variant of the forward."""
     dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
     T, B, I, H = cache["dims"]
     x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    reset_after = cache.get("reset_after", True)
+    w_hn = w_hh[2 * H:3 * H]
     for b in range(B):
         dh = dh_n[b].copy()
         for s in reversed(cache["tape"][b]):
@@ -180,17 +238,27 @@ def gru_backward(cache, dy, dh_n=None):
             dn = dh * (1.0 - z)
             dz = dh * (h_prev - n)
             dan = dn * (1.0 - n ** 2)           # d pre-activation of n
-            dr = dan * hn
-            dar = dr * r * (1.0 - r)
             daz = dz * z * (1.0 - z)
-            dgi = np.concatenate([dar, daz, dan])      # d(W_ih x + b_ih)
-            dgh = np.concatenate([dar, daz, dan * r])  # d(W_hh h + b_hh)
+            if reset_after:
+                dr = dan * hn
+                dar = dr * r * (1.0 - r)
+                dgi = np.concatenate([dar, daz, dan])      # d(W_ih x + b_ih)
+                dgh = np.concatenate([dar, daz, dan * r])  # d(W_hh h + b_hh)
+                dw_hh += np.outer(dgh, h_prev)
+                dh = dh * z + w_hh.T @ dgh
+            else:
+                drh = w_hn.T @ dan                  # d(r * h)
+                dar = drh * h_prev * r * (1.0 - r)
+                dgi = np.concatenate([dar, daz, dan])
+                # the n rows multiply r * h, not h; the bias b_hn sits outside r here
+                dgh = dgi
+                dw_hh[:2 * H] += np.outer(dgi[:2 * H], h_prev)
+                dw_hh[2 * H:] += np.outer(dan, r * h_prev)
+                dh = dh * z + w_hh[:2 * H].T @ dgi[:2 * H] + r * drh
             dx[t, b] = w_ih.T @ dgi
             dw_ih += np.outer(dgi, x[t, b])
-            dw_hh += np.outer(dgh, h_prev)
             db_ih += dgi
             db_hh += dgh
-            dh = dh * z + w_hh.T @ dgh
         dh0[b] = dh
     if not cache["has_bias"]:
         db_ih = db_hh = None
