@@ -134,13 +134,15 @@ def test_model_load_into_wrong_architecture_fails_and_leaves_it_unchanged(tmp_pa
 
 
 def test_save_rejects_unknown_objects(tmp_path):
-    class Custom(nn.Module):
-        pass
-
-    with pytest.raises(TypeError):
-        rnnkit.save(Custom(), tmp_path / "x.rnnkit")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="dict"):
         rnnkit.save({"a": np.zeros(3)}, tmp_path / "x.rnnkit")
+
+    class Unjsonable(nn.Module):
+        def get_config(self):
+            return {"table": np.zeros(2)}
+
+    with pytest.raises(TypeError, match="ndarray"):
+        rnnkit.save(Unjsonable(), tmp_path / "x.rnnkit")
     assert os.listdir(tmp_path) == [], "a failed save leaves nothing behind"
 
 
@@ -428,3 +430,184 @@ def test_loading_never_unpickles(tmp_path, where):
         rnnkit.load(p)
     assert not marker.exists(), "loading ran code from the file"
     assert not glob.glob(str(tmp_path / "pwned*"))
+
+
+# ============================================================================ metadata
+
+
+def test_metadata_round_trips_and_load_still_returns_the_model(tmp_path):
+    model = reg_model()
+    meta = {"vocab": ["a", "b", "é"], "epochs": 3, "lr": 0.5, "nested": {"ok": [True, None]},
+            "count": np.int64(7)}
+    rnnkit.save(model, tmp_path / "m.rnnkit", metadata=meta)
+    assert rnnkit.load_metadata(tmp_path / "m.rnnkit") == dict(meta, count=7)
+    assert_params_equal(params(rnnkit.load(tmp_path / "m.rnnkit")), params(model))
+    rnnkit.save(model, tmp_path / "plain.rnnkit")
+    assert rnnkit.load_metadata(tmp_path / "plain.rnnkit") == {}
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"x": float("nan")}, "finite"),
+    ({"x": [1.0, float("inf")]}, r"metadata\['x'\]\[1\]"),
+    ({"x": np.zeros(2)}, "ndarray"),
+    ({1: "a"}, "key"),
+    ({"x": object()}, "object"),
+    ({"x": 10 ** 80}, "digits"),
+    ([1, 2], "dict"),
+])
+def test_metadata_is_checked_at_save_time(tmp_path, bad, match):
+    rnnkit.save(reg_model(), tmp_path / "m.rnnkit")
+    before = (tmp_path / "m.rnnkit").read_bytes()
+    with pytest.raises((TypeError, ValueError), match=match):
+        rnnkit.save(reg_model(seed=3), tmp_path / "m.rnnkit", metadata=bad)
+    assert (tmp_path / "m.rnnkit").read_bytes() == before, "a refused save writes nothing"
+
+
+def test_load_metadata_of_a_bad_file_is_a_value_error_naming_it(tmp_path):
+    p = tmp_path / "junk.rnnkit"
+    p.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="junk.rnnkit"):
+        rnnkit.load_metadata(p)
+    with pytest.raises(FileNotFoundError):
+        rnnkit.load_metadata(tmp_path / "missing.rnnkit")
+
+
+# ============================================================================ save targets
+
+
+def test_save_through_a_symlink_updates_its_target_and_keeps_the_link(tmp_path):
+    real = tmp_path / "store" / "model.rnnkit"
+    real.parent.mkdir()
+    rnnkit.save(reg_model(seed=0), real)
+    link = tmp_path / "latest.rnnkit"
+    link.symlink_to(real)
+    b = reg_model(seed=1)
+    rnnkit.save(b, link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert_params_equal(params(rnnkit.load(real)), params(b))
+    assert sorted(os.listdir(tmp_path)) == ["latest.rnnkit", "store"]
+    assert os.listdir(real.parent) == ["model.rnnkit"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_save_refuses_a_fifo_and_a_directory_and_leaves_them(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="FIFO"):
+        rnnkit.save(reg_model(), fifo)
+    assert stat_is(fifo, "S_ISFIFO")
+    link = tmp_path / "to_pipe"
+    link.symlink_to(fifo)
+    with pytest.raises(ValueError, match="FIFO"):
+        rnnkit.save(reg_model(), link)
+    d = tmp_path / "adir"
+    d.mkdir()
+    with pytest.raises(ValueError, match="directory"):
+        rnnkit.save(reg_model(), d)
+    assert d.is_dir() and os.listdir(d) == []
+    assert sorted(os.listdir(tmp_path)) == ["adir", "pipe", "to_pipe"]
+
+
+def stat_is(path, test):
+    import stat as _stat
+    return getattr(_stat, test)(os.lstat(path).st_mode)
+
+
+def test_save_refuses_a_device(tmp_path, monkeypatch):
+    # A character device cannot be made without root; os.stat is made to report one for
+    # this path (writing over a real /dev node in a test would be a disaster if it failed).
+    import stat as _stat
+    target = tmp_path / "dev"
+    real_stat = os.stat
+
+    def fake_stat(p, *a, **kw):
+        st = real_stat(tmp_path, *a, **kw)
+        if os.fspath(p) == str(target):
+            return os.stat_result((_stat.S_IFCHR | 0o666,) + tuple(st)[1:])
+        return real_stat(p, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", fake_stat)
+    with pytest.raises(ValueError, match="character device"):
+        rnnkit.save(reg_model(), target)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_keeps_the_mode_of_an_existing_file(tmp_path):
+    p = tmp_path / "m.rnnkit"
+    rnnkit.save(reg_model(), p)
+    os.chmod(p, 0o640)
+    rnnkit.save(reg_model(seed=2), p)
+    assert os.stat(p).st_mode & 0o777 == 0o640
+
+
+def _age(path, seconds):
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_next_save_removes_stale_temporaries_of_its_target_only(tmp_path):
+    p = tmp_path / "m.rnnkit"
+    stale = tmp_path / ".m.rnnkit.rnnkit-dead1234.tmp"      # a killed save's, long ago
+    fresh = tmp_path / ".m.rnnkit.rnnkit-new45678.tmp"      # just created: maybe starting
+    other = tmp_path / ".other.rnnkit.rnnkit-dead9999.tmp"  # another target's
+    for f in (stale, fresh, other):
+        f.write_bytes(b"x" * 1000)
+    _age(stale, 3600)
+    _age(other, 3600)
+    rnnkit.save(reg_model(), p)
+    assert sorted(os.listdir(tmp_path)) == sorted([p.name, fresh.name, other.name])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_temporary_held_by_a_live_save_is_not_removed(tmp_path):
+    import fcntl
+    tmp = tmp_path / ".m.rnnkit.rnnkit-live1234.tmp"
+    tmp.write_bytes(b"x")
+    _age(tmp, 3600)                  # a slow save that has not written for an hour
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import fcntl, sys, time
+            f = open({str(tmp)!r}, "rb")
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            print("locked", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        rnnkit.save(reg_model(), tmp_path / "m.rnnkit")
+        assert tmp.exists(), "the temporary of a live save was deleted"
+    finally:
+        holder.stdin.close()
+        holder.wait()
+        holder.stdout.close()
+    assert fcntl is not None
+    rnnkit.save(reg_model(), tmp_path / "m.rnnkit")     # released now: it goes
+    assert os.listdir(tmp_path) == ["m.rnnkit"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_kill_nine_temporaries_do_not_pile_up(tmp_path):
+    # Each killed save leaves one temporary named after the target; the next save removes
+    # those that are stale (aged here instead of waiting STALE_TEMPORARY_SECONDS).
+    path = str(tmp_path / "model.rnnkit")
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c",
+                                 _SAVER.format(python_dir=PYTHON_DIR, path=path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            proc.stdout.readline()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                    f.endswith(".tmp") for f in os.listdir(tmp_path)):
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+            proc.stdout.close()
+    leftovers = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert all(f.startswith(".model.rnnkit.rnnkit-") for f in leftovers), leftovers
+    for f in leftovers:
+        _age(tmp_path / f, 3600)
+    rnnkit.save(reg_model(), path)
+    assert os.listdir(tmp_path) == ["model.rnnkit"]
