@@ -110,6 +110,21 @@ def test_sigmoid_and_logsoftmax_do_not_overflow():
                  "logsoftmax ties")
 
 
+@pytest.mark.parametrize("name", ["Tanh", "ReLU", "Sigmoid", "GELU", "GELU-tanh"])
+def test_elementwise_activation_takes_a_scalar(name):
+    layer, ref = ACTIVATIONS[name](), ACTIVATIONS[name]()
+    y = layer(0.7)
+    dx = layer.backward(2.0)
+    assert isinstance(y, np.ndarray) and y.shape == () and dx.shape == ()
+    assert float(y) == ref(np.array([0.7]))[0]
+    assert float(dx) == ref.backward(np.array([2.0]))[0]
+
+
+def test_softmax_needs_an_axis():
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        nn.LogSoftmax()(np.float64(1.0))
+
+
 def test_activation_integer_input_becomes_float64():
     y = nn.ReLU()(np.array([-1, 2]))
     assert y.dtype == np.float64 and list(y) == [0.0, 2.0]

@@ -107,6 +107,7 @@ class _Activation(Module):
         """y = f(x), of x's shape and floating dtype."""
         arr = _float_input(x)
         y, saved = self._forward(arr)
+        y = np.asarray(y)     # ufuncs give a numpy scalar for 0-d input: keep it an array
         if self.training:
             if self._keeps_output:
                 y.flags.writeable = False     # an in-place edit would corrupt the backward
@@ -128,7 +129,7 @@ class _Activation(Module):
         if dy_arr.dtype.kind not in "fiu":
             self._calls.put(cache)
             raise TypeError(f"dy must be a numeric array, got dtype {dy_arr.dtype}")
-        return self._backward(saved, dy_arr.astype(dtype, copy=False))
+        return np.asarray(self._backward(saved, dy_arr.astype(dtype, copy=False)))
 
 
 class Tanh(_Activation):
