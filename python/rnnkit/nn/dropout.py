@@ -16,6 +16,13 @@ class Dropout(Module):
     ``np.random.default_rng(seed)``; in ``eval()`` mode ``y = x``. p = 1 zeroes everything.
     The output keeps x's floating dtype (other inputs become float64).
     ``backward(dy)`` returns ``dy ⊙ m / (1 - p)``.
+
+    One module may be applied several times in one forward (reused in a model, as torch
+    allows): each training-mode forward keeps its own mask on a stack, and each backward
+    takes the most recent one, so backward calls in the reverse order of the forwards (as
+    ``Sequential.backward`` and any reverse-mode chain make them) get the matching masks.
+    A mask stays until a backward takes it; ``train()``/``eval()`` drop them all, and so does
+    an eval-mode forward.
     """
 
     _takes_lengths = False
@@ -38,26 +45,32 @@ class Dropout(Module):
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         if not self.training:
-            self._calls.put(None)
+            # Nothing for a backward; masks of earlier training forwards are dropped, as a
+            # mode change drops them (an eval forward keeps no cache, see the API).
+            while self._calls.pop() is not None:    # this thread's stack only
+                pass
             return arr
         if self.p == 0.0:
-            self._calls.put((arr.shape, None))
+            self._calls.push((arr.shape, None))
             return arr.copy()
         if self.p >= 1.0:
             mask = np.zeros(arr.shape, arr.dtype)
         else:
             mask = (self._rng.random(arr.shape) >= self.p).astype(arr.dtype)
             mask *= arr.dtype.type(1.0 / (1.0 - self.p))
-        self._calls.put((arr.shape, mask))
+        self._calls.push((arr.shape, mask))
         return arr * mask
 
     def backward(self, dy: Any) -> np.ndarray:
-        cache = self._calls.take()
+        """``dy ⊙ m / (1 - p)`` with the mask of the most recent training forward that no
+        backward has taken yet (see the class docstring for reuse)."""
+        cache = self._calls.pop()
         if cache is None:
             raise _no_cache_error(self)
         shape, mask = cache
         dy_arr = np.asarray(dy)
         if dy_arr.shape != shape:
-            self._calls.put(cache)    # a rejected argument consumes nothing
-            raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape of y)")
+            self._calls.push(cache)    # a rejected argument consumes nothing
+            raise ValueError(f"dy has shape {dy_arr.shape}, expected {shape} (the shape of y "
+                             "of the latest forward not yet taken by a backward)")
         return dy_arr.copy() if mask is None else dy_arr * mask
