@@ -430,8 +430,8 @@ class Trainer:
         where = f"the {what} of parameter {name!r}" if name else f"a parameter's {what}"
         self.stop_training = True
         self.stop_reason = (f"the optimiser step {self.global_step + 1} (epoch {self.epoch + 1}) "
-                            f"made {where} non-finite although the loss and the gradients were "
-                            f"finite (gradient norm {norm:.4g}); the step was undone, so the "
+                            f"made {where} non-finite although the loss and the gradient norm "
+                            f"({norm:.4g}) were finite; the step was undone, so the "
                             "parameters and the optimiser's state are those before it. Lower "
                             "the learning rate or set clip_grad_norm.")
 
