@@ -9,6 +9,7 @@ with ``rnnkit.sample`` at temperatures from cautious (0.3: repetitive, common wo
 
     python examples/char_lm.py            # a few minutes on 2 cores
     python examples/char_lm.py --quick    # under a minute
+    python -m rnnkit sample char_lm.npz --prompt "My lord, "    # more text from the checkpoint
 """
 from __future__ import annotations
 

@@ -10,6 +10,10 @@ Training uses random windows of ``--seq`` characters (a fresh random batch each 
 with gradient-norm clipping at 1, and a learning rate that decays along a cosine over the
 time budget (so a run of any length ends at a low rate rather than being cut mid-descent).
 
+Training does not replace a model file that holds more training than the run will give it
+(or a full run's model, from a ``--quick`` run) unless ``--force`` is given: see
+:func:`check_overwrite`. ``--resume MODEL`` with ``--out MODEL`` continues a file in place.
+
 Model files are rnnkit files (``rnnkit.save``): ``rnnkit.load(path)`` returns the model, and
 ``rnnkit.load_metadata(path)`` the vocabulary (``"vocab"``, one character per token id), the
 architecture (``"config"``), the training history (``"history"``) and whether only
@@ -323,6 +327,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
 
 def print_samples(model: nn.Sequential, vocab: Sequence[str], prompt: str, length: int,
                   seed: int, temperatures: Sequence[float] = (0.5, 0.8, 1.0)) -> None:
+    """Print ``prompt`` continued by ``length`` characters at each of ``temperatures``."""
     for temp in temperatures:
         print(f"\n--- sample, temperature {temp} ---", flush=True)
         print(generate(model, vocab, prompt, length, temp, seed=seed), flush=True)
@@ -436,7 +441,8 @@ def demo_main(argv: Optional[Sequence[str]] = None) -> int:
 def sample_main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m rnnkit sample MODEL [--prompt P] [--temperature T] [--length N]``."""
     p = argparse.ArgumentParser(prog="python -m rnnkit sample",
-                                description="Generate text from a character model saved by the demo.")
+                                description="Generate text from a character model saved by "
+                                            "the demo.")
     p.add_argument("model", help="a model file written by `python -m rnnkit demo` (or by "
                                  "examples/char_lm.py)")
     p.add_argument("--prompt", default="The ", help="text to continue")
