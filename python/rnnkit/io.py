@@ -588,10 +588,10 @@ def _check_optimizer_state(state: Any, groups: List[List[Any]]) -> None:
                 if isinstance(value, bool) or not isinstance(value, int) \
                         or not 0 <= value <= _MAX_STEP:
                     raise _BadContent(f"{where} must be an int in [0, 2**62], got "
-                                      f"{str(value)[:50]}")
+                                      f"{repr(value)[:50]}")
             elif not isinstance(value, np.ndarray):
                 raise _BadContent(f"{where} must be an array of shape {shape}, got "
-                                  f"{type(value).__name__} {str(value)[:50]}")
+                                  f"{type(value).__name__} {repr(value)[:50]}")
             elif value.shape != shape or value.dtype not in _FLOAT_DTYPES:
                 raise _BadContent(f"{where} has shape {value.shape} and dtype {value.dtype}, "
                                   f"expected the parameter's shape {shape} and float32 or "
