@@ -523,8 +523,15 @@ def load_model_entry(entry: Dict[str, Any], arrays: Any, into: Any = None) -> An
     model = into if into is not None else _build(entry["architecture"])
     prefix = "model/"
     rngs = _checked_rngs(model, entry.get("rng", {}))
-    model.load_state_dict({k[len(prefix):]: arrays[k] for k in arrays.files
-                           if k.startswith(prefix)})
+    state = {k[len(prefix):]: arrays[k] for k in arrays.files if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError, TypeError) as exc:
+        if into is None:
+            raise
+        # The caller's model, not the file, may be what is wrong: say which was compared.
+        raise _BadContent(f"the file's parameters do not fit the {type(into).__name__} given "
+                          f"as into ({str(exc)[:500]})") from None
     for rng, state in rngs:
         rng.bit_generator.state = state
     return model
@@ -631,7 +638,7 @@ def load_optimizer_entry(entry: Dict[str, Any], arrays: Any, model: Any,
         opt = cls([{"params": g} for g in groups])
     else:
         if type(into) is not cls:
-            raise _WrongInto(f"a {cls.__name__} state loads into a {cls.__name__}, got "
+            raise _WrongInto(f"an {cls.__name__} state loads into an {cls.__name__}, got "
                              f"{type(into).__name__}")
         _check_optimizer_state(state, [list(g["params"]) for g in into.param_groups])
     opt.load_state_dict(state)
