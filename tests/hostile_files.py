@@ -18,7 +18,6 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
 import zlib
 from io import BytesIO
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -309,12 +308,8 @@ def fixed_cases(directory: str) -> List[Tuple[str, str]]:
     for key, value in [("format", None), ("format", "keras"), ("format_version", 2),
                        ("format_version", True), ("format_version", "1"),
                        ("format_version", 0), ("kind", "pickle"), ("kind", ["model"]),
-                       ("model", []), ("model", None), ("metadata", [1]),
-                       ("rnnkit_version", {"a": [1]})]:
-        meta = _set(lmeta, (key,), value)
-        if key == "rnnkit_version":   # harmless: not checked; must still load
-            continue
-        cases[f"meta-{key}-{json.dumps(value)}"] = with_meta(meta)
+                       ("model", []), ("model", None), ("metadata", [1])]:
+        cases[f"meta-{key}-{json.dumps(value)}"] = with_meta(_set(lmeta, (key,), value))
     arch = ("model", "architecture")
     for label, path, value in [
             ("arch-string", arch, "x"), ("arch-list", arch, []),

@@ -613,3 +613,38 @@ def test_kill_nine_temporaries_do_not_pile_up(tmp_path):
         _age(tmp_path / f, 3600)
     rnnkit.save(reg_model(), path)
     assert os.listdir(tmp_path) == ["model.rnnkit"]
+
+
+# ============================================================================ strict, not stricter
+
+
+def test_a_plateau_schedule_with_an_infinite_best_round_trips(tmp_path):
+    # json.dumps writes ReduceLROnPlateau's initial best as Infinity: the strict metadata
+    # reader refuses NaN but must accept that.
+    from rnnkit.optim import lr_scheduler
+    tr = make_trainer(reg_model())
+    tr.scheduler = lr_scheduler.ReduceLROnPlateau(tr.optimizer)
+    assert tr.scheduler.best == float("inf")
+    rnnkit.save(tr, tmp_path / "t.rnnkit")
+    back = make_trainer(reg_model(seed=5))
+    back.scheduler = lr_scheduler.ReduceLROnPlateau(back.optimizer, patience=99)
+    rnnkit.load(tmp_path / "t.rnnkit", into=back)
+    assert back.scheduler.best == float("inf") and back.scheduler.patience == 10
+
+
+def test_fortran_ordered_arrays_of_a_registered_kind_round_trip(tmp_path):
+    class Table:
+        def __init__(self, a=None):
+            self.a = a
+
+    io_mod = rnnkit.io
+    io_mod.register_kind(
+        "table", Table, lambda obj, arrays: {"t": io_mod.to_json(obj.a, arrays, "t")},
+        lambda meta, arrays, into: Table(io_mod.from_json(meta["t"], arrays)))
+    try:
+        a = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+        rnnkit.save(Table(a), tmp_path / "f.rnnkit")
+        back = rnnkit.load(tmp_path / "f.rnnkit").a
+        np.testing.assert_array_equal(back, a)
+    finally:
+        del io_mod._KINDS["table"]

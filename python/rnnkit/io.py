@@ -72,7 +72,7 @@ import warnings
 import zipfile
 from io import BytesIO
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Set,
-                    Tuple, Union)
+                    Tuple)
 
 import numpy as np
 
