@@ -619,7 +619,7 @@ def load_optimizer_entry(entry: Dict[str, Any], arrays: Any, model: Any,
     opt = into
     if opt is None:
         if model is None:
-            raise ValueError("an optimiser file needs the parameters it steps: use "
+            raise _BadContent("an optimiser file needs the parameters it steps: use "
                              "rnnkit.load(path, into=optimizer) with an optimiser built over "
                              "the model's parameters")
         by_name = dict(model.named_parameters())
@@ -838,7 +838,7 @@ class _Archive:
         self.size = size
         magic = f.read(8)
         f.seek(0)
-        if magic.startswith(b"\x80") or magic[:1] in (b"(", b"}", b"]"):
+        if magic.startswith(b"\x80"):   # pickle protocol 2+, as torch.save's legacy format
             raise _BadContent("is a Python pickle (e.g. a torch.save file of the legacy "
                               "format), not an rnnkit file: rnnkit never unpickles. Load it "
                               "with its own library and pass the arrays to load_state_dict")
