@@ -187,7 +187,7 @@ class _Totals:
 
     def __init__(self) -> None:
         self.loss = 0.0
-        self.count = 0
+        self.count = 0.0  # targets counted, or their summed class weights
         self.metrics: Dict[str, List[float]] = {}
 
     def add(self, other: "_Totals") -> None:
@@ -206,13 +206,14 @@ class _Totals:
         return out
 
 
-def _loss_count(loss: Any, pred: np.ndarray, target: np.ndarray) -> int:
-    """The loss's ``count`` (rnnkit.losses); for a loss without one, the prediction's size
-    for a mean reduction, else 1."""
+def _loss_count(loss: Any, pred: np.ndarray, target: np.ndarray) -> float:
+    """The loss's ``count`` (rnnkit.losses), the denominator of its mean: a number of targets,
+    or a sum of class weights (a float); for a loss without one, the prediction's size for a
+    mean reduction, else 1."""
     count = getattr(loss, "count", None)
     if count is not None:
-        return int(count(pred, target))
-    return int(np.asarray(pred).size) if getattr(loss, "reduction", "mean") == "mean" else 1
+        return float(count(pred, target))
+    return float(np.asarray(pred).size) if getattr(loss, "reduction", "mean") == "mean" else 1.0
 
 
 def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.ndarray],
@@ -389,12 +390,12 @@ class Trainer:
 
     def _step(self, xb, yb, lb, batch, callbacks) -> Optional[_Totals]:
         pred, loss = self._forward_loss(xb, yb, lb)
+        stats = self._totals(loss, pred, yb)
+        if stats.count == 0:  # nothing counted (all targets ignored): the mean is NaN, as in
+            return stats      # torch, and there is nothing to learn from: no step
         if not math.isfinite(loss):
             self._stop_nonfinite(f"the loss became {loss}")
             return None
-        stats = self._totals(loss, pred, yb)
-        if stats.count == 0:  # nothing counted (all targets ignored): no step on a zero loss
-            return stats
         self.optimizer.zero_grad()
         self.model.backward(self.loss.backward())
         params = list(self.model.parameters())
@@ -508,7 +509,7 @@ class Trainer:
         metrics = getattr(self.loss, "metrics", None)
         if metrics is not None:
             t.metrics = {name: [total, n] for name, (total, n) in metrics(pred, target).items()}
-        t.loss = mean_loss * t.count
+        t.loss = mean_loss * t.count if t.count else 0.0  # (a mean over nothing is NaN)
         return t
 
     def _step_scheduler(self, logs: Dict[str, float]) -> None:
