@@ -72,3 +72,16 @@ def test_trainer_steps_on_nonfinite_padding():
     assert history.stop_reason is None and np.isfinite(history.history["loss"]).all()
     for p, q in zip(params, clean):
         np.testing.assert_array_equal(p, q)
+
+
+def test_ops_take_an_empty_lengths_list_for_an_empty_batch():
+    """lengths=[] with B = 0 (numpy reads [] as float64) is an empty batch, not a TypeError."""
+    from rnnkit import ops
+    x = np.zeros((3, 0, 2), np.float32)
+    w_ih, w_hh = np.zeros((4 * 5, 2), np.float32), np.zeros((4 * 5, 5), np.float32)
+    y, h_n, c_n, cache = ops.lstm_forward(x, None, None, w_ih, w_hh, None, None, lengths=[])
+    assert y.shape == (3, 0, 5) and h_n.shape == (0, 5)
+    g = ops.lstm_backward(cache, np.zeros_like(y))
+    assert g.dx.shape == x.shape and not g.dw_ih.any()
+    with pytest.raises(TypeError, match="lengths must be an integer array"):
+        ops.lstm_forward(x, None, None, w_ih, w_hh, None, None, lengths=np.array([], float))
