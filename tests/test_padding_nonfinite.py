@@ -85,3 +85,15 @@ def test_ops_take_an_empty_lengths_list_for_an_empty_batch():
     assert g.dx.shape == x.shape and not g.dw_ih.any()
     with pytest.raises(TypeError, match="lengths must be an integer array"):
         ops.lstm_forward(x, None, None, w_ih, w_hh, None, None, lengths=np.array([], float))
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 2), (0, 4, 2), (0, 0, 2)])
+def test_inference_takes_empty_inputs(shape):
+    """An empty x in inference (training=False), where numpy's strides of empty arrays are
+    arbitrary, is an empty result, not 'must be contiguous along its last axis'."""
+    from rnnkit import ops
+    x = np.zeros(shape, np.float32).transpose(1, 0, 2).copy().transpose(1, 0, 2)
+    w_ih, w_hh = np.zeros((3 * 5, 2), np.float32), np.zeros((3 * 5, 5), np.float32)
+    y, h_n, cache = ops.gru_forward(x, None, w_ih, w_hh, None, None, training=False)
+    assert y.shape == shape[:2] + (5,) and h_n.shape == (shape[1], 5) and cache is None
+    assert not h_n.any()
