@@ -306,6 +306,35 @@ def test_corrupted_trainer_file_is_rejected_before_changing_into(tmp_path, monke
         rnnkit.load(path)
 
 
+def test_corrupted_optimiser_state_in_a_trainer_file_changes_nothing_of_into(tmp_path,
+                                                                            monkeypatch):
+    """A bad optimiser entry (here a wrong-shaped momentum buffer) is found before the model of
+    `into` is loaded, not after."""
+    x, y = reg_data(n=8)
+    model = reg_model()
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    tr = Trainer(model, losses.MSELoss(), opt, seed=3)
+    tr.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    good = opt.state_dict
+
+    def bad():
+        sd = good()
+        sd["state"]["0"]["momentum_buffer"] = np.zeros(3, np.float32)  # not the param's shape
+        return sd
+    monkeypatch.setattr(opt, "state_dict", bad)
+    path = tmp_path / "bad-opt.rnnkit"
+    rnnkit.save(tr, path)
+    model2 = reg_model()
+    into = Trainer(model2, losses.MSELoss(),
+                   optim.SGD(model2.parameters(), lr=0.05, momentum=0.9), seed=3)
+    for p in into.model.parameters():
+        p.data[...] = 0.25      # differs from the file's parameters
+    snapshot = params(into.model)
+    with pytest.raises(ValueError, match=str(path).replace("\\", "\\\\")):
+        rnnkit.load(path, into=into)
+    assert_params_equal(params(into.model), snapshot, "into after the rejected load")
+
+
 # ============================================================================ 4. layout hint
 
 

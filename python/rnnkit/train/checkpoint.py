@@ -27,6 +27,13 @@ def _load_trainer(meta: Dict[str, Any], arrays: Any, into: Any) -> Trainer:
     # state is corrupted is rejected before it has changed the model or optimiser of `into`.
     state = _io.from_json(meta["trainer"], arrays)
     _checked_state(state, type((into.rng if into else np.random.default_rng()).bit_generator))
+    if into is not None and isinstance(meta.get("optimizer"), dict):
+        # ... and so is the optimiser's, before the model of `into` is loaded.
+        try:
+            into.optimizer._checked_state_dict(
+                _io.from_json(meta["optimizer"].get("state"), arrays))
+        except (TypeError, ValueError) as exc:
+            raise _io._BadContent(f"optimiser state: {exc}") from exc
     model = _io.load_model_entry(meta["model"], arrays, into.model if into else None)
     opt = _io.load_optimizer_entry(meta["optimizer"], arrays, model,
                                    into.optimizer if into else None)
