@@ -46,7 +46,8 @@ def test_demo_quick_then_sample(tmp_path):
     vocab = meta["vocab"]
     out = rnnkit.sample(model, np.array([vocab.index(c) for c in prompt]), 60,
                         temperature=0.7, seed=3)
-    assert first.rstrip("\n") == prompt + "".join(vocab[i] for i in out)
+    # print() adds one newline; the sample itself may end in newlines too, so strip only it.
+    assert first.endswith("\n") and first[:-1] == prompt + "".join(vocab[i] for i in out)
 
     # --resume continues from the saved model (and its history).
     out, result = run(["-m", "rnnkit", "demo", "--quick", "--threads", "1", "--minutes", "0.05",
