@@ -9,9 +9,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict
-
-import numpy as np
+from typing import Any, Dict, Optional
 
 try:
     import rnnkit
@@ -43,13 +41,16 @@ def setup(args: argparse.Namespace, name: str) -> float:
     return time.perf_counter()
 
 
-def save_checkpoint(model: "rnnkit.nn.Module", path: str) -> None:
-    """Save the model's parameters (``rnnkit.save`` when this rnnkit has it)."""
-    save = getattr(rnnkit, "save", None)
-    if save is not None:
-        save(model, path)
-    else:
-        np.savez(path, **model.state_dict())
+def save_checkpoint(model: "rnnkit.nn.Module", path: str,
+                    metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Save the model with ``rnnkit.save``, ``metadata`` (what using it needs: the
+    vocabulary, the label names, the input scaling) stored with it.
+
+    ``rnnkit.load(path)`` then returns the model and ``rnnkit.load_metadata(path)`` the
+    metadata, as for the model of ``python -m rnnkit demo``; a character model whose metadata
+    has ``"vocab"`` also works with ``python -m rnnkit sample``.
+    """
+    rnnkit.save(model, path, metadata=metadata)
     print(f"saved {path}", flush=True)
 
 

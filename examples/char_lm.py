@@ -9,6 +9,7 @@ with ``rnnkit.sample`` at temperatures from cautious (0.3: repetitive, common wo
 
     python examples/char_lm.py            # a few minutes on 2 cores
     python examples/char_lm.py --quick    # under a minute
+    python -m rnnkit sample char_lm.npz --prompt "My lord, "    # more text from the checkpoint
 """
 from __future__ import annotations
 
@@ -66,9 +67,12 @@ def main() -> None:
         out = rnnkit.sample(*model, prompt, 200, temperature=temperature, seed=args.seed)
         print(f"\n--- temperature {temperature} ---\nThe king {vocab.decode(out)}", flush=True)
     print()
-    save_checkpoint(model, args.out)
-    report({"example": "char_lm", "metric": "val_bpc", "value": bpc, "baseline": unigram,
-            "higher_is_better": False}, start)
+    result = {"example": "char_lm", "metric": "val_bpc", "value": bpc, "baseline": unigram,
+              "higher_is_better": False}
+    # "vocab": token id -> character, so `python -m rnnkit sample` can use this file too.
+    save_checkpoint(model, args.out, {"vocab": vocab.itos, "example": "char_lm",
+                                      "window": WINDOW, "result": result})
+    report(result, start)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,15 @@ def main() -> None:
           f"seasonal naive {scores['seasonal_naive']:.3f}")
     print("LSTM error by horizon (weeks 1, 4, 8, 13): "
           + ", ".join(f"{by_h[h - 1]:.2f}" for h in (1, 4, 8, 13)), flush=True)
-    save_checkpoint(model, args.out)
     best_baseline = min(scores["last_value"], scores["seasonal_naive"])
-    report({"example": "co2_forecast", "metric": "test_mae_ppm", "value": scores["lstm"],
-            "baseline": best_baseline, "higher_is_better": False, **scores}, start)
+    result = {"example": "co2_forecast", "metric": "test_mae_ppm", "value": scores["lstm"],
+              "baseline": best_baseline, "higher_is_better": False, **scores}
+    # Inputs: the last `lookback` weekly readings minus the latest, divided by `scale_ppm`;
+    # outputs: the next `horizon` weeks, likewise.
+    save_checkpoint(model, args.out, {"lookback": LOOKBACK, "horizon": HORIZON,
+                                      "scale_ppm": SCALE, "example": "co2_forecast",
+                                      "result": result})
+    report(result, start)
 
 
 if __name__ == "__main__":

@@ -76,10 +76,16 @@ def main() -> None:
     base_f1 = macro_f1(np.full_like(yt, majority), yt, len(SENTIMENTS))
     print(f"test accuracy {acc:.3f} (majority class '{SENTIMENTS[majority]}': {base_acc:.3f}); "
           f"macro-F1 {f1:.3f} (majority: {base_f1:.3f})", flush=True)
-    save_checkpoint(model, args.out)
-    report({"example": "sentiment", "metric": "test_accuracy", "value": acc,
-            "baseline": base_acc, "higher_is_better": True, "macro_f1": f1,
-            "baseline_macro_f1": base_f1}, start)
+    result = {"example": "sentiment", "metric": "test_accuracy", "value": acc,
+              "baseline": base_acc, "higher_is_better": True, "macro_f1": f1,
+              "baseline_macro_f1": base_f1}
+    # What classifying a new tweet needs: tokenize_words, these ids (0 pads, 1 is <unk>), at
+    # most max_len words, lengths passed to the model, argmax over the labels.
+    save_checkpoint(model, args.out, {"vocab": vocab.itos, "unk": vocab.unk,
+                                      "labels": list(SENTIMENTS), "max_len": max_len,
+                                      "tokenizer": "rnnkit.datasets.tokenize_words",
+                                      "example": "sentiment", "result": result})
+    report(result, start)
 
 
 if __name__ == "__main__":

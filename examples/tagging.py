@@ -105,11 +105,15 @@ def main() -> None:
     tags = pred.reshape(-1)[:300]
     print("\ninput:    " + demo + "\nrestored: " + restore_text(demo, tags // k, tags % k),
           flush=True)
-    save_checkpoint(model, args.out)
-    report({"example": "tagging", "metric": "tag_f1", "value": micro, "baseline": 0.0,
-            "macro_f1": macro,
-            "higher_is_better": True, "f1": scores, "accuracy": acc,
-            "baseline_accuracy": base_acc}, start)
+    result = {"example": "tagging", "metric": "tag_f1", "value": micro, "baseline": 0.0,
+              "macro_f1": macro, "higher_is_better": True, "f1": scores, "accuracy": acc,
+              "baseline_accuracy": base_acc}
+    # Tag t = case index * len(punctuation) + mark index; rnnkit.datasets.restore_text
+    # applies them.
+    save_checkpoint(model, args.out, {"vocab": vocab.itos, "cases": list(CASES),
+                                      "punctuation": list(PUNCTUATION), "example": "tagging",
+                                      "result": result})
+    report(result, start)
 
 
 if __name__ == "__main__":

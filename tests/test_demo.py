@@ -1,8 +1,12 @@
 """`python -m rnnkit demo --quick` trains, reports, saves; `python -m rnnkit sample` generates.
 
-One kernel thread, as in test_examples.py: these check behaviour and quality, not speed.
+One kernel thread, as in test_examples.py: these check behaviour and quality, not speed. Also
+here: the demo's model files (rnnkit files with metadata, and the older format) and
+``rnnkit.sample`` called with a whole Sequential model.
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -24,12 +28,25 @@ def test_demo_quick_then_sample(tmp_path):
     assert result["value"] < result["baseline"] - 1.0, result       # ~2.4 vs ~4.56
     assert model_path.exists()
 
-    args = ["-m", "rnnkit", "sample", str(model_path), "--prompt", "KING. ",
+    # The file is an rnnkit file: rnnkit.load gives the model, load_metadata the rest.
+    model = rnnkit.load(model_path)
+    meta = rnnkit.load_metadata(model_path)
+    assert [type(m) for m in model] == [nn.Embedding, nn.LSTM, nn.Linear]
+    assert model[0].num_embeddings == len(meta["vocab"]) > 60         # Shakespeare's characters
+    assert meta["config"]["hidden"] == model[1].hidden_size
+    assert meta["history"]["step"][-1] == result["steps"] and meta["quick"] is True
+
+    prompt = "My lord, "             # the text is dialogue; 166 speeches begin with these words
+    args = ["-m", "rnnkit", "sample", str(model_path), "--prompt", prompt,
             "--temperature", "0.7", "--length", "60", "--seed", "3"]
     first, _ = run(args, cwd=tmp_path)
     again, _ = run(args, cwd=tmp_path)
-    assert first.startswith("KING. ") and len(first.rstrip("\n")) >= len("KING. ") + 50
     assert first == again                                            # same seed, same text
+    # ... and is what rnnkit.sample makes of the loaded model and vocabulary.
+    vocab = meta["vocab"]
+    out = rnnkit.sample(model, np.array([vocab.index(c) for c in prompt]), 60,
+                        temperature=0.7, seed=3)
+    assert first.rstrip("\n") == prompt + "".join(vocab[i] for i in out)
 
     # --resume continues from the saved model (and its history).
     out, result = run(["-m", "rnnkit", "demo", "--quick", "--threads", "1", "--minutes", "0.05",
@@ -51,6 +68,33 @@ def test_demo_quick_then_sample(tmp_path):
     assert result["steps"] > first_steps
     assert adam_steps(tmp_path / "resumed.npz") == result["steps"]
 
+    # A model file of the older demo format (parameters plus one JSON entry) still samples
+    # and resumes; the resumed run writes the new format.
+    legacy = tmp_path / "legacy.npz"
+    _write_legacy(legacy, model, meta)
+    loaded, legacy_meta = load_model(str(legacy))
+    assert legacy_meta == meta
+    _assert_same_weights(model, loaded)
+    assert run(["-m", "rnnkit", "sample", str(legacy), "--prompt", prompt, "--temperature",
+                "0.7", "--length", "60", "--seed", "3"], cwd=tmp_path)[0] == first
+    out, result = run(["-m", "rnnkit", "demo", "--quick", "--threads", "1", "--minutes", "0.01",
+                       "--length", "10", "--resume", str(legacy), "--out",
+                       str(tmp_path / "upgraded.npz")], cwd=tmp_path)
+    assert rnnkit.load_metadata(tmp_path / "upgraded.npz")["history"]["step"][-1] \
+        == result["steps"] > meta["history"]["step"][-1]
+
+
+def _write_legacy(path, model, meta):
+    """The demo's file format before rnnkit.save took metadata, written as it was."""
+    np.savez(path, **model.state_dict(), __rnnkit_demo__=np.array(json.dumps(meta)))
+
+
+def _assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and np.array_equal(sa[k], sb[k]), k
+
 
 def test_save_load_roundtrip(tmp_path):
     model = build_model(11, 8, 2, 4, seed=1)
@@ -60,13 +104,22 @@ def test_save_load_roundtrip(tmp_path):
     save_model(model, path, meta)
     loaded, meta2 = load_model(path)
     assert meta2 == meta
-    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert k == k2 and np.array_equal(a, b)
+    _assert_same_weights(model, loaded)
+    # one convention with the library: the same file through rnnkit's own functions
+    assert rnnkit.load_metadata(path) == meta
+    _assert_same_weights(model, rnnkit.load(path))
+    # the legacy format
+    _write_legacy(tmp_path / "old.npz", model, meta)
+    loaded, meta3 = load_model(str(tmp_path / "old.npz"))
+    assert meta3 == meta
+    _assert_same_weights(model, loaded)
 
 
-def test_selfcheck_still_default():
-    from rnnkit.__main__ import main
-    assert main(["no-such-command"]) == 2
+def test_load_model_names_a_file_that_is_not_a_character_model(tmp_path):
+    path = tmp_path / "plain.npz"
+    rnnkit.save(nn.Linear(3, 2), path)                   # an rnnkit file without a vocabulary
+    with pytest.raises(ValueError, match="plain.npz has no character vocabulary"):
+        load_model(str(path))
 
 
 # ---------------------------------------------------------------------- rnnkit.sample(model)

@@ -212,8 +212,10 @@ def test_trainer_with_param_groups_in_another_order(tmp_path):
     assert [names[id(p)] for p in t2.optimizer.param_groups[0]["params"]] == \
         ["1.weight", "1.bias"]
     assert t2.optimizer.param_groups[0]["lr"] == 0.05
+    # The first fit after a load counts epochs as the run's total (resuming the interrupted
+    # call): 3 for the loaded trainer is 2 more, as for the one that kept running.
     tr.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    t2.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    t2.fit(x, y, epochs=3, batch_size=4, verbose=0)
     assert_params_equal(params(t2.model), params(model))
 
 
@@ -229,9 +231,9 @@ def test_trainer_file_is_a_snapshot(tmp_path):
     rnnkit.save(tr, tmp_path / "t.rnnkit")
     a, b = rnnkit.load(tmp_path / "t.rnnkit"), rnnkit.load(tmp_path / "t.rnnkit")
     assert a.model is not b.model
-    a.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    a.fit(x, y, epochs=3, batch_size=4, verbose=0)    # up to epoch 3: a resumed run's total
     b.fit(x, y, epochs=3, batch_size=4, verbose=0)
-    tr.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    tr.fit(x, y, epochs=2, batch_size=4, verbose=0)   # 2 more epochs: also to epoch 3
     assert_params_equal(params(a.model), params(tr.model))
     assert_params_equal(params(b.model), params(tr.model))
 
@@ -611,3 +613,38 @@ def test_kill_nine_temporaries_do_not_pile_up(tmp_path):
         _age(tmp_path / f, 3600)
     rnnkit.save(reg_model(), path)
     assert os.listdir(tmp_path) == ["model.rnnkit"]
+
+
+# ============================================================================ strict, not stricter
+
+
+def test_a_plateau_schedule_with_an_infinite_best_round_trips(tmp_path):
+    # json.dumps writes ReduceLROnPlateau's initial best as Infinity: the strict metadata
+    # reader refuses NaN but must accept that.
+    from rnnkit.optim import lr_scheduler
+    tr = make_trainer(reg_model())
+    tr.scheduler = lr_scheduler.ReduceLROnPlateau(tr.optimizer)
+    assert tr.scheduler.best == float("inf")
+    rnnkit.save(tr, tmp_path / "t.rnnkit")
+    back = make_trainer(reg_model(seed=5))
+    back.scheduler = lr_scheduler.ReduceLROnPlateau(back.optimizer, patience=99)
+    rnnkit.load(tmp_path / "t.rnnkit", into=back)
+    assert back.scheduler.best == float("inf") and back.scheduler.patience == 10
+
+
+def test_fortran_ordered_arrays_of_a_registered_kind_round_trip(tmp_path):
+    class Table:
+        def __init__(self, a=None):
+            self.a = a
+
+    io_mod = rnnkit.io
+    io_mod.register_kind(
+        "table", Table, lambda obj, arrays: {"t": io_mod.to_json(obj.a, arrays, "t")},
+        lambda meta, arrays, into: Table(io_mod.from_json(meta["t"], arrays)))
+    try:
+        a = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+        rnnkit.save(Table(a), tmp_path / "f.rnnkit")
+        back = rnnkit.load(tmp_path / "f.rnnkit").a
+        np.testing.assert_array_equal(back, a)
+    finally:
+        del io_mod._KINDS["table"]

@@ -239,3 +239,19 @@ def test_register_module_as_a_decorator(tmp_path):
         np.testing.assert_array_equal(back.w.data, np.arange(4.0))
     finally:
         io._USER_MODULES.pop("tests.Scaled", None)
+
+
+def test_an_optimiser_file_loads_only_into_its_own_class(tmp_path):
+    model = reg_model()
+    rnnkit.save(optim.Adam(model.parameters(), lr=0.1), tmp_path / "o.rnnkit")
+    sgd = optim.SGD(model.parameters(), lr=0.5)
+    with pytest.raises(TypeError, match="Adam state loads into an Adam, got SGD"):
+        rnnkit.load(tmp_path / "o.rnnkit", into=sgd)
+    assert sgd.param_groups[0]["lr"] == 0.5
+
+
+def test_a_model_of_another_architecture_as_into_is_named_in_the_error(tmp_path):
+    rnnkit.save(nn.Linear(3, 2, seed=0), tmp_path / "m.rnnkit")
+    with pytest.raises(ValueError, match="do not fit the Linear given as into") as info:
+        rnnkit.load(tmp_path / "m.rnnkit", into=nn.Linear(3, 5))
+    assert "m.rnnkit" in str(info.value)

@@ -338,6 +338,19 @@ def test_log_softmax_then_nll_is_cross_entropy(kw):
     np.testing.assert_allclose(ce.backward(), dz, rtol=1e-12, atol=1e-16)
 
 
+def test_nn_log_softmax_then_nll_is_cross_entropy_in_float32():
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    t = rng.integers(0, 5, (4, 3))
+    t[0, 0] = -100
+    w = [1.0, 2.0, 0.5, 0.0, 3.0]
+    head, nll, ce = nn.LogSoftmax(), NLLLoss(weight=w), CrossEntropyLoss(weight=w)
+    assert nll(head(z), t) == pytest.approx(ce(z, t), rel=1e-6)
+    dz = head.backward(nll.backward())
+    assert dz.dtype == np.float32
+    np.testing.assert_allclose(dz, ce.backward(), rtol=1e-5, atol=1e-7)
+
+
 def test_nll_keeps_float32_and_backward_needs_a_forward():
     x = np_log_softmax(np.arange(6.0).reshape(2, 3)).astype(np.float32)
     fn = NLLLoss(reduction="none")

@@ -100,6 +100,14 @@ def test_gelu_exact_matches_math_erf_on_a_wide_grid():
     assert np.all(np.abs(y[tiny]) < 1e-300)
 
 
+def test_gelu_exact_on_an_input_larger_than_one_block():
+    # Φ is evaluated in blocks of elements: every element must get its own value.
+    x = np.random.default_rng(4).standard_normal((7, 5003)) * 3
+    y = nn.GELU()(x)
+    ref = np.array([0.5 * v * math.erfc(-v / math.sqrt(2)) for v in x.ravel()]).reshape(x.shape)
+    assert_close(y, ref, rtol=1e-12, atol=1e-300, name="gelu blocks")
+
+
 def test_sigmoid_and_logsoftmax_do_not_overflow():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     y = nn.Sigmoid()(x)           # filterwarnings=error: an overflow warning would fail here

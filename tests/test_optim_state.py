@@ -132,6 +132,24 @@ def test_unfrozen_parameter_starts_fresh(name):
     assert opt.state[id(frozen)]["step"] == 1
 
 
+def test_frozen_rnnkit_parameter_and_layer():
+    """rnnkit.nn.Parameter's own flag: freezing a layer's weight keeps it fixed while its
+    bias trains."""
+    from rnnkit import nn
+
+    lin = nn.Linear(3, 2, dtype="float64", seed=0)
+    params = dict(lin.named_parameters())
+    params["weight"].requires_grad = False
+    w0, b0 = params["weight"].data.copy(), params["bias"].data.copy()
+    opt = optim.Adam(lin.parameters(), lr=0.1)
+    for p in lin.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    assert np.array_equal(params["weight"].data, w0)
+    np.testing.assert_allclose(params["bias"].data, b0 - 0.1, rtol=1e-6)
+    assert list(opt.state) == [id(params["bias"])]
+
+
 def test_frozen_flag_true_or_missing_means_trainable():
     ps = [P(np.ones(2), np.ones(2), requires_grad=True), P(np.ones(2), np.ones(2))]
     optim.SGD(ps, lr=0.5).step()

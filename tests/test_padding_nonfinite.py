@@ -72,3 +72,28 @@ def test_trainer_steps_on_nonfinite_padding():
     assert history.stop_reason is None and np.isfinite(history.history["loss"]).all()
     for p, q in zip(params, clean):
         np.testing.assert_array_equal(p, q)
+
+
+def test_ops_take_an_empty_lengths_list_for_an_empty_batch():
+    """lengths=[] with B = 0 (numpy reads [] as float64) is an empty batch, not a TypeError."""
+    from rnnkit import ops
+    x = np.zeros((3, 0, 2), np.float32)
+    w_ih, w_hh = np.zeros((4 * 5, 2), np.float32), np.zeros((4 * 5, 5), np.float32)
+    y, h_n, c_n, cache = ops.lstm_forward(x, None, None, w_ih, w_hh, None, None, lengths=[])
+    assert y.shape == (3, 0, 5) and h_n.shape == (0, 5)
+    g = ops.lstm_backward(cache, np.zeros_like(y))
+    assert g.dx.shape == x.shape and not g.dw_ih.any()
+    with pytest.raises(TypeError, match="lengths must be an integer array"):
+        ops.lstm_forward(x, None, None, w_ih, w_hh, None, None, lengths=np.array([], float))
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 2), (0, 4, 2), (0, 0, 2)])
+def test_inference_takes_empty_inputs(shape):
+    """An empty x in inference (training=False), where numpy's strides of empty arrays are
+    arbitrary, is an empty result, not 'must be contiguous along its last axis'."""
+    from rnnkit import ops
+    x = np.zeros(shape, np.float32).transpose(1, 0, 2).copy().transpose(1, 0, 2)
+    w_ih, w_hh = np.zeros((3 * 5, 2), np.float32), np.zeros((3 * 5, 5), np.float32)
+    y, h_n, cache = ops.gru_forward(x, None, w_ih, w_hh, None, None, training=False)
+    assert y.shape == shape[:2] + (5,) and h_n.shape == (shape[1], 5) and cache is None
+    assert not h_n.any()

@@ -184,12 +184,14 @@ def test_batches_cover_every_sample_once_per_epoch_and_shuffle_is_seeded():
     assert sum(run(seed=7, shuffle=False, epochs=1), []) == list(range(n))
 
 
-def test_fit_continues_to_epochs_not_adds():
+def test_fit_epochs_counts_this_calls_epochs():
+    # Keras semantics (issue 16): a second fit trains `epochs` more, numbering on; only the
+    # first fit after a restore counts to a total (see the resume tests below).
     x, y = reg_data()
     tr = make_trainer(reg_model())
     tr.fit(x, y, epochs=2, batch_size=10, verbose=0)
     hist = tr.fit(x, y, epochs=3, batch_size=10, verbose=0)
-    assert tr.epoch == 3 and hist.epochs == [2]
+    assert tr.epoch == 5 and hist.epochs == [2, 3, 4] and len(hist.history["loss"]) == 3
 
 
 # ============================================================================ bad arguments
@@ -581,7 +583,7 @@ def test_ctrl_c_stops_after_current_batch():
     # the model is intact: it can predict and train on
     assert np.isfinite(tr.predict(x)).all()
     tr.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    assert tr.epoch == 2
+    assert tr.epoch == 3      # two more epochs: only a restore makes `epochs` a total
 
 
 def test_ctrl_c_between_epochs_runs_no_further_batch():

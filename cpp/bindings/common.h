@@ -118,6 +118,11 @@ py::array strided_rows(const py::handle& obj, const char* name, const Shape& sha
                        int64_t* stride0, int64_t* stride1, bool writable) {
   py::array a = typed_array<T>(obj, name, shape);
   const auto item = static_cast<py::ssize_t>(sizeof(T));
+  if (a.size() == 0) {  // nothing is read or written: numpy's strides of empty arrays vary
+    *stride0 = *stride1 = 0;  // (0: contiguous, engine/seq_dims.h)
+    if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
+    return a;
+  }
   for (int i = 0; i < 3; ++i)
     if (a.strides(i) < 0 || a.strides(i) % item != 0)
       throw py::value_error(std::string(name) + " must have non-negative strides");

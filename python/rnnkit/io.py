@@ -72,7 +72,7 @@ import warnings
 import zipfile
 from io import BytesIO
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Set,
-                    Tuple, Union)
+                    Tuple)
 
 import numpy as np
 
@@ -523,8 +523,15 @@ def load_model_entry(entry: Dict[str, Any], arrays: Any, into: Any = None) -> An
     model = into if into is not None else _build(entry["architecture"])
     prefix = "model/"
     rngs = _checked_rngs(model, entry.get("rng", {}))
-    model.load_state_dict({k[len(prefix):]: arrays[k] for k in arrays.files
-                           if k.startswith(prefix)})
+    state = {k[len(prefix):]: arrays[k] for k in arrays.files if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError, TypeError) as exc:
+        if into is None:
+            raise
+        # The caller's model, not the file, may be what is wrong: say which was compared.
+        raise _BadContent(f"the file's parameters do not fit the {type(into).__name__} given "
+                          f"as into ({str(exc)[:500]})") from None
     for rng, state in rngs:
         rng.bit_generator.state = state
     return model
@@ -588,10 +595,10 @@ def _check_optimizer_state(state: Any, groups: List[List[Any]]) -> None:
                 if isinstance(value, bool) or not isinstance(value, int) \
                         or not 0 <= value <= _MAX_STEP:
                     raise _BadContent(f"{where} must be an int in [0, 2**62], got "
-                                      f"{str(value)[:50]}")
+                                      f"{repr(value)[:50]}")
             elif not isinstance(value, np.ndarray):
                 raise _BadContent(f"{where} must be an array of shape {shape}, got "
-                                  f"{type(value).__name__} {str(value)[:50]}")
+                                  f"{type(value).__name__} {repr(value)[:50]}")
             elif value.shape != shape or value.dtype not in _FLOAT_DTYPES:
                 raise _BadContent(f"{where} has shape {value.shape} and dtype {value.dtype}, "
                                   f"expected the parameter's shape {shape} and float32 or "
@@ -612,7 +619,7 @@ def load_optimizer_entry(entry: Dict[str, Any], arrays: Any, model: Any,
     opt = into
     if opt is None:
         if model is None:
-            raise ValueError("an optimiser file needs the parameters it steps: use "
+            raise _BadContent("an optimiser file needs the parameters it steps: use "
                              "rnnkit.load(path, into=optimizer) with an optimiser built over "
                              "the model's parameters")
         by_name = dict(model.named_parameters())
@@ -631,7 +638,7 @@ def load_optimizer_entry(entry: Dict[str, Any], arrays: Any, model: Any,
         opt = cls([{"params": g} for g in groups])
     else:
         if type(into) is not cls:
-            raise _WrongInto(f"a {cls.__name__} state loads into a {cls.__name__}, got "
+            raise _WrongInto(f"an {cls.__name__} state loads into an {cls.__name__}, got "
                              f"{type(into).__name__}")
         _check_optimizer_state(state, [list(g["params"]) for g in into.param_groups])
     opt.load_state_dict(state)
@@ -831,7 +838,7 @@ class _Archive:
         self.size = size
         magic = f.read(8)
         f.seek(0)
-        if magic.startswith(b"\x80") or magic[:1] in (b"(", b"}", b"]"):
+        if magic.startswith(b"\x80"):   # pickle protocol 2+, as torch.save's legacy format
             raise _BadContent("is a Python pickle (e.g. a torch.save file of the legacy "
                               "format), not an rnnkit file: rnnkit never unpickles. Load it "
                               "with its own library and pass the arrays to load_state_dict")

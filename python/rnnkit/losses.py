@@ -20,7 +20,7 @@ to skip such a batch. No warning is raised for it.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -133,7 +133,7 @@ class _Loss:
     # Arguments added after FORMAT_VERSION 1 files were first written, with their defaults:
     # get_config() leaves them out at the default, so resaving an old file is byte-identical
     # and a loss that does not use them still loads in an older rnnkit.
-    _config_later: Dict[str, Any] = {}
+    _config_later: ClassVar[Dict[str, Any]] = {}
 
     def __init__(self, reduction: str) -> None:
         self.reduction = _reduction(reduction)
@@ -215,7 +215,7 @@ class _ClassLoss(_Loss):
     ``ignore_index``, per-class ``weight``, and the count and accuracy over counted targets."""
 
     _config_args: Tuple[str, ...] = ("ignore_index", "reduction", "weight")
-    _config_later: Dict[str, Any] = {"weight": None}
+    _config_later: ClassVar[Dict[str, Any]] = {"weight": None}
     _takes_probabilities = False  # whether a float target of the prediction's shape is valid
 
     def __init__(self, ignore_index: int, reduction: str, weight: Any) -> None:

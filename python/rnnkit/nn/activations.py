@@ -31,14 +31,17 @@ _GELU_TANH_C = 0.044715       # torch's constant of the tanh approximation
 # 1 - erf(a) from the series erf(a) = 2/√π e^{-a²} Σ_n 2^n a^(2n+1) / (2n+1)!! (positive
 # terms: no cancellation); at and above it the continued fraction
 # erfc(a) = e^{-a²}/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))), evaluated from a fixed
-# depth. With 40 series terms and depth 60 both are within ~1e-15 relative of mpmath's erf /
+# depth. With 32 series terms and depth 60 both are within ~1e-15 relative of mpmath's erf /
 # erfc on their ranges (checked on a fine grid); erfc just below the split, where 1 - erf
 # loses digits, is still within ~2e-13 relative. Beyond 30, erfc underflows to 0 anyway, and
 # clipping keeps a² finite.
 _ERF_SPLIT = 2.0
-_ERF_SERIES_TERMS = 40
+_ERF_SERIES_TERMS = 32
 _ERFC_CF_DEPTH = 60
 _ERFC_CLIP = 30.0
+# 1/(2n+1)!! for n = 0 .. _ERF_SERIES_TERMS - 1.
+_ERF_SERIES_COEFFS = tuple(1.0 / math.prod(range(1, 2 * n + 2, 2))
+                           for n in range(_ERF_SERIES_TERMS))
 
 
 def _erfc_nonneg(a: np.ndarray) -> np.ndarray:
@@ -47,29 +50,39 @@ def _erfc_nonneg(a: np.ndarray) -> np.ndarray:
     small = a < _ERF_SPLIT
     s = a[small]
     if s.size:
-        two_s2 = 2.0 * s * s
-        term = s.copy()
-        total = s.copy()
-        for n in range(_ERF_SERIES_TERMS):      # a loop over series terms, not elements
-            term *= two_s2 / (2 * n + 3)
-            total += term
-        out[small] = 1.0 - 2.0 * _INV_SQRT_PI * np.exp(-s * s) * total
+        # Horner in w = 2s² over the coefficients 1/(2n+1)!! (a loop over terms, in place).
+        w = 2.0 * s * s
+        poly = np.full_like(s, _ERF_SERIES_COEFFS[-1])
+        for c in _ERF_SERIES_COEFFS[-2::-1]:
+            poly *= w
+            poly += c
+        out[small] = 1.0 - 2.0 * _INV_SQRT_PI * np.exp(-s * s) * s * poly
     big = ~small
     z = np.minimum(a[big], _ERFC_CLIP)
     if z.size:
         f = z.copy()
         for k in range(_ERFC_CF_DEPTH, 0, -1):
-            f = z + (0.5 * k) / f
+            np.divide(0.5 * k, f, out=f)
+            f += z
         out[big] = _INV_SQRT_PI * np.exp(-z * z) / f
     return out
+
+
+# Elements per block of _normal_cdf: the series makes ~65 passes over its input, which stay
+# in cache for a block this size (2-3x faster than whole-array passes on large inputs).
+_CDF_BLOCK = 16384
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     """Φ(x) = (1 + erf(x/√2)) / 2 for float64 x, as 0.5·erfc(-x/√2): accurate in the left
     tail too, where 1 + erf would cancel."""
-    z = x * _SQRT1_2
-    half_erfc = 0.5 * _erfc_nonneg(np.abs(z))
-    return np.where(z < 0, half_erfc, 1.0 - half_erfc)
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, _CDF_BLOCK):      # a loop over blocks, not elements
+        z = flat[start:start + _CDF_BLOCK] * _SQRT1_2
+        half_erfc = 0.5 * _erfc_nonneg(np.abs(z))
+        out[start:start + _CDF_BLOCK] = np.where(z < 0, half_erfc, 1.0 - half_erfc)
+    return out.reshape(x.shape)
 
 
 def _float_input(x: Any) -> np.ndarray:
@@ -203,7 +216,7 @@ class GELU(_Activation):
         # NaN quietly, as in torch.
         with np.errstate(over="ignore", invalid="ignore"):
             if self.approximate == "tanh":
-                t = np.tanh(_SQRT_2_OVER_PI * (x64 + _GELU_TANH_C * x64 ** 3))
+                t = np.tanh(_SQRT_2_OVER_PI * (x64 + _GELU_TANH_C * (x64 * x64 * x64)))
                 y = 0.5 * x64 * (1.0 + t)
                 saved: Any = (x64, t)
             else:

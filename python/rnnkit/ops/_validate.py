@@ -65,6 +65,8 @@ def lengths_array(lengths: object, batch: int, steps: int) -> Optional[np.ndarra
     if lengths is None:
         return None
     arr = np.asarray(lengths)
+    if arr.size == 0 and not isinstance(lengths, np.ndarray):
+        arr = arr.astype(np.int64)  # [] for a batch of none: numpy makes it float64
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
     if arr.shape != (batch,):

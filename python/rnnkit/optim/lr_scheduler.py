@@ -1,20 +1,29 @@
-"""Learning-rate schedules, as torch.optim.lr_scheduler defines them.
+"""Learning-rate schedules, as torch.optim.lr_scheduler (torch 2.13) defines them.
 
 Each scheduler writes ``group["lr"]`` of its optimiser's parameter groups. Call
 ``scheduler.step()`` once per epoch (or per batch), after ``optimizer.step()``. The chainable
-schedules (StepLR, ExponentialLR, CosineAnnealingLR) update the current lr from its previous
-value exactly as torch does (so the same floating-point sequence), and remember each group's
-starting lr as ``group["initial_lr"]``. ``state_dict()`` is plain data (numbers, strings, lists).
+schedules (StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR) update the current
+lr from its previous value exactly as torch does (so the same floating-point sequence), and
+remember each group's starting lr as ``group["initial_lr"]``. LambdaLR, OneCycleLR and
+CosineAnnealingWarmRestarts compute it from the base lr; SequentialLR hands the epochs to one
+schedule after another. ``state_dict()`` is plain data (numbers, strings, lists, dicts with
+string keys), so that a trainer checkpoint stores it as JSON.
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
-from typing import Any, Dict, List, Optional, Sequence, Union
+import types
+from bisect import bisect_right
+from collections import Counter
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from .optimizer import Optimizer, check_number
 
-__all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "LambdaLR",
+           "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR",
+           "ReduceLROnPlateau"]
 
 
 def _check_optimizer(optimizer: Any) -> Optimizer:
@@ -31,8 +40,27 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
+def _check_last_epoch(last_epoch: Any) -> int:
+    if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) \
+            or last_epoch < -1:
+        raise ValueError(f"last_epoch must be an integer >= -1, got {last_epoch!r}")
+    return int(last_epoch)
+
+
+def _per_group(name: str, value: Any, optimizer: Optimizer, **bounds: Any) -> List[float]:
+    """One checked number per parameter group: `value` itself if it is a list/tuple of that
+    length, else `value` repeated (torch's _format_param)."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} must have one value per parameter group: the optimizer "
+                             f"has {n} groups, got {len(value)} values")
+        return [check_number(f"{name}[{i}]", v, **bounds) for i, v in enumerate(value)]
+    return [check_number(name, value, **bounds)] * n
+
+
 class LRScheduler:
-    """Base class of the chainable schedules (torch.optim.lr_scheduler.LRScheduler).
+    """Base class of the epoch-driven schedules (torch.optim.lr_scheduler.LRScheduler).
 
     Args:
         optimizer: the optimiser whose groups' ``lr`` this schedule sets.
@@ -47,12 +75,11 @@ class LRScheduler:
     # The protocol rnnkit.train.Trainer reads: False means ``step()`` once per epoch, True
     # ``step(metric)`` with the epoch's monitored loss (ReduceLROnPlateau).
     _steps_on_metric = False
+    _is_initial = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         self.optimizer = _check_optimizer(optimizer)
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) \
-                or last_epoch < -1:
-            raise ValueError(f"last_epoch must be an integer >= -1, got {last_epoch!r}")
+        last_epoch = _check_last_epoch(last_epoch)
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -62,11 +89,17 @@ class LRScheduler:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
                                    "when resuming a scheduler with last_epoch >= 0")
         self.base_lrs: List[float] = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = int(last_epoch)
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The step the constructor takes (and SequentialLR replays): epoch 0's lr."""
         self._step_count = 0
         self._is_initial = True
-        self.step()
-        self._is_initial = False
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self) -> List[float]:
         """The lr of each group for epoch ``last_epoch`` (already incremented)."""
@@ -79,24 +112,48 @@ class LRScheduler:
     def step(self) -> None:
         """Advance one epoch and set each group's lr."""
         self._step_count += 1
-        self.last_epoch += 1
-        values = self.get_lr()
+        self._update_lr()
+
+    def _update_lr(self, epoch: Optional[int] = None) -> None:
+        """Set the groups' lr for the next epoch, or (torch's deprecated ``step(epoch)``, used
+        by SequentialLR at a milestone with ``epoch=0``) for ``epoch`` from the closed form
+        where the schedule has one."""
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            closed_form = getattr(self, "_get_closed_form_lr", None)
+            values = closed_form() if closed_form is not None else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def _current_lrs(self) -> List[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything but the optimiser, as plain data."""
-        return {key: (list(value) if isinstance(value, list) else value)
-                for key, value in self.__dict__.items() if key != "optimizer"}
+        """Everything but the optimiser, as plain data (copies)."""
+        return {key: copy.deepcopy(value) for key, value in self.__dict__.items()
+                if key != "optimizer"}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`."""
-        self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
-                              for k, v in state_dict.items()})
+        """Restore a state saved by :meth:`state_dict` of the same kind of scheduler.
+
+        Raises ``TypeError`` for a non-dict and ``ValueError`` for entries this scheduler does
+        not have (e.g. the state of another kind of scheduler), before changing anything."""
+        self._check_state(state_dict)
+        self.__dict__.update({k: copy.deepcopy(v) for k, v in state_dict.items()})
+
+    def _check_state(self, state_dict: Any) -> None:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got "
+                            f"{type(state_dict).__name__}")
+        unknown = sorted(str(k) for k in state_dict
+                         if k == "optimizer" or k not in self.__dict__)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} state has no entries {unknown}: is it "
+                             "the state of another kind of scheduler?")
 
 
 class StepLR(LRScheduler):
@@ -123,6 +180,10 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> List[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size)
+                for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``lr_t = base_lr · gamma^t`` (chainable).
@@ -141,6 +202,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> List[float]:
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -178,6 +242,527 @@ class CosineAnnealingLR(LRScheduler):
                     for base, lr in zip(self.base_lrs, self._current_lrs())]
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
                 * (lr - self.eta_min) + self.eta_min for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> List[float]:
+        return [self.eta_min + (base - self.eta_min)
+                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` at each milestone epoch.
+
+    Closed form: ``lr_t = base_lr · gamma^(number of milestones <= t)``; chainable (the current
+    lr is multiplied by ``gamma^k`` at an epoch that appears k times among the milestones).
+
+    Args:
+        optimizer: the optimiser.
+        milestones: epoch indices (integers >= 0; repeats count, order does not matter).
+        gamma: multiplicative factor (default 0.1).
+        last_epoch: see :class:`LRScheduler`.
+
+    ``state_dict()`` holds the milestones as a sorted list (JSON has no Counter).
+    """
+
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a list of integers, got "
+                            f"{type(milestones).__name__}")
+        self.milestones = Counter(_check_int(f"milestones[{i}]", m, 0)
+                                  for i, m in enumerate(milestones))
+        self.gamma = check_number("gamma", gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        if self.last_epoch not in self.milestones:
+            return self._current_lrs()
+        return [lr * self.gamma ** self.milestones[self.last_epoch]
+                for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> List[float]:
+        milestones = sorted(self.milestones.elements())
+        return [base * self.gamma ** bisect_right(milestones, self.last_epoch)
+                for base in self.base_lrs]
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = super().state_dict()
+        state["milestones"] = sorted(self.milestones.elements())
+        return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        state = dict(state_dict)
+        if "milestones" in state:
+            ms = state["milestones"]
+            if isinstance(ms, dict):  # a Counter (torch's layout) or its JSON form
+                ms = [int(k) for k, n in ms.items() for _ in range(int(n))]
+            state["milestones"] = Counter(_check_int("milestones", m, 0) for m in ms)
+        super().load_state_dict(state)
+
+
+class LinearLR(LRScheduler):
+    """Scale the lr by a factor that moves linearly from ``start_factor`` to ``end_factor``
+    over ``total_iters`` epochs, then stays at ``end_factor`` (a warm-up when start < end).
+
+    Closed form: ``lr_t = base_lr · (start + (end − start) · min(t, total_iters) /
+    total_iters)``; chainable (torch's recursive update, the same floats).
+
+    Args:
+        optimizer: the optimiser.
+        start_factor: factor at epoch 0, in (0, 1] (default 1/3).
+        end_factor: factor from epoch ``total_iters`` on, in [0, 1] (default 1).
+        total_iters: epochs of the linear change (>= 1, default 5).
+        last_epoch: see :class:`LRScheduler`.
+    """
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
+        start_factor = check_number("start_factor", start_factor, 0.0, 1.0)
+        if start_factor == 0:
+            raise ValueError("Invalid start_factor: 0.0 (must be > 0 and <= 1: the lr is "
+                             "scaled relative to it)")
+        self.start_factor = start_factor
+        self.end_factor = check_number("end_factor", end_factor, 0.0, 1.0)
+        self.total_iters = _check_int("total_iters", total_iters, 1)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        if self.last_epoch == 0:
+            return [lr * self.start_factor for lr in self._current_lrs()]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        ds = self.end_factor - self.start_factor
+        return [lr * (1.0 + ds / (self.total_iters * self.start_factor
+                                  + (self.last_epoch - 1) * ds))
+                for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> List[float]:
+        return [base * (self.start_factor + (self.end_factor - self.start_factor)
+                        * min(self.total_iters, self.last_epoch) / self.total_iters)
+                for base in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """``lr_t = base_lr · lr_lambda(t)``, one function for all groups or one per group.
+
+    Args:
+        optimizer: the optimiser.
+        lr_lambda: a function of the epoch index returning a factor (a finite number >= 0),
+            or a list of such functions, one per parameter group.
+        last_epoch: see :class:`LRScheduler`.
+
+    As in torch, ``state_dict()`` does not save the functions: an entry of ``lr_lambdas`` is
+    None for a plain function or lambda, and a copy of ``__dict__`` for a callable object
+    (restored into the same object on load). Rebuild the LambdaLR with the same functions
+    before loading its state.
+    """
+
+    def __init__(self, optimizer: Optimizer,
+                 lr_lambda: Union[Callable[[int], float], Sequence[Callable[[int], float]]],
+                 last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer)
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"expected {n} lr_lambdas (one per parameter group), got "
+                                 f"{len(lr_lambda)}")
+            lambdas = list(lr_lambda)
+        else:
+            lambdas = [lr_lambda] * n
+        for i, fn in enumerate(lambdas):
+            if not callable(fn):
+                raise TypeError(f"lr_lambda[{i}] must be callable (epoch -> factor), got "
+                                f"{type(fn).__name__}")
+        self.lr_lambdas: List[Callable[[int], float]] = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def _factor(self, i: int, fn: Callable[[int], float]) -> float:
+        factor = fn(self.last_epoch)
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
+            raise TypeError(f"lr_lambda[{i}]({self.last_epoch}) returned "
+                            f"{type(factor).__name__}, expected a number")
+        if not (0 <= factor < math.inf):
+            raise ValueError(f"lr_lambda[{i}]({self.last_epoch}) returned {factor!r}: the "
+                             "factor must be finite and >= 0")
+        return factor
+
+    def get_lr(self) -> List[float]:
+        return [base * self._factor(i, fn)
+                for i, (fn, base) in enumerate(zip(self.lr_lambdas, self.base_lrs))]
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
+                 if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType)
+                               else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(self.lr_lambdas):
+            raise ValueError(f"the state's lr_lambdas must be a list of "
+                             f"{len(self.lr_lambdas)} entries, got {saved!r}")
+        for i, attrs in enumerate(saved):
+            if attrs is not None and not isinstance(attrs, dict):
+                raise TypeError(f"lr_lambdas[{i}] of the state must be None or a dict of "
+                                f"attributes, got {type(attrs).__name__}")
+        super().load_state_dict(state)
+        for fn, attrs in zip(self.lr_lambdas, saved):
+            if attrs is not None:
+                fn.__dict__.update(copy.deepcopy(attrs))
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""Cosine annealing with warm restarts (SGDR), as torch's CosineAnnealingWarmRestarts.
+
+    :math:`\eta_t = \eta_{min} + (\eta_{base} - \eta_{min})(1 + \cos(\pi T_{cur}/T_i))/2`,
+    where :math:`T_{cur}` counts the epochs since the last restart and :math:`T_i` is the
+    length of the current cycle: ``T_0`` at first, multiplied by ``T_mult`` at each restart.
+    At a restart the lr jumps back to the base lr.
+
+    ``step()`` advances one epoch (or one batch, if called per batch). ``step(epoch)`` jumps
+    to ``epoch``, which may be fractional (``epoch + i / iters_per_epoch``), as in torch.
+
+    Args:
+        optimizer: the optimiser.
+        T_0: length of the first cycle, in epochs (>= 1).
+        T_mult: growth factor of the cycle length (integer >= 1, default 1).
+        eta_min: minimum lr (default 0).
+        last_epoch: see :class:`LRScheduler`.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        self.T_0 = _check_int("T_0", T_0, 1)
+        self.T_i: float = self.T_0
+        self.T_mult = _check_int("T_mult", T_mult, 1)
+        self.eta_min = check_number("eta_min", eta_min)
+        self.T_cur: float = _check_last_epoch(last_epoch)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        return [self.eta_min + (base - self.eta_min)
+                * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base in self.base_lrs]
+
+    def step(self, epoch: Optional[float] = None) -> None:  # type: ignore[override]
+        """Advance one epoch, or go to ``epoch`` (a number >= 0, possibly fractional)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) \
+                    or not math.isfinite(epoch):
+                raise TypeError(f"epoch must be a finite number, got {epoch!r}")
+            if epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    # The cycle `epoch` falls in: cycle n ends at T_0·(T_mult^n − 1)/(T_mult − 1).
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self._step_count += 1
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (torch's OneCycleLR): the lr rises from ``max_lr / div_factor`` to
+    ``max_lr`` over the first ``pct_start`` of the steps, then falls to
+    ``initial_lr / final_div_factor``; step once per batch, ``total_steps`` times at most.
+
+    Phases (``anneal_strategy`` 'cos' or 'linear' within each), with N = total_steps and
+    p = pct_start::
+
+        two phases (default):  initial_lr → max_lr over steps [0, p·N − 1],
+                               max_lr → min_lr up to step N − 1
+        three_phase=True:      initial_lr → max_lr up to p·N − 1, max_lr → initial_lr up to
+                               2·p·N − 2, initial_lr → min_lr up to N − 1
+
+    With ``cycle_momentum`` (default True) the momentum moves the other way, between
+    ``max_momentum`` (at the lr's low ends) and ``base_momentum`` (at max_lr): SGD's and
+    RMSprop's ``momentum`` or Adam's/AdamW's beta1. Note that this sets a momentum in SGD
+    even if it was built without one (as torch does); an optimiser without momentum
+    (Adagrad) needs ``cycle_momentum=False``.
+
+    The constructor writes ``initial_lr``, ``max_lr``, ``min_lr`` (and ``max_momentum``,
+    ``base_momentum``) into each parameter group, as torch does; the optimiser's state_dict
+    keeps them, so resuming with ``last_epoch`` finds them.
+
+    Args:
+        optimizer: the optimiser.
+        max_lr: peak lr, one for all groups or a list with one per group.
+        total_steps: number of steps of the cycle; or give ``epochs`` and
+            ``steps_per_epoch`` (total_steps = their product).
+        epochs: see ``total_steps``.
+        steps_per_epoch: see ``total_steps``.
+        pct_start: fraction of the cycle spent raising the lr, in [0, 1] (default 0.3).
+        anneal_strategy: ``'cos'`` (default) or ``'linear'``.
+        cycle_momentum: cycle the momentum inversely to the lr (default True).
+        base_momentum: momentum at max_lr (default 0.85), one or one per group.
+        max_momentum: momentum at the lr's low ends (default 0.95), one or one per group.
+        div_factor: initial_lr = max_lr / div_factor (default 25).
+        final_div_factor: min_lr = initial_lr / final_div_factor (default 1e4).
+        three_phase: use the three phases above (default False).
+        last_epoch: index of the last batch (-1 starts the cycle).
+    """
+
+    def __init__(self, optimizer: Optimizer, max_lr: Union[float, Sequence[float]],
+                 total_steps: Optional[int] = None, epochs: Optional[int] = None,
+                 steps_per_epoch: Optional[int] = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: Union[float, Sequence[float]] = 0.85,
+                 max_momentum: Union[float, Sequence[float]] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1) -> None:
+        self.optimizer = _check_optimizer(optimizer)
+        last_epoch = _check_last_epoch(last_epoch)
+        if total_steps is not None:
+            self.total_steps = _check_int("total_steps", total_steps, 1)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = (_check_int("epochs", epochs, 1)
+                                * _check_int("steps_per_epoch", steps_per_epoch, 1))
+        else:
+            raise ValueError("You must define either total_steps OR (epochs AND "
+                             "steps_per_epoch)")
+        pct_start = check_number("pct_start", pct_start, 0.0, 1.0)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', got "
+                             f"{anneal_strategy!r}")
+        if not isinstance(three_phase, bool):
+            raise TypeError(f"three_phase must be a bool, got {type(three_phase).__name__}")
+        if not isinstance(cycle_momentum, bool):
+            raise TypeError(f"cycle_momentum must be a bool, got "
+                            f"{type(cycle_momentum).__name__}")
+        div_factor = check_number("div_factor", div_factor)
+        final_div_factor = check_number("final_div_factor", final_div_factor)
+        for name, v in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if v == 0:
+                raise ValueError(f"Invalid {name}: 0.0 (must be > 0: the lr is divided by it)")
+        self._anneal_func_type = anneal_strategy
+        n = self.total_steps
+        if three_phase:
+            self._schedule_phases = [
+                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
+                 "end_lr": "max_lr", "start_momentum": "max_momentum",
+                 "end_momentum": "base_momentum"},
+                {"end_step": float(2 * pct_start * n) - 2, "start_lr": "max_lr",
+                 "end_lr": "initial_lr", "start_momentum": "base_momentum",
+                 "end_momentum": "max_momentum"},
+                {"end_step": n - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
+                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
+            ]
+        else:
+            self._schedule_phases = [
+                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
+                 "end_lr": "max_lr", "start_momentum": "max_momentum",
+                 "end_momentum": "base_momentum"},
+                {"end_step": n - 1, "start_lr": "max_lr", "end_lr": "min_lr",
+                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+            ]
+
+        groups = optimizer.param_groups
+        max_lrs = _per_group("max_lr", max_lr, optimizer)
+        if last_epoch == -1:
+            for group, peak in zip(groups, max_lrs):
+                group["initial_lr"] = peak / div_factor
+                group["max_lr"] = peak
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            defaults = optimizer.defaults
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ValueError(f"{type(optimizer).__name__} has no momentum or beta1 to "
+                                 "cycle: pass cycle_momentum=False")
+            self.use_beta1 = "betas" in defaults
+            # beta1 = 1 would zero Adam's bias correction; SGD's momentum has no upper bound.
+            bounds: Dict[str, Any] = dict(high=1.0, high_open=True) if self.use_beta1 else {}
+            max_ms = _per_group("max_momentum", max_momentum, optimizer, **bounds)
+            base_ms = _per_group("base_momentum", base_momentum, optimizer, **bounds)
+            if last_epoch == -1:
+                for group, m_max, m_base in zip(groups, max_ms, base_ms):
+                    if self.use_beta1:
+                        group["betas"] = (m_max, *group["betas"][1:])
+                    else:
+                        group["momentum"] = m_max
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        if last_epoch != -1:
+            needed = ["initial_lr", "max_lr", "min_lr"]
+            if cycle_momentum:
+                needed += ["max_momentum", "base_momentum"]
+            for i, group in enumerate(groups):
+                missing = [k for k in needed if k not in group]
+                if missing:
+                    raise KeyError(f"param_groups[{i}] lacks {missing}, which OneCycleLR "
+                                   "wrote there when it started: resume with last_epoch >= 0 "
+                                   "only after loading the optimiser's state_dict")
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self._anneal_func_type == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> List[float]:
+        step_num = self.last_epoch
+        if step_num > self.total_steps:
+            raise ValueError(f"Tried to step {step_num} times. The specified number of total "
+                             f"steps is {self.total_steps}")
+        lrs = []
+        last = len(self._schedule_phases) - 1
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if step_num <= end_step or i == last:
+                    if end_step == start_step:
+                        raise ValueError(
+                            f"OneCycleLR phase {i} is empty (it starts and ends at step "
+                            f"{end_step}) with total_steps={self.total_steps}: choose "
+                            "pct_start so that every phase spans at least one step")
+                    pct = (step_num - start_step) / (end_step - start_step)
+                    lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+                    if self.cycle_momentum:
+                        momentum = self._anneal(group[phase["start_momentum"]],
+                                                group[phase["end_momentum"]], pct)
+                    break
+                start_step = phase["end_step"]
+            lrs.append(lr)
+            if self.cycle_momentum:
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+
+class SequentialLR(LRScheduler):
+    """Run schedules one after another: ``schedulers[i]`` drives the epochs from
+    ``milestones[i-1]`` (0 for the first) up to ``milestones[i]``, torch's SequentialLR.
+
+    At a milestone the next schedule starts from its own epoch 0 (its closed form where it has
+    one, i.e. from its base lr), e.g. a LinearLR warm-up followed by a CosineAnnealingLR::
+
+        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
+        decay = CosineAnnealingLR(opt, T_max=95)
+        sched = SequentialLR(opt, [warmup, decay], milestones=[5])
+
+    Args:
+        optimizer: the optimiser, the same one every schedule was built on.
+        schedulers: the schedules (at least one; ReduceLROnPlateau cannot take part, its
+            step needs a metric).
+        milestones: ``len(schedulers) - 1`` non-decreasing epoch indices (integers >= 0).
+        last_epoch: see :class:`LRScheduler`.
+
+    ``state_dict()`` holds each schedule's state under ``"_schedulers"``.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
+                 milestones: Sequence[int], last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer)
+        last_epoch = _check_last_epoch(last_epoch)
+        if isinstance(schedulers, (str, bytes)) or not isinstance(schedulers, (list, tuple)):
+            raise TypeError(f"schedulers must be a list of schedulers, got "
+                            f"{type(schedulers).__name__}")
+        if len(schedulers) < 1:
+            raise ValueError("SequentialLR expects at least one scheduler, but got none")
+        for i, s in enumerate(schedulers):
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR does not support ReduceLROnPlateau (schedulers"
+                                 f"[{i}]): its step needs a metric")
+            if not isinstance(s, LRScheduler):
+                raise TypeError(f"schedulers[{i}] must be an rnnkit lr_scheduler, got "
+                                f"{type(s).__name__}")
+            if s.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
+                                 f"optimizer, but schedulers[{i}] ({type(s).__name__}) was "
+                                 "built on another one")
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
+            raise TypeError(f"milestones must be a list of integers, got "
+                            f"{type(milestones).__name__}")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError("SequentialLR expects one milestone fewer than schedulers, but "
+                             f"got {len(schedulers)} schedulers and {len(milestones)} "
+                             "milestones")
+        ms = [_check_int(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones)]
+        if ms != sorted(ms):
+            raise ValueError(f"milestones must be non-decreasing, got {ms}")
+        self._schedulers = list(schedulers)
+        self._milestones = ms
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+
+        # Each schedule's constructor already took its initial step: reset the lr and undo
+        # those steps, then take the first schedule's initial step alone (torch's order).
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self._recursive_undo()
+        idx = bisect_right(self._milestones, 0)
+        self._schedulers[idx]._initial_step()
+        self._last_lr = self._schedulers[idx].get_last_lr()
+
+    def _recursive_undo(self, sched: Any = None) -> None:
+        target = self if sched is None else sched
+        if hasattr(target, "_schedulers"):
+            for s in target._schedulers:
+                self._recursive_undo(s)
+        elif hasattr(target, "last_epoch"):
+            target.last_epoch -= 1
+
+    def step(self) -> None:
+        """Advance one epoch, in the schedule the epoch belongs to."""
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
+                 if key not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore this schedule's and each sub-schedule's state (all checked first)."""
+        self._check_state(state_dict)
+        state = dict(state_dict)
+        subs = state.pop("_schedulers")
+        self.__dict__.update({k: copy.deepcopy(v) for k, v in state.items()})
+        for s, sub in zip(self._schedulers, subs):
+            s.load_state_dict(sub)
+
+    def _check_state(self, state_dict: Any) -> None:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"SequentialLR.load_state_dict expects a dict, got "
+                            f"{type(state_dict).__name__}")
+        state = dict(state_dict)
+        subs = state.pop("_schedulers", None)
+        if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
+            raise ValueError(f"the state must hold '_schedulers', a list with the states of "
+                             f"{len(self._schedulers)} schedulers")
+        LRScheduler._check_state(self, state)
+        for s, sub in zip(self._schedulers, subs):
+            s._check_state(sub)
 
 
 class ReduceLROnPlateau:

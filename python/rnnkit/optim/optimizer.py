@@ -43,8 +43,9 @@ def _kernel_view(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
 
 
 def _is_frozen(p: Any) -> bool:
-    """True for a parameter marked ``requires_grad = False`` (torch's freezing flag)."""
-    return getattr(p, "requires_grad", True) is False
+    """True for a parameter marked ``requires_grad = False`` (torch's freezing flag); duck-typed
+    parameters without the attribute are trainable."""
+    return not getattr(p, "requires_grad", True)
 
 
 def _from_torch(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import io as _io
-from .trainer import Trainer
+from .trainer import Trainer, _checked_state
 
 
 def _save_trainer(trainer: Trainer, arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
@@ -23,15 +23,17 @@ def _save_trainer(trainer: Trainer, arrays: Dict[str, np.ndarray]) -> Dict[str, 
 
 
 def _load_trainer(meta: Dict[str, Any], arrays: Any, into: Any) -> Trainer:
+    # The trainer's own state is checked first, so that a file whose progress or generator
+    # state is corrupted is rejected before it has changed the model or optimiser of `into`.
+    state = _io.from_json(meta["trainer"], arrays)
+    _checked_state(state, type((into.rng if into else np.random.default_rng()).bit_generator))
     model = _io.load_model_entry(meta["model"], arrays, into.model if into else None)
     opt = _io.load_optimizer_entry(meta["optimizer"], arrays, model,
                                    into.optimizer if into else None)
     trainer = into
     if trainer is None:
         trainer = Trainer(model, _io.build_loss(meta["loss"]), opt)
-    state = _io.from_json(meta["trainer"], arrays)
-    trainer.clip_grad_norm = state.get("clip_grad_norm")
-    trainer.load_state_dict(state)
+    trainer.load_state_dict(state)    # clip_grad_norm too; marks the trainer as resumed
     return trainer
 
 

@@ -8,8 +8,10 @@ class History:
     """Per-epoch metrics, as Keras' ``History``.
 
     ``history`` maps a metric name ("loss", "accuracy", "val_loss", ...) to one value per
-    completed epoch; ``epochs`` lists the epoch indices they belong to; ``stop_reason`` says
-    why training ended early (None when all epochs ran).
+    epoch completed by this ``fit`` call; ``epochs`` lists the trainer's indices of those
+    epochs (0-based, numbered on across calls: a second ``fit(epochs=2)`` after a first one
+    records epochs 2 and 3); ``stop_reason`` says why training ended early or did not start
+    (None when all epochs ran).
     """
 
     def __init__(self) -> None:

@@ -15,17 +15,24 @@ before the optimiser uses them; the epoch metrics come from the loss (its ``coun
 whose class sets ``_steps_on_metric`` (ReduceLROnPlateau) is stepped on the monitored loss.
 
 Guard rails: gradients are clipped when ``clip_grad_norm`` is set; a non-finite loss or
-gradient stops training *before* the optimiser step, so the parameters stay the last good
-ones (and ModelCheckpoint never saves a non-finite epoch); Ctrl-C stops cleanly after the
-current batch. ``fit(..., epochs=E)`` runs from the epochs already completed up to E, so a
-trainer restored from a checkpoint continues where it stopped, bitwise as if uninterrupted.
+gradient stops training *before* the optimiser step, and a step that overflows the parameters
+(or the optimiser's state) although the gradients were finite is undone, so the parameters stay
+the last finite ones (and ModelCheckpoint never saves a non-finite epoch); Ctrl-C stops cleanly
+after the current batch.
+
+Epochs: ``fit(..., epochs=E)`` trains E more epochs, continuing the epoch numbering, the
+shuffling generator and the learning-rate schedule, as Keras' ``fit`` does. The exception is
+resuming: the first ``fit`` after :meth:`Trainer.load_state_dict` (which ``rnnkit.load`` calls)
+treats E as the run's total, like Keras' ``fit(epochs=E, initial_epoch=restored_epoch)``, so
+repeating the call that the checkpoint interrupted finishes that run bitwise as if it had never
+stopped.
 """
 from __future__ import annotations
 
 import math
 import signal
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,6 +59,126 @@ def _check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
+def _check_epochs(epochs: Any) -> int:
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    return int(epochs)
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether every element of a float array is finite, usually in one reduction: a sum is
+    finite only if every term is (a NaN or an inf term makes it NaN or inf), and only when a
+    sum of finite terms overflows does the exact element check run."""
+    return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
+
+
+class _StepGuard:
+    """Undoes an optimiser step that leaves a parameter, or its optimiser state, non-finite.
+
+    A finite but huge gradient times a large learning rate can overflow inside the step, after
+    the trainer's finiteness checks of the loss and the gradient norm. So before each step the
+    parameters the step updates and their optimiser state (``optimizer.state``: step counts and
+    the moment buffers, keyed by ``id(param)``) are copied into buffers kept from step to step:
+    after the first step this allocates nothing and costs one copy of the parameters and state
+    plus one reduction per array, small next to a forward and backward. ``restore`` copies them
+    back in place (the optimiser's kernels own those arrays) and drops state that the undone
+    step created.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: Dict[Any, np.ndarray] = {}
+        self._saved: List[Tuple[Any, np.ndarray, Optional[Dict[str, Any]]]] = []
+        self._state: Optional[Dict[int, Dict[str, Any]]] = None
+
+    def _copy(self, key: Any, a: np.ndarray) -> np.ndarray:
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
+            buf = self._buffers[key] = np.empty_like(a)
+        np.copyto(buf, a)
+        return buf
+
+    def snapshot(self, optimizer: Any) -> None:
+        state = getattr(optimizer, "state", None)
+        self._state = state if isinstance(state, dict) else None
+        self._saved = []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:       # step() leaves these alone
+                    continue
+                st = None if self._state is None else self._state.get(id(p))
+                saved = None if st is None else {
+                    k: self._copy((id(p), k), v) if isinstance(v, np.ndarray) else v
+                    for k, v in st.items()}
+                self._saved.append((p, self._copy(id(p), p.data), saved))
+        if len(self._buffers) > sum(1 + len(s or ()) for _, _, s in self._saved):
+            # Parameters left the optimiser (or state keys went): free their copies.
+            used = {id(p) for p, _, _ in self._saved}
+            self._buffers = {k: v for k, v in self._buffers.items()
+                             if (k if isinstance(k, int) else k[0]) in used}
+
+    def first_non_finite(self) -> Optional[Tuple[Any, str]]:
+        """(parameter, what) for the first parameter whose value or optimiser state the step
+        made non-finite, else None."""
+        for p, _, _ in self._saved:
+            if not _all_finite(p.data):
+                return p, "value"
+            st = None if self._state is None else self._state.get(id(p))
+            for k, v in (st or {}).items():
+                if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not _all_finite(v):
+                    return p, f"optimiser state {k!r}"
+        return None
+
+    def restore(self) -> None:
+        for p, data, saved in self._saved:
+            np.copyto(p.data, data)
+            mark_changed = getattr(p, "mark_changed", None)
+            if mark_changed is not None:   # layers that cache packed weights look at it
+                mark_changed()
+            if self._state is None:
+                continue
+            if saved is None:
+                self._state.pop(id(p), None)   # created by the undone step (lazy init)
+                continue
+            st = self._state.setdefault(id(p), {})
+            for k in [k for k in st if k not in saved]:
+                del st[k]
+            for k, v in saved.items():
+                if isinstance(v, np.ndarray):
+                    cur = st.get(k)
+                    if isinstance(cur, np.ndarray) and cur.shape == v.shape and \
+                            cur.dtype == v.dtype and cur.flags.writeable:
+                        np.copyto(cur, v)
+                    else:
+                        st[k] = v.copy()
+                else:
+                    st[k] = v
+
+
+def _named_modules(model: Any, prefix: str = "") -> Iterator[Tuple[str, Any]]:
+    yield prefix, model
+    children = getattr(model, "named_children", None)
+    if children is None:
+        return
+    for name, child in children():
+        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _layout_hint(model: Any) -> Optional[str]:
+    """A hint naming the model's time-major layers (``batch_first=False``), or None.
+
+    Trainer data have the batch on axis 0, so such a layer reads the batch as time and the
+    time as batch; the first visible symptom is usually a batch-size mismatch further on."""
+    layers = [f"{name!r} ({type(m).__name__})" if name else f"the model ({type(m).__name__})"
+              for name, m in _named_modules(model) if getattr(m, "batch_first", None) is False]
+    if not layers:
+        return None
+    which = f"layer {layers[0]} is" if len(layers) == 1 else f"layers {', '.join(layers)} are"
+    return (f"hint: {which} time-major "
+            "(batch_first=False) and read axis 0 as time, but the Trainer passes data with the "
+            "batch on axis 0, (N, T, ...); construct recurrent layers and Last with "
+            "batch_first=True")
+
+
 class _Totals:
     """Sums behind the epoch metrics: the loss summed over counted targets (a mean-reduced
     loss times its count, see the losses' ``count``), and each of the loss's ``metrics`` as
@@ -60,7 +187,7 @@ class _Totals:
 
     def __init__(self) -> None:
         self.loss = 0.0
-        self.count = 0
+        self.count = 0.0  # targets counted, or their summed class weights
         self.metrics: Dict[str, List[float]] = {}
 
     def add(self, other: "_Totals") -> None:
@@ -79,13 +206,14 @@ class _Totals:
         return out
 
 
-def _loss_count(loss: Any, pred: np.ndarray, target: np.ndarray) -> int:
-    """The loss's ``count`` (rnnkit.losses); for a loss without one, the prediction's size
-    for a mean reduction, else 1."""
+def _loss_count(loss: Any, pred: np.ndarray, target: np.ndarray) -> float:
+    """The loss's ``count`` (rnnkit.losses), the denominator of its mean: a number of targets,
+    or a sum of class weights (a float); for a loss without one, the prediction's size for a
+    mean reduction, else 1."""
     count = getattr(loss, "count", None)
     if count is not None:
-        return int(count(pred, target))
-    return int(np.asarray(pred).size) if getattr(loss, "reduction", "mean") == "mean" else 1
+        return float(count(pred, target))
+    return float(np.asarray(pred).size) if getattr(loss, "reduction", "mean") == "mean" else 1.0
 
 
 def _check_data(x: Any, y: Any, lengths: Any) -> Tuple[np.ndarray, Optional[np.ndarray],
@@ -129,6 +257,9 @@ class Trainer:
         self.stop_training = False
         self.stop_reason: Optional[str] = None
         self._interrupted = False
+        # Set by load_state_dict: the next fit counts `epochs` from the run's start (resume).
+        self._resumed = False
+        self._guard = _StepGuard()
 
     # ------------------------------------------------------------------ fit
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
@@ -136,13 +267,23 @@ class Trainer:
             validation_data: Optional[Sequence[np.ndarray]] = None, shuffle: bool = True,
             callbacks: Iterable[Callback] = (), tbptt: Optional[int] = None,
             verbose: int = 1) -> History:
-        """Train until ``epochs`` epochs are complete; returns the :class:`History`.
+        """Train ``epochs`` more epochs; returns the :class:`History` of this call.
+
+        Each call continues where the last one stopped: epoch numbers (``History.epochs``,
+        ``trainer.epoch``), the shuffling generator and the learning-rate schedule go on, as
+        with Keras' ``fit``. Resuming is the exception: the first call after
+        :meth:`load_state_dict` (``rnnkit.load``) takes ``epochs`` as the run's total, i.e.
+        trains from the restored epoch up to ``epochs`` (Keras' ``initial_epoch``), so that
+        repeating the interrupted call finishes the run bitwise as if uninterrupted; when the
+        restored trainer has already completed ``epochs`` epochs nothing is trained and
+        ``History.stop_reason`` says so.
 
         ``validation_data`` is ``(x_val, y_val)`` or ``(x_val, y_val, lengths_val)``.
         ``tbptt=k`` splits each batch's sequences (axis 1) into chunks of k steps, carries
         the recurrent state from chunk to chunk and cuts the gradient between them (targets
         must then be per step: y (N, T, ...)). With k >= T it equals full BPTT.
         """
+        epochs = _check_epochs(epochs)
         x, y, lengths = _check_data(x, y, lengths)
         batch_size = _check_batch_size(batch_size)
         if validation_data is not None:
@@ -159,11 +300,20 @@ class Trainer:
         callbacks = list(callbacks)
         history = History()
         self.stop_training, self.stop_reason = False, None
+        # The arguments are valid: only now is a pending resume used up (a call rejected
+        # above can be corrected and repeated).
+        end = epochs if self._resumed else self.epoch + epochs
+        if self._resumed and end <= self.epoch:
+            self.stop_reason = (f"nothing to train: this trainer was restored after epoch "
+                                f"{self.epoch}, and the first fit after a restore trains up to "
+                                f"epochs={epochs} in total; pass epochs={self.epoch + 1} or more "
+                                f"(later fit calls count epochs per call)")
+        self._resumed = False
         for cb in callbacks:
             cb.on_train_begin(self, {})
         with self._sigint_guard():
-            while self.epoch < epochs and not self.stop_training:
-                done = self._train_epoch(x, y, lengths, batch_size, shuffle, tbptt, epochs,
+            while self.epoch < end and not self.stop_training:
+                done = self._train_epoch(x, y, lengths, batch_size, shuffle, tbptt, end,
                                          verbose, callbacks)
                 if done is None:  # stopped inside the epoch (non-finite value or Ctrl-C)
                     break
@@ -239,14 +389,13 @@ class Trainer:
         return totals
 
     def _step(self, xb, yb, lb, batch, callbacks) -> Optional[_Totals]:
-        pred = self._forward(xb, lb)
-        loss = float(self.loss(pred, yb))
+        pred, loss = self._forward_loss(xb, yb, lb)
+        stats = self._totals(loss, pred, yb)
+        if stats.count == 0:  # nothing counted (all targets ignored): the mean is NaN, as in
+            return stats      # torch, and there is nothing to learn from: no step
         if not math.isfinite(loss):
             self._stop_nonfinite(f"the loss became {loss}")
             return None
-        stats = self._totals(loss, pred, yb)
-        if stats.count == 0:  # nothing counted (all targets ignored): no step on a zero loss
-            return stats
         self.optimizer.zero_grad()
         self.model.backward(self.loss.backward())
         params = list(self.model.parameters())
@@ -259,7 +408,13 @@ class Trainer:
             return None
         for cb in callbacks:
             cb.on_after_backward(self, batch)
+        self._guard.snapshot(self.optimizer)
         self.optimizer.step()
+        bad = self._guard.first_non_finite()
+        if bad is not None:
+            self._guard.restore()
+            self._stop_overflow(bad, norm)
+            return None
         self.global_step += 1
         return stats
 
@@ -268,6 +423,18 @@ class Trainer:
         self.stop_reason = (f"{what} at step {self.global_step + 1} (epoch {self.epoch + 1}); "
                             "the optimiser step was skipped, so the parameters are the last "
                             "finite ones. Lower the learning rate or set clip_grad_norm.")
+
+    def _stop_overflow(self, bad: Tuple[Any, str], norm: float) -> None:
+        param, what = bad
+        name = next((n for n, p in self.model.named_parameters() if p is param), None) \
+            if hasattr(self.model, "named_parameters") else None
+        where = f"the {what} of parameter {name!r}" if name else f"a parameter's {what}"
+        self.stop_training = True
+        self.stop_reason = (f"the optimiser step {self.global_step + 1} (epoch {self.epoch + 1}) "
+                            f"made {where} non-finite although the loss and the gradient norm "
+                            f"({norm:.4g}) were finite; the step was undone, so the "
+                            "parameters and the optimiser's state are those before it. Lower "
+                            "the learning rate or set clip_grad_norm.")
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
@@ -281,8 +448,9 @@ class Trainer:
             totals = _Totals()
             for start in range(0, x.shape[0], batch_size):
                 sl = slice(start, start + batch_size)
-                pred = self._forward(x[sl], None if lengths is None else lengths[sl])
-                totals.add(self._totals(float(self.loss(pred, y[sl])), pred, y[sl]))
+                pred, loss = self._forward_loss(x[sl], y[sl],
+                                                None if lengths is None else lengths[sl])
+                totals.add(self._totals(loss, pred, y[sl]))
             return totals.logs()
         finally:
             self.model.train(was_training)
@@ -304,7 +472,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _forward(self, xb, lb):
-        return self.model(xb) if lb is None else self.model(xb, lengths=lb)
+        try:
+            return self.model(xb) if lb is None else self.model(xb, lengths=lb)
+        except (TypeError, ValueError) as exc:
+            hinted = self._with_layout_hint(exc)
+            if hinted is exc:
+                raise
+            raise hinted from exc
+
+    def _forward_loss(self, xb, yb, lb) -> Tuple[Any, float]:
+        pred = self._forward(xb, lb)
+        try:
+            return pred, float(self.loss(pred, yb))
+        except (TypeError, ValueError) as exc:
+            hinted = self._with_layout_hint(exc)
+            if hinted is exc:
+                raise
+            raise hinted from exc
+
+    def _with_layout_hint(self, exc: Exception) -> Exception:
+        """``exc`` with a hint appended when the model has time-major layers, whose reading
+        of the Trainer's batch-first data is the likely cause of a shape error; else ``exc``."""
+        hint = _layout_hint(self.model)
+        if hint is None or hint in str(exc):
+            return exc
+        try:
+            return type(exc)(f"{exc} ({hint})")
+        except Exception:  # noqa: BLE001 - an exception class with another signature
+            return exc
 
     def _totals(self, mean_loss: float, pred: np.ndarray, target: np.ndarray) -> _Totals:
         """A batch's contribution to the epoch metrics (see _Totals)."""
@@ -314,7 +509,7 @@ class Trainer:
         metrics = getattr(self.loss, "metrics", None)
         if metrics is not None:
             t.metrics = {name: [total, n] for name, (total, n) in metrics(pred, target).items()}
-        t.loss = mean_loss * t.count
+        t.loss = mean_loss * t.count if t.count else 0.0  # (a mean over nothing is NaN)
         return t
 
     def _step_scheduler(self, logs: Dict[str, float]) -> None:
@@ -358,9 +553,109 @@ class Trainer:
             state["scheduler"] = self.scheduler.state_dict()
         return state
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.global_step = int(state["global_step"])
-        self.rng.bit_generator.state = state["rng"]
-        if self.scheduler is not None and "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s progress, generator, clipping and schedule.
+
+        Everything is checked before anything changes: a state that is not a mapping, has
+        unknown or missing keys, a negative or non-integer ``epoch``/``global_step``, a
+        ``rng`` that is not an exact state of this trainer's bit generator, or a bad
+        ``clip_grad_norm`` raises ``TypeError``/``ValueError`` naming the key and leaves the
+        trainer as it was. The schedule's own state is checked by its ``load_state_dict``
+        (and ignored when this trainer has no scheduler).
+
+        Afterwards the trainer counts as resumed: its next :meth:`fit` takes ``epochs`` as the
+        run's total, so repeating the interrupted call finishes the run.
+        """
+        checked = _checked_state(state, type(self.rng.bit_generator))
+        if self.scheduler is not None and "scheduler" in checked:
+            try:
+                self.scheduler.load_state_dict(checked["scheduler"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"trainer state 'scheduler' does not load into "
+                                 f"{type(self.scheduler).__name__}: {exc}") from exc
+        self.epoch = checked["epoch"]
+        self.global_step = checked["global_step"]
+        self.rng.bit_generator.state = checked["rng"]
+        if "clip_grad_norm" in checked:
+            self.clip_grad_norm = checked["clip_grad_norm"]
+        self._resumed = True
+
+
+_STATE_KEYS = ("epoch", "global_step", "rng", "clip_grad_norm", "scheduler")
+
+
+def _state_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        got = (f"an array of shape {value.shape}" if isinstance(value, np.ndarray)
+               else type(value).__name__)
+        raise TypeError(f"trainer state {name!r} must be an integer >= 0, got {got}")
+    if value < 0:
+        raise ValueError(f"trainer state {name!r} must be an integer >= 0, got {value}")
+    return int(value)
+
+
+def _same_rng_state(a: Any, b: Any) -> bool:
+    """Exact equality of two bit-generator states: same structure, same types of leaves
+    (so a float or a bool where the generator keeps an int does not pass as that int)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and \
+            all(_same_rng_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and \
+            a.dtype.kind in "iu" and a.shape == b.shape and bool(np.array_equal(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return int(a) == int(b)
+    return type(a) is type(b) and a == b
+
+
+def _checked_state(state: Any, bit_generator: type) -> Dict[str, Any]:
+    """The values of a :meth:`Trainer.state_dict`, checked; TypeError/ValueError naming the
+    key otherwise. ``bit_generator`` is the class of the trainer's shuffling generator."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"trainer state must be a mapping (a Trainer.state_dict()), got "
+                        f"{type(state).__name__}")
+    unknown = sorted(str(k) for k in state if k not in _STATE_KEYS)
+    if unknown:
+        raise ValueError(f"trainer state has unknown key(s) {', '.join(map(repr, unknown))}; "
+                         f"expected {', '.join(map(repr, _STATE_KEYS))}")
+    for key in ("epoch", "global_step", "rng"):
+        if key not in state:
+            raise ValueError(f"trainer state is missing {key!r}")
+    out: Dict[str, Any] = {"epoch": _state_count("epoch", state["epoch"]),
+                           "global_step": _state_count("global_step", state["global_step"])}
+    rng = state["rng"]
+    if not isinstance(rng, Mapping):
+        raise TypeError(f"trainer state 'rng' must be a bit-generator state (a dict), got "
+                        f"{type(rng).__name__}")
+    # Set on a scratch generator: numpy checks the name and the ranges, and reading the state
+    # back shows whether it was taken exactly (numpy silently truncates a float, for one).
+    scratch = bit_generator()
+    try:
+        scratch.state = dict(rng)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"trainer state 'rng' is not a valid {bit_generator.__name__} state "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if not _same_rng_state(dict(rng), scratch.state):
+        raise ValueError(f"trainer state 'rng' is not an exact {bit_generator.__name__} state "
+                         f"(a value of the wrong type or out of range): got {dict(rng)!r}")
+    out["rng"] = scratch.state
+    if "clip_grad_norm" in state:
+        clip = state["clip_grad_norm"]
+        if clip is not None:
+            if isinstance(clip, bool) or not isinstance(clip, (int, float, np.integer,
+                                                               np.floating)):
+                raise TypeError(f"trainer state 'clip_grad_norm' must be a number > 0 or "
+                                f"None, got {type(clip).__name__}")
+            if not clip > 0:
+                raise ValueError(f"trainer state 'clip_grad_norm' must be > 0 or None, got "
+                                 f"{clip}")
+            clip = float(clip)
+        out["clip_grad_norm"] = clip
+    if "scheduler" in state:
+        if not isinstance(state["scheduler"], Mapping):
+            raise TypeError(f"trainer state 'scheduler' must be a scheduler state_dict (a "
+                            f"dict), got {type(state['scheduler']).__name__}")
+        out["scheduler"] = state["scheduler"]
+    return out
