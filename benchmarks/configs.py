@@ -49,15 +49,15 @@ SEED = 1234
 
 @lru_cache(maxsize=None)
 def cell_spec(cell: str) -> "CellSpec":
-    """rnnkit's spec of benchmark cell ``cell``, a family: the family's only cell, or its tanh
-    cell where the family has a nonlinearity (the RNN).
+    """rnnkit's spec of benchmark cell ``cell``, a family: the family's default cell (the
+    RNN's tanh cell, torch's GRU formula).
 
     rnnkit is imported here, on first use, not with this module: the parent process (run.py,
     report.py) reads the grid without importing rnnkit, which only the workers may be able to
     import (from the snapshot on their PYTHONPATH, see env.py).
     """
-    from rnnkit._cellspec import cell_for, family_cells
-    return cell_for(cell, None if None in family_cells(cell) else "tanh")
+    from rnnkit._cellspec import default_cell
+    return default_cell(cell)
 
 
 def resolve_configs(names: Sequence[str]) -> List[Config]:

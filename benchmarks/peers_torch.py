@@ -21,8 +21,7 @@ _CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RN
 
 def _peer(table: dict, cell: str, *args: int) -> torch.nn.Module:
     spec = cell_spec(cell)
-    kwargs = {} if spec.nonlinearity is None else {"nonlinearity": spec.nonlinearity}
-    return table[spec.family](*args, **kwargs)
+    return table[spec.family](*args, **spec.kwargs)  # the family defaults torch shares
 
 
 def version() -> str:

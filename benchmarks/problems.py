@@ -31,11 +31,10 @@ def unpack_states(cell: str, state: Any) -> Tuple[Any, ...]:
 
 def _ops_calls(cell: str) -> Tuple[Callable[..., Any], Callable[..., Any], Dict[str, str]]:
     """rnnkit.ops' forward and backward of ``cell`` and the keyword arguments they need (the
-    RNN's nonlinearity)."""
+    RNN's nonlinearity, the GRU's formula)."""
     spec = cell_spec(cell)
-    extra = {} if spec.nonlinearity is None else {"nonlinearity": spec.nonlinearity}
     return (getattr(rnnkit.ops, spec.family + "_forward"),
-            getattr(rnnkit.ops, spec.family + "_backward"), extra)
+            getattr(rnnkit.ops, spec.family + "_backward"), spec.kwargs)
 
 
 @dataclass

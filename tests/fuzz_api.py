@@ -24,6 +24,7 @@ from helpers import SPECS, backward, forward, make_problem
 
 import rnnkit.ops as ops
 from rnnkit import nn
+from rnnkit.nn.recurrent import make_layer
 
 CELL_NAMES = tuple(SPECS)
 
@@ -219,18 +220,13 @@ def run_ops_case(rng: np.random.Generator, findings: Findings) -> None:
                  dtype, findings, where)
 
 
-LAYER_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
-
-
 def run_layer_case(rng: np.random.Generator, findings: Findings) -> None:
     """A layer built with random options, called with a random (possibly wrong) input."""
     cell = CELL_NAMES[int(rng.integers(len(CELL_NAMES)))]
     I, H = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     kw = dict(num_layers=int(rng.integers(1, 3)), bidirectional=bool(rng.random() < 0.4),
               batch_first=bool(rng.random() < 0.5), bias=bool(rng.random() < 0.8))
-    if cell.startswith("rnn_"):
-        kw["nonlinearity"] = cell[4:]
-    layer = LAYER_TYPES[cell](I, H, seed=int(rng.integers(1 << 30)), **kw)
+    layer = make_layer(SPECS[cell], I, H, seed=int(rng.integers(1 << 30)), **kw)
     T, B = int(rng.integers(0, 5)), int(rng.integers(0, 4))
     shape = [B, T, I] if kw["batch_first"] else [T, B, I]
     bad = rng.random() < 0.4

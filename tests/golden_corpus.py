@@ -65,7 +65,7 @@ def _ops_case(cell: str, dtype: np.dtype, case: str) -> Iterator[Tuple[str, np.n
     s0 = [r(B, H) if with_h0 else None for _ in range(n)]
     dy = r(T, B, H)
     ds_n = [r(B, H) for _ in range(n)]
-    extra = {} if spec.nonlinearity is None else {"nonlinearity": spec.nonlinearity}
+    extra = spec.kwargs  # the options that select the cell (nonlinearity, reset_after)
     lens = None if lengths is None else np.array(lengths, np.int64)
     if lens is not None:
         dy = dy * (np.arange(T)[:, None] < lens[None, :])[:, :, None].astype(dtype)

@@ -153,12 +153,12 @@ def as_float64(p):
 
 def forward(impl, p, *, reverse=False, **kw):
     """Calls impl.<family>_forward on problem p; impl is tests.reference or rnnkit.ops.
-    Returns (outputs tuple, cache): (y, h_n[, c_n])."""
+    Returns (outputs tuple, cache): (y, h_n[, c_n]). The options that select the cell in its
+    family (nonlinearity, reset_after) are passed too; `kw` may override them."""
     spec = SPECS[p["cell"]]
-    extra = {"nonlinearity": spec.nonlinearity} if spec.nonlinearity else {}
     out = getattr(impl, spec.family + "_forward")(
         p["x"], *(p[n] for n in spec.state0_names), p["w_ih"], p["w_hh"], p["b_ih"],
-        p["b_hh"], lengths=p["lengths"], reverse=reverse, **extra, **kw)
+        p["b_hh"], lengths=p["lengths"], reverse=reverse, **{**spec.kwargs, **kw})
     return tuple(out[:-1]), out[-1]
 
 

@@ -14,12 +14,23 @@ LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
 
 
+# The cell options torch's modules take; any other option must be at its torch value.
+TORCH_OPTIONS = {"nonlinearity"}
+TORCH_VALUES = {"reset_after": True}
+
+
+def has_peer(cell):
+    """Whether torch computes what rnnkit cell `cell` computes (GRU reset_after=False: no)."""
+    spec = SPECS[cell]
+    return spec.family in LAYERS and all(
+        k in TORCH_OPTIONS or TORCH_VALUES.get(k, object()) == v for k, v in spec.options)
+
+
 def _peer(table, cell, *args, **kw):
     spec = SPECS[cell]
-    if spec.family not in table:
+    if not has_peer(cell):
         pytest.skip(f"torch has no peer of the {cell} cell")
-    if spec.nonlinearity is not None:
-        kw["nonlinearity"] = spec.nonlinearity
+    kw.update({k: v for k, v in spec.options if k in TORCH_OPTIONS})
     return table[spec.family](*args, **kw)
 
 

@@ -14,6 +14,10 @@
 //   static constexpr const char* kSavedNames[kSaved];
 //   static constexpr int kSavedWidth[kSaved];   each is (T, B, width*H); kSavedWidth[0] == G
 //   static constexpr bool kDirectHiddenGrad;    see Backward below
+//   static constexpr int kHGates;         the first kHGates gates' rows of W_hh multiply
+//                                         h_{t-1}: G for most cells; fewer for a two-phase
+//                                         cell, whose other rows multiply an operand u that
+//                                         its first phase computes (see "Two phases" below)
 //   static constexpr bool folds_hh_bias(int gate);   b_hh of `gate` adds into x·W_ihᵀ + b_ih
 //                                                    (else the cell applies it itself)
 //   struct Forward;  struct Backward;     the per-call state, see below
@@ -46,6 +50,27 @@
 //   void to_hidden_side(T* dg) const
 //     After the loop dg (T, B, G*H) holds the input-side gradient; turn it, in place, into what
 //     multiplies W_hh and h (they differ only where a gate's hidden part is scaled, GRU's n).
+//
+// Two phases (kHGates < G; GRU with reset_after=False, where n reads W_hn (r ⊙ h)):
+//   Forward, per step:
+//     void forward_first(row, j0, j1, T* gx, int64_t gx_stride, T* gh, const T* h_prev, T* u)
+//       gh: h·W_hhᵀ of the gates < kHGates only. Compute those gates and write units j0..j1
+//       of u (H), the operand of the other gates' rows; in training also keep u in the last
+//       saved array (T, B, H), zero on padded steps (t >= lengths[b]).
+//     -- barrier: u complete --
+//     forward(row, j0, j1, gx, gx_stride, gh, h_prev, h_out) as above, except that gh holds
+//       u·W_hhᵀ of the gates >= kHGates (gate g at gh + (g - kHGates)*(j1-j0)).
+//   Backward, per step (kDirectHiddenGrad must be true):
+//     backward(...) as above, writing dg_step/dg_seq of the gates >= kHGates and the direct
+//       dh term;
+//     -- barrier -- the engine forms du = dG_late·W_hh[late rows] --
+//     void backward_second(row, j0, j1, const T* h_prev, const T* du, T* dh, T* dg_step,
+//                          T* dg_seq)
+//       du (H): the gradient reaching u. Write dg_step/dg_seq of the gates < kHGates and ADD
+//       u's direct dependence on h_{t-1} to units j0..j1 of dh;
+//     -- barrier -- dh += dG_early·W_hh[early rows].
+//   After the loop the engine multiplies the late gates' dg by the saved u for their rows of
+//   dW_hh (u_t pairs with step t itself, so no shift and no h0 term).
 //
 // Threading rules: forward/backward of different unit slices (j0..j1) of one row, and of
 // different rows, run concurrently on different threads; a call may read anything of its own

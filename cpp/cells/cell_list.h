@@ -6,11 +6,13 @@
 //   X(name, CellTemplate): name is the identifier used everywhere (== CellTemplate<T>::kName).
 #pragma once
 #include "cells/gru.h"
+#include "cells/gru_reset_before.h"
 #include "cells/lstm.h"
 #include "cells/rnn.h"
 
 #define RNNKIT_FOR_EACH_CELL(X) \
   X(lstm, LstmCell)             \
   X(gru, GruCell)               \
+  X(gru_reset_before, GruResetBeforeCell) \
   X(rnn_tanh, RnnTanhCell)      \
   X(rnn_relu, RnnReluCell)

@@ -28,6 +28,7 @@ struct GruCell {
   static constexpr int kSavedWidth[kSaved] = {3, 1};
   // dh_{t-1} = dh_t ⊙ z + dG_h·W_hh: the pointwise pass writes the first term, the GEMM adds.
   static constexpr bool kDirectHiddenGrad = true;
+  static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
   // b_hr, b_hz fold into the input projection; b_hn stays inside r ⊙ (W_hn h + b_hn).
   static constexpr bool folds_hh_bias(int gate) { return gate < 2; }
 

@@ -28,6 +28,7 @@ struct LstmCell {
   static constexpr const char* kSavedNames[kSaved] = {"gates", "cells"};
   static constexpr int kSavedWidth[kSaved] = {4, 1};
   static constexpr bool kDirectHiddenGrad = false;  // dh_{t-1} comes from dG·W_hh alone
+  static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
   static constexpr bool folds_hh_bias(int) { return true; }  // both biases enter every gate
 
   // c by sorted row, updated in place: a copy of c0 for a sequence, the caller's c_out for a

@@ -26,6 +26,7 @@ struct RnnCell {
   static constexpr const char* kSavedNames[kSaved] = {"acts"};
   static constexpr int kSavedWidth[kSaved] = {1};
   static constexpr bool kDirectHiddenGrad = false;
+  static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
   static constexpr bool folds_hh_bias(int) { return true; }
 
   struct Forward {

@@ -58,9 +58,13 @@ void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int G, co
 //   make_input(schedule, j0, j1): this thread's input side for units j0..j1, an object with
 //     prepare(s), row(s, r, t, b) and stride() (PrecomputedInput, or ChunkedProjection in
 //     engine/inference.h); it may allocate.
-template <int G, class T, class Fwd, class MakeInput>
+// HG < G: a two-phase cell (cells/cell.h): gates < HG first, then the others' rows of W_hh
+// multiply the operand u the first phase wrote, after a second barrier.
+template <int G, int HG, class T, class Fwd, class MakeInput>
 void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, const T* w_hh,
                  const SeqDims& d, const KernelTable& k) {
+  static_assert(0 < HG && HG <= G, "kHGates must be in [1, G]");
+  constexpr bool kTwoPhase = HG < G;
   const int64_t B = d.B, H = d.H;
   const Schedule sch(d);
   if (d.lengths) {
@@ -75,6 +79,8 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
   for (int64_t r = 0; r < B; ++r)
     if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
                       h_state.data() + r * H);
+  Buffer<T> u;  // two phases: the first phase's operand for the other gates, sorted rows
+  if (kTwoPhase) u.assign(B * H, T(0));
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -85,32 +91,54 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
     Lockstep::Thread sync(lockstep);
     int64_t j0, j1;
     split_range(H, parts, part, kUnitAlign, &j0, &j1);
-    const int64_t nj = j1 - j0, width = G * nj;  // nj <= 0: this thread only keeps the barriers
-    // This thread's rows of W_hh (all G gates of units j0..j1), packed once for all steps so
-    // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j.
-    Buffer<T> packed_hh, gh;
+    // nj <= 0: this thread only keeps the barriers. Widths of the products of h (gates < HG)
+    // and, for two phases, of u (the other gates).
+    const int64_t nj = j1 - j0, width_h = HG * nj, width_u = (G - HG) * nj;
+    // This thread's rows of W_hh (every gate of units j0..j1), packed once for all steps so
+    // they stay in this core's cache. Product column g*nj + (j - j0) is gate g of unit j (of
+    // gate g - HG in the product of u).
+    Buffer<T> packed_hh, packed_uh, gh;
     std::optional<Input> in;
     sync.run([&] {
       if (nj <= 0) return;
-      pack_unit_rows(pg, G, H, H, j0, j1, w_hh, packed_hh);
-      gh.resize(B * width);
+      pack_unit_rows(pg, HG, H, H, j0, j1, w_hh, packed_hh);
+      if (kTwoPhase) pack_unit_rows(pg, G - HG, H, H, j0, j1, w_hh + HG * H * H, packed_uh);
+      gh.resize(B * std::max(width_h, width_u));
       in.emplace(make_input(sch, j0, j1));
     });
     if (!sync.sync()) return;
     for (int64_t s = 0; s < sch.steps(); ++s) {
+      const int64_t n = sch.active(s);
+      const T* hp = h_state.data() + (s & 1) * B * H;
+      T* hn = h_state.data() + ((s + 1) & 1) * B * H;
+      auto row_at = [&](int64_t r) {
+        const int64_t t = sch.time_of(s, r);
+        return RowRef{r, t, sch.batch_index(r), s == 0, t - step};
+      };
+      if constexpr (kTwoPhase) {
+        sync.run([&] {
+          if (nj <= 0) return;
+          in->prepare(s);
+          pg.gemm(n, width_h, H, hp, H, packed_hh.data(), T(0), gh.data(), width_h);
+          for (int64_t r = 0; r < n; ++r) {
+            const RowRef row = row_at(r);
+            cell.forward_first(row, j0, j1, in->row(s, r, row.t, row.b), in->stride(),
+                               gh.data() + r * width_h, hp + r * H, u.data() + r * H);
+          }
+        });
+        if (!sync.sync()) return;  // u complete (all units) before any thread multiplies it
+      }
       sync.run([&] {
         if (nj <= 0) return;
-        const int64_t n = sch.active(s);
-        in->prepare(s);
-        const T* hp = h_state.data() + (s & 1) * B * H;
-        T* hn = h_state.data() + ((s + 1) & 1) * B * H;
-        pg.gemm(n, width, H, hp, H, packed_hh.data(), T(0), gh.data(), width);
+        if (!kTwoPhase) in->prepare(s);
+        const int64_t width = kTwoPhase ? width_u : width_h;
+        pg.gemm(n, width, H, kTwoPhase ? u.data() : hp, H,
+                kTwoPhase ? packed_uh.data() : packed_hh.data(), T(0), gh.data(), width);
         for (int64_t r = 0; r < n; ++r) {
-          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
-          const RowRef row{r, t, b, s == 0, t - step};
-          cell.forward(row, j0, j1, in->row(s, r, t, b), in->stride(), gh.data() + r * width,
-                       hp + r * H, hn + r * H);
-          std::copy(hn + r * H + j0, hn + r * H + j1, y + d.y_row(t, b) + j0);
+          const RowRef row = row_at(r);
+          cell.forward(row, j0, j1, in->row(s, r, row.t, row.b), in->stride(),
+                       gh.data() + r * width, hp + r * H, hn + r * H);
+          std::copy(hn + r * H + j0, hn + r * H + j1, y + d.y_row(row.t, row.b) + j0);
         }
       });
       if (!sync.sync()) return;
@@ -138,20 +166,27 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
 //   dx (T, B, I)  dh0 (B, H)  dw_ih (G*H, I)  dw_hh (G*H, H)  db_ih, db_hh (G*H) or nullptr
 //   dg (T, B, G*H) workspace: the pre-activation gradient, filled by the loop
 //   dy (T, B, H); dh_n (B, H) or nullptr; hs (T, B, H) the forward's y; x (T, B, I);
-//   h0 (B, H) or nullptr.
+//   h0 (B, H) or nullptr; u (T, B, H): a two-phase cell's saved operand (HG < G), else
+//   nullptr.
 // The loop leaves the input-side gradient in dg (what multiplies W_ih); the cell's
 // to_hidden_side(dg) then turns it into the hidden-side one (what multiplies W_hh), in place.
-template <int G, bool kDirectHiddenGrad, class T, class Bwd>
+template <int G, int HG, bool kDirectHiddenGrad, class T, class Bwd>
 void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
                   const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
-                  const T* w_ih, const T* w_hh, const SeqDims& d, const KernelTable& k) {
-  const int64_t B = d.B, H = d.H, I = d.I, GH = G * H, TB = d.T * d.B;
+                  const T* u, const T* w_ih, const T* w_hh, const SeqDims& d,
+                  const KernelTable& k) {
+  constexpr bool kTwoPhase = HG < G;
+  static_assert(!kTwoPhase || kDirectHiddenGrad,
+                "a two-phase cell adds to dh_{t-1} itself (backward_second)");
+  // GHh: the rows of W_hh (and columns of dG) that multiply h; the rest multiply u.
+  const int64_t B = d.B, H = d.H, I = d.I, GH = G * H, GHh = HG * H, TB = d.T * d.B;
   const Schedule sch(d);
   if (d.lengths) std::fill(dg, dg + TB * GH, T(0));  // steps that never run have zero gradient
   // Per-row state written by several threads (by units): 64-byte aligned, see runtime/buffer.h.
-  Buffer<T> dh, dg_step;
+  Buffer<T> dh, dg_step, du;
   dh.assign(B * H, T(0));
   dg_step.resize(B * GH);
+  if (kTwoPhase) du.resize(B * H);
   std::vector<T> zeros(H, T(0));
   for (int64_t r = 0; r < B; ++r)
     if (dh_n) std::copy(dh_n + sch.batch_index(r) * H, dh_n + (sch.batch_index(r) + 1) * H,
@@ -166,32 +201,59 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
     int64_t j0, j1;
     split_range(H, parts, part, kUnitAlign, &j0, &j1);
     const int64_t nj = j1 - j0;
-    // Columns j0..j1 of W_hh (G*H x nj), packed once: dh[:, j0:j1] = dG_step · W_hh[:, j0:j1].
-    Buffer<T> packed;
+    // Columns j0..j1 of W_hh (GHh x nj), packed once: dh[:, j0:j1] = dG_step · W_hh[:, j0:j1].
+    // Two phases: the other rows too, for du[:, j0:j1] = dG_late · W_hh[late rows, j0:j1].
+    Buffer<T> packed, packed_u;
     sync.run([&] {
       if (nj <= 0) return;
-      packed.resize(pg.size(GH, nj));
-      pg.pack(false, GH, nj, w_hh + j0, H, packed.data());
+      packed.resize(pg.size(GHh, nj));
+      pg.pack(false, GHh, nj, w_hh + j0, H, packed.data());
+      if (kTwoPhase) {
+        packed_u.resize(pg.size(GH - GHh, nj));
+        pg.pack(false, GH - GHh, nj, w_hh + GHh * H + j0, H, packed_u.data());
+      }
     });
     if (!sync.sync()) return;
     for (int64_t s = sch.steps() - 1; s >= 0; --s) {
       const int64_t n = sch.active(s);
+      auto row_at = [&](int64_t r) {
+        const int64_t t = sch.time_of(s, r);
+        return RowRef{r, t, sch.batch_index(r), s == 0, t + back};
+      };
+      auto h_prev_of = [&](const RowRef& row) {
+        return s > 0 ? hs + (row.t_prev * B + row.b) * H
+                     : (h0 ? h0 + row.b * H : zeros.data());
+      };
       sync.run([&] {
         for (int64_t r = 0; r < n && nj > 0; ++r) {
-          const int64_t b = sch.batch_index(r), t = sch.time_of(s, r);
-          const RowRef row{r, t, b, s == 0, t + back};
-          const T* h_prev =
-              s > 0 ? hs + ((t + back) * B + b) * H : (h0 ? h0 + b * H : zeros.data());
-          cell.backward(row, j0, j1, h_prev, dy + (t * B + b) * H, dh.data() + r * H,
-                        dg_step.data() + r * GH, dg + (t * B + b) * GH);
+          const RowRef row = row_at(r);
+          const int64_t tb = row.t * B + row.b;
+          cell.backward(row, j0, j1, h_prev_of(row), dy + tb * H, dh.data() + r * H,
+                        dg_step.data() + r * GH, dg + tb * GH);
         }
       });
       // dG_step must be complete (all units) before any thread multiplies it.
       if (!sync.sync()) return;
+      if constexpr (kTwoPhase) {
+        // du[:, j0:j1] = dG_late · W_hh[late rows, j0:j1]; the cell turns it into the early
+        // gates' dG and u's direct term of dh_{t-1}.
+        sync.run([&] {
+          if (nj <= 0) return;
+          pg.gemm(n, nj, GH - GHh, dg_step.data() + GHh, GH, packed_u.data(), T(0),
+                  du.data() + j0, H);
+          for (int64_t r = 0; r < n; ++r) {
+            const RowRef row = row_at(r);
+            cell.backward_second(row, j0, j1, h_prev_of(row), du.data() + r * H,
+                                 dh.data() + r * H, dg_step.data() + r * GH,
+                                 dg + (row.t * B + row.b) * GH);
+          }
+        });
+        if (!sync.sync()) return;  // the early gates' dG_step complete
+      }
       // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
       sync.run([&] {
         if (nj > 0)
-          pg.gemm(n, nj, GH, dg_step.data(), GH, packed.data(),
+          pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(),
                   kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
       });
       if (!sync.sync()) return;  // dh complete before the next step reads it
@@ -215,10 +277,14 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   if (d.T > 1) {
     const int64_t K = (d.T - 1) * B;
     if (!sch.reverse())
-      parallel_gemm(true, false, GH, H, K, dg + B * GH, GH, hs, H, T(1), dw_hh, H, k);
+      parallel_gemm(true, false, GHh, H, K, dg + B * GH, GH, hs, H, T(1), dw_hh, H, k);
     else
-      parallel_gemm(true, false, GH, H, K, dg, GH, hs + B * H, H, T(1), dw_hh, H, k);
+      parallel_gemm(true, false, GHh, H, K, dg, GH, hs + B * H, H, T(1), dw_hh, H, k);
   }
+  // Two phases: the late rows multiplied u_t, formed at step t itself (zero where padded).
+  if (kTwoPhase && TB > 0)
+    parallel_gemm(true, false, GH - GHh, H, TB, dg + GHh, GH, u, H, T(1), dw_hh + GHh * H, H,
+                  k);
   // ... and the first step of every sequence pairs with h0.
   if (h0 && B > 0) {
     const T* first = dg;  // forward direction: every sequence starts at t = 0
@@ -232,7 +298,7 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
         }
       first = gathered.data();
     }
-    if (d.T > 0) parallel_gemm(true, false, GH, H, B, first, GH, h0, H, T(1), dw_hh, H, k);
+    if (d.T > 0) parallel_gemm(true, false, GHh, H, B, first, GH, h0, H, T(1), dw_hh, H, k);
   }
   if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
   cell.end(sch);

@@ -29,7 +29,7 @@ std::vector<T> folded_bias(const CellWeights<T>& w, int64_t H, bool always) {
 
 template <class Cell, class T>
 void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
-  constexpr int G = Cell::G;
+  constexpr int G = Cell::G, HG = Cell::kHGates;
   const SeqDims d = dims.resolved();  // row strides of x and y, resolved once
   const KernelTable& k = kernels();  // one table for the whole call
   const std::vector<T> folded = folded_bias<Cell>(a.w, d.H, false);
@@ -40,13 +40,13 @@ void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
     auto make_input = [&](const Schedule&, int64_t j0, int64_t) {
       return PrecomputedInput<T>{gx, d.B, G * d.H, d.H, j0};
     };
-    run_forward<G>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
   } else {  // inference: each thread projects its units a chunk of steps at a time
     const PackedGemm<T> pg = packed_gemm_fns<T>(k);
     auto make_input = [&](const Schedule& sch, int64_t j0, int64_t j1) {
       return ChunkedProjection<T>(pg, sch, d, G, j0, j1, a.x, a.w.w_ih, bias);
     };
-    run_forward<G>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
   }
 }
 
@@ -55,22 +55,24 @@ void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d) {
   const KernelTable& k = kernels();
   Buffer<T> dg(d.T * d.B * Cell::G * d.H);  // every row is written (or zeroed) by run_backward
   typename Cell::Backward cell(a, d, activations<T>(k));
-  run_backward<Cell::G, Cell::kDirectHiddenGrad>(
+  constexpr bool kTwoPhase = Cell::kHGates < Cell::G;  // u is then the last saved array
+  run_backward<Cell::G, Cell::kHGates, Cell::kDirectHiddenGrad>(
       cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.db_ih, a.db_hh, dg.data(), a.dy,
-      a.dstate_n[0], a.y, a.x, a.state0[0], a.w.w_ih, a.w.w_hh, d, k);
+      a.dstate_n[0], a.y, a.x, a.state0[0], kTwoPhase ? a.saved[Cell::kSaved - 1] : nullptr,
+      a.w.w_ih, a.w.w_hh, d, k);
 }
 
 template <class Cell, class T>
 std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
                                                   int64_t H) {
   const std::vector<T> bias = folded_bias<Cell>(w, H, true);
-  return std::make_unique<StepWeights<T>>(Cell::G, I, H, w, bias.data());
+  return std::make_unique<StepWeights<T>>(Cell::G, Cell::kHGates, I, H, w, bias.data());
 }
 
 template <class Cell, class T>
 void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
   typename Cell::Forward cell(a, B, w.hidden_size(), w.b_hh(), activations<T>(w.table()));
-  w.step(cell, a.state_out[0], a.x, a.state[0], B);
+  w.template step<(Cell::kHGates < Cell::G)>(cell, a.state_out[0], a.x, a.state[0], B);
 }
 
 }  // namespace rnnkit

@@ -30,8 +30,10 @@ class StepWeights {
   // w (torch layout, see CellWeights); bias_x (G*H) or nullptr: the bias added to x·W_ihᵀ (the
   // cell decides what folds into it). b_hh is kept too, for the cells that apply part of it
   // themselves (GRU's b_hn). Arrays are copied: the caller may free or change them afterwards.
-  StepWeights(int G, int64_t I, int64_t H, const CellWeights<T>& w, const T* bias_x)
-      : G_(G), I_(I), H_(H), table_(&kernels()) {
+  // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h).
+  StepWeights(int G, int h_gates, int64_t I, int64_t H, const CellWeights<T>& w,
+              const T* bias_x)
+      : G_(G), HG_(h_gates), I_(I), H_(H), table_(&kernels()) {
     // A step reads every weight once and does little arithmetic with it, so it is bound by
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
     // (each core then keeps its half in its own cache between calls), else by arithmetic.
@@ -47,7 +49,9 @@ class StepWeights {
       split_range(H, nt, k, kUnitAlign, &s.j0, &s.j1);
       if (s.j1 - s.j0 <= 0) continue;
       pack_unit_rows(pg, G, H, I, s.j0, s.j1, w.w_ih, s.packed_ih);
-      pack_unit_rows(pg, G, H, H, s.j0, s.j1, w.w_hh, s.packed_hh);
+      pack_unit_rows(pg, HG_, H, H, s.j0, s.j1, w.w_hh, s.packed_hh);
+      if (HG_ < G)
+        pack_unit_rows(pg, G - HG_, H, H, s.j0, s.j1, w.w_hh + HG_ * H * H, s.packed_uh);
       unit_bias(G, H, s.j0, s.j1, bias_x, s.bias);
     }
     if (w.b_hh) b_hh_.assign(w.b_hh, w.b_hh + G * H);
@@ -60,42 +64,84 @@ class StepWeights {
   const KernelTable& table() const { return *table_; }
 
   // h_out (B,H) = cell(x (B,I), h (B,H)); cell state, if any, is the Forward's business.
+  // kTwoPhase: the cell's kHGates < G (it must match the constructor's h_gates).
   // No allocation once a batch size has been seen on this thread; a failed allocation throws
   // std::bad_alloc and leaves the object usable.
-  template <class Fwd>
+  template <bool kTwoPhase, class Fwd>
   void step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B) const {
     const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
-    auto run_slice = [&](const Slice& s) {
-      const int64_t nj = s.j1 - s.j0, width = G_ * nj;
-      if (nj <= 0) return;
-      thread_local Buffer<T> px, ph;  // this worker's products for its slice
-      px.resize(B * width);
-      ph.resize(B * width);
+    // Two phases keep each slice's input products from the first phase to the second, and
+    // the operand u of all units: per calling thread, as calls may come from several threads.
+    // (The workers must see the caller's buffers, not thread_locals of their own: hence the
+    // plain pointers below.)
+    thread_local Buffer<T> px_buffer, u_buffer;
+    if (kTwoPhase) {
+      px_buffer.resize(B * G_ * H_);
+      u_buffer.resize(B * H_);
+    }
+    T* const px_all = px_buffer.data();
+    T* const u = u_buffer.data();
+    auto input_products = [&](const Slice& s, T* px) {
+      const int64_t width = G_ * (s.j1 - s.j0);
       for (int64_t r = 0; r < B; ++r)
-        std::copy(s.bias.data(), s.bias.data() + width, px.data() + r * width);
-      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(1), px.data(), width);
-      pg.gemm(B, width, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width);
-      for (int64_t r = 0; r < B; ++r) {
-        const RowRef row{r, 0, r, true, 0};
-        cell.forward(row, s.j0, s.j1, px.data() + r * width, nj, ph.data() + r * width,
-                     h + r * H_, h_out + r * H_);
+        std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
+      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
+    };
+    // Phase 1 of two: the gates < kHGates and u. Slice k's products start at B*G*j0.
+    auto first_phase = [&](const Slice& s) {
+      if constexpr (kTwoPhase) {  // (one-phase cells have no forward_first)
+        const int64_t nj = s.j1 - s.j0, width = G_ * nj, width_h = HG_ * nj;
+        if (nj <= 0) return;
+        thread_local Buffer<T> ph;
+        ph.resize(B * width_h);
+        T* px = px_all + B * G_ * s.j0;
+        input_products(s, px);
+        pg.gemm(B, width_h, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width_h);
+        for (int64_t r = 0; r < B; ++r)
+          cell.forward_first(RowRef{r, 0, r, true, 0}, s.j0, s.j1, px + r * width, nj,
+                             ph.data() + r * width_h, h + r * H_, u + r * H_);
       }
+    };
+    // One phase: everything; of two, the gates >= kHGates from u.
+    auto last_phase = [&](const Slice& s) {
+      const int64_t nj = s.j1 - s.j0, width = G_ * nj;
+      const int64_t width_p = (kTwoPhase ? G_ - HG_ : G_) * nj;  // this product's width
+      if (nj <= 0) return;
+      thread_local Buffer<T> px_one, ph;  // this worker's products for its slice
+      ph.resize(B * width_p);
+      T* px;
+      if (kTwoPhase) {
+        px = px_all + B * G_ * s.j0;
+        pg.gemm(B, width_p, H_, u, H_, s.packed_uh.data(), T(0), ph.data(), width_p);
+      } else {
+        px_one.resize(B * width);
+        px = px_one.data();
+        input_products(s, px);
+        pg.gemm(B, width_p, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width_p);
+      }
+      for (int64_t r = 0; r < B; ++r)
+        cell.forward(RowRef{r, 0, r, true, 0}, s.j0, s.j1, px + r * width, nj,
+                     ph.data() + r * width_p, h + r * H_, h_out + r * H_);
     };
     // The slices were fixed at packing time; if the thread cap dropped since, threads take
     // several slices each. Every slice is computed the same way whoever runs it.
     const int n_slices = static_cast<int>(slices_.size());
     const int nt = std::min(n_slices, get_num_threads());
-    run_parallel(nt, [&](int part, int parts) {
-      for (int k = part; k < n_slices; k += parts) run_slice(slices_[k]);
-    });
+    auto over_slices = [&](auto&& body) {
+      run_parallel(nt, [&](int part, int parts) {
+        for (int k = part; k < n_slices; k += parts) body(slices_[k]);
+      });
+    };
+    if (kTwoPhase) over_slices(first_phase);  // returns once u is complete
+    over_slices(last_phase);
   }
 
  private:
   struct Slice {
     int64_t j0 = 0, j1 = 0;
-    Buffer<T> packed_ih, packed_hh, bias;
+    Buffer<T> packed_ih, packed_hh, packed_uh, bias;  // packed_uh: two phases only
   };
-  int G_;
+  int G_, HG_;
   int64_t I_, H_;
   const KernelTable* table_;
   std::vector<Slice> slices_;

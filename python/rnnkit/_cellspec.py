@@ -14,14 +14,17 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _core
 
-# Python-side facts per compiled cell: (family, nonlinearity). The family is the name of the
-# public ops functions (``<family>_forward``) and of the layer; several cells may share one
-# (the RNN's two activations).
-_PYTHON_SIDE: Dict[str, Tuple[str, Optional[str]]] = {
-    "lstm": ("lstm", None),
-    "gru": ("gru", None),
-    "rnn_tanh": ("rnn", "tanh"),
-    "rnn_relu": ("rnn", "relu"),
+# Python-side facts per compiled cell: (family, options). The family is the name of the
+# public ops functions (``<family>_forward``) and of the layer; several cells may share one,
+# told apart by the layer's keyword options that select them (the RNN's two activations, the
+# GRU's two formulas). A family's first cell here is its default; every cell of a family lists
+# the same option names.
+_PYTHON_SIDE: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {"reset_after": True}),
+    "gru_reset_before": ("gru", {"reset_after": False}),
+    "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
+    "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
 }
 
 _GRADS_CLASS = {"lstm": "LSTMGrads", "gru": "GRUGrads", "rnn": "RNNGrads"}
@@ -31,11 +34,12 @@ _GRADS_CLASS = {"lstm": "LSTMGrads", "gru": "GRUGrads", "rnn": "RNNGrads"}
 class CellSpec:
     """What the rest of the package needs to know about one cell."""
 
-    name: str                          # "lstm", "gru", "rnn_tanh", "rnn_relu"
+    name: str                          # "lstm", "gru", "gru_reset_before", "rnn_tanh", ...
     gates: int                         # G: W_ih is (G*H, I), W_hh (G*H, H)
     states: Tuple[str, ...]            # ("h", "c") or ("h",)
     saved: Tuple[Tuple[str, int], ...]  # arrays kept for backward: (name, width in units of H)
     family: str                        # "lstm", "gru" or "rnn"
+    options: Tuple[Tuple[str, Any], ...]  # the layer options that select it in its family
     nonlinearity: Optional[str]        # the RNN's activation, else None
     forward: Callable[..., Any]        # _core.<name>_forward
     backward: Callable[..., Any]       # _core.<name>_backward
@@ -44,6 +48,12 @@ class CellSpec:
     state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
     state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
     dstate_n_names: Tuple[str, ...]    # their gradients' argument names: ("dh_n", "dc_n")
+
+    @property
+    def kwargs(self) -> Dict[str, Any]:
+        """The options as keyword arguments of the family's layers and ops functions, e.g.
+        ``{"nonlinearity": "relu"}`` or ``{"reset_after": False}``."""
+        return dict(self.options)
 
 
 def _grads_type(family: str, states: Tuple[str, ...]) -> Any:
@@ -63,14 +73,15 @@ def _build() -> Dict[str, CellSpec]:
     grads: Dict[Tuple[str, Tuple[str, ...]], Any] = {}
     specs = {}
     for name, c in compiled.items():
-        family, nonlinearity = _PYTHON_SIDE[name]
+        family, options = _PYTHON_SIDE[name]
         states = tuple(c["states"])
         key = (family, states)
         if key not in grads:
             grads[key] = _grads_type(family, states)
         specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
-                               family=family, nonlinearity=nonlinearity, forward=c["forward"],
+                               family=family, options=tuple(options.items()),
+                               nonlinearity=options.get("nonlinearity"), forward=c["forward"],
                                backward=c["backward"], step=c["step"], grads=grads[key],
                                state0_names=tuple(s + "0" for s in states),
                                state_n_names=tuple(s + "_n" for s in states),
@@ -81,18 +92,44 @@ def _build() -> Dict[str, CellSpec]:
 CELLS: Dict[str, CellSpec] = _build()
 
 
-def family_cells(family: str) -> Dict[Optional[str], CellSpec]:
-    """The cells of one family by nonlinearity ({None: spec} for LSTM and GRU)."""
-    return {s.nonlinearity: s for s in CELLS.values() if s.family == family}
+def family_cells(family: str) -> Dict[str, CellSpec]:
+    """The cells of one family by name, its default first."""
+    return {n: s for n, s in CELLS.items() if s.family == family}
 
 
-def cell_for(family: str, nonlinearity: Optional[str] = None) -> CellSpec:
-    """The cell of `family` with `nonlinearity` (the only place a nonlinearity is validated)."""
-    options = family_cells(family)
-    if not options:
+def default_cell(family: str) -> CellSpec:
+    """The cell a family's layer runs with default options."""
+    cells = family_cells(family)
+    if not cells:
         raise ValueError(f"unknown cell family {family!r}; known: "
                          f"{sorted({s.family for s in CELLS.values()})}")
-    if nonlinearity not in options:
-        names = " or ".join(repr(k) for k in options if k is not None)
-        raise ValueError(f"nonlinearity must be {names}, got {nonlinearity!r}")
-    return options[nonlinearity]
+    return next(iter(cells.values()))
+
+
+def cell_for(family: str, nonlinearity: Optional[str] = None, **options: Any) -> CellSpec:
+    """The cell of `family` selected by its options (the only place they are validated).
+
+    Options not given take the family's defaults, except ``nonlinearity``, which a family that
+    has it (the RNN) must be given, as torch requires. ``cell_for("gru", reset_after=False)``,
+    ``cell_for("rnn", "relu")``.
+    """
+    default = dict(default_cell(family).options)
+    cells = family_cells(family).values()
+    if "nonlinearity" in default:
+        options["nonlinearity"] = nonlinearity
+    elif nonlinearity is not None:
+        raise ValueError(f"{family} has no nonlinearity option, got {nonlinearity!r}")
+    unknown = sorted(set(options) - set(default))
+    if unknown:
+        raise TypeError(f"{family} has no option {', '.join(unknown)} (options: "
+                        f"{', '.join(default) or 'none'})")
+    wanted = {**default, **options}
+    for spec in cells:
+        if dict(spec.options) == wanted:
+            return spec
+    for key, value in options.items():
+        allowed = [dict(spec.options)[key] for spec in cells]
+        if value not in allowed:
+            raise ValueError(f"{key} must be {' or '.join(repr(a) for a in allowed)}, got "
+                             f"{value!r}")
+    raise ValueError(f"no {family} cell has the options {wanted}")  # pragma: no cover

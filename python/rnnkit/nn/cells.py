@@ -21,9 +21,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for
+from .._cellspec import CellSpec, cell_for, default_cell
 from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
+from ._options import flag, without_defaults
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
 from .parameter import Parameter, checked_data
@@ -45,13 +46,16 @@ class _CellBase(Module):
             CELL_CLASSES[cls._family] = cls
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any,
-                 seed: Optional[int], nonlinearity: Optional[str] = None) -> None:
+                 seed: Optional[int], nonlinearity: Optional[str] = None,
+                 **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
-        self._spec: CellSpec = cell_for(self._family, nonlinearity)
+        self._spec: CellSpec = cell_for(self._family, nonlinearity, **cell_options)
         self.nonlinearity = nonlinearity
+        for name, value in cell_options.items():  # e.g. GRUCell's reset_after, for get_config
+            setattr(self, name, value)
         self.dtype = _dtype(dtype)
         g, h = self._spec.gates, self.hidden_size
         rng = np.random.default_rng(seed)
@@ -79,6 +83,10 @@ class _CellBase(Module):
             s += ", bias=False"
         if self.nonlinearity not in (None, "tanh"):
             s += f", nonlinearity={self.nonlinearity!r}"
+        defaults = default_cell(self._family).kwargs
+        for name, value in self._spec.options:  # GRU's reset_after=False, ...
+            if name != "nonlinearity" and value != defaults[name]:
+                s += f", {name}={value!r}"
         return s + f", dtype={self.dtype.name}"
 
     def _array(self, name: str, a: Any, shape: Tuple[int, ...], layout: str) -> np.ndarray:
@@ -231,15 +239,21 @@ class GRUCell(_CellBase):
 
     Call ``h' = cell(x, h)`` (h None = zeros). Backward ``dx, dh = cell.backward(dh')``.
 
-    Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
+    Args: input_size I, hidden_size H, bias=True, reset_after=True (False: n = tanh(W_in x +
+    b_in + W_hn (r ⊙ h) + b_hn), as :class:`~rnnkit.nn.GRU`), dtype="float32", seed=None.
     """
 
     _family = "gru"
-    _config_args = ("input_size", "hidden_size", "bias", "dtype")
+    _config_args = ("input_size", "hidden_size", "bias", "dtype", "reset_after")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype, seed)
+                 reset_after: bool = True, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         reset_after=flag("reset_after", reset_after))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), {"reset_after": True})
 
     def forward(self, x: Any, hx: Any = None) -> np.ndarray:
         (h,), _ = self._step(x, [hx])
@@ -277,7 +291,7 @@ class RNNCell(_CellBase):
 
 
 def make_cell(spec: CellSpec, *args: Any, **kwargs: Any) -> _CellBase:
-    """The single-step cell of `spec`, built with `args`/`kwargs` (plus its nonlinearity)."""
-    if spec.nonlinearity is not None:
-        kwargs["nonlinearity"] = spec.nonlinearity
+    """The single-step cell of `spec`, built with `args`/`kwargs` (plus the options that
+    select it in its family)."""
+    kwargs.update(spec.kwargs)
     return CELL_CLASSES[spec.family](*args, **kwargs)

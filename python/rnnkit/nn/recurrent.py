@@ -23,11 +23,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for
+from .._cellspec import CellSpec, cell_for, default_cell
 from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
+from ._options import flag, without_defaults
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -73,7 +74,8 @@ class _RNNBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
                  batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
-                 seed: Optional[int], nonlinearity: Optional[str] = None) -> None:
+                 seed: Optional[int], nonlinearity: Optional[str] = None,
+                 **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
@@ -82,8 +84,10 @@ class _RNNBase(Module):
         self.batch_first = bool(batch_first)
         self.dropout = _probability("dropout", dropout)
         self.bidirectional = bool(bidirectional)
-        self._spec: CellSpec = cell_for(self._family, nonlinearity)
+        self._spec: CellSpec = cell_for(self._family, nonlinearity, **cell_options)
         self.nonlinearity = nonlinearity
+        for name, value in cell_options.items():  # e.g. GRU's reset_after, for get_config
+            setattr(self, name, value)
         self.dtype = _dtype(dtype)
         if self.dropout > 0 and self.num_layers == 1:
             # As torch: dropout acts between layers only, so one layer makes it a no-op.
@@ -165,6 +169,10 @@ class _RNNBase(Module):
             s += f", num_layers={self.num_layers}"
         if self.nonlinearity not in (None, "tanh"):
             s += f", nonlinearity={self.nonlinearity!r}"
+        defaults = default_cell(self._family).kwargs
+        for name, value in self._spec.options:  # GRU's reset_after=False, ...
+            if name != "nonlinearity" and value != defaults[name]:
+                s += f", {name}={value!r}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False)):
             if getattr(self, name) != default:
@@ -474,18 +482,28 @@ class GRU(_RNNBase):
 
     Call: ``y, h_n = gru(x, hx=None, lengths=None)``.
     Backward: ``dx, dh0 = gru.backward(dy, dhx=None)`` with ``dhx = dh_n`` (or None).
+
+    Args (besides those below):
+        reset_after: True (default, torch's and cuDNN's formula above) or False: the reset
+            gate applies before the recurrent product, ``n = tanh(W_in x + b_in +
+            W_hn (r ⊙ h) + b_hn)`` (Cho et al.'s original GRU, ONNX's default
+            ``linear_before_reset=0``, Keras's ``reset_after=False``). Same parameter names,
+            shapes and gate order either way.
 """ + _ARGS_DOC
 
     _family = "gru"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype")
+                    "dropout", "bidirectional", "dtype", "reset_after")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
+                 bidirectional: bool = False, *, reset_after: bool = True,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, reset_after=flag("reset_after", reset_after))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), {"reset_after": True})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -534,8 +552,8 @@ RecurrentLayer = Union[RNN, LSTM, GRU]
 
 
 def make_layer(spec: CellSpec, *args: Any, **kwargs: Any) -> "_RNNBase":
-    """The sequence layer of cell `spec`, built with `args`/`kwargs` (plus the spec's
-    nonlinearity, for the RNN cells)."""
-    if spec.nonlinearity is not None:
-        kwargs["nonlinearity"] = spec.nonlinearity
+    """The sequence layer of cell `spec`, built with `args`/`kwargs` (plus the options that
+    select the cell in its family: the RNN's nonlinearity, the GRU's reset_after)."""
+    kwargs.update(spec.kwargs)
     return LAYER_CLASSES[spec.family](*args, **kwargs)
+

@@ -30,7 +30,7 @@ from . import _validate as v
 LSTMGrads = CELLS["lstm"].grads
 GRUGrads = CELLS["gru"].grads
 RNNGrads = CELLS["rnn_tanh"].grads
-NONLINEARITIES = tuple(k for k in family_cells("rnn") if k)
+NONLINEARITIES = tuple(s.nonlinearity for s in family_cells("rnn").values())
 
 
 class SequenceCache:
@@ -195,14 +195,17 @@ def lstm_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarra
 def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 lengths: Optional[np.ndarray] = None, reverse: bool = False,
-                training: bool = True
+                training: bool = True, reset_after: bool = True
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """GRU over a whole sequence. Returns ``y (T,B,H), h_n (B,H), cache``.
 
     r, z = σ(W_i· x + b_i· + W_h· h + b_h·); n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn));
-    h' = (1 - z)⊙n + z⊙h.
+    h' = (1 - z)⊙n + z⊙h. With ``reset_after=False`` (Cho et al.'s original formula, ONNX's
+    linear_before_reset=0, Keras's reset_after=False), n = tanh(W_in x + b_in + W_hn (r⊙h) +
+    b_hn); same weights, shapes and gate order.
     """
-    y, (h_n,), cache = sequence_forward(CELLS["gru"], x, (h0,), w_ih, w_hh, b_ih, b_hh,
+    spec = cell_for("gru", reset_after=reset_after)
+    y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
                                         lengths=lengths, reverse=reverse, training=training)
     return y, h_n, cache
 
