@@ -47,7 +47,7 @@ class Findings:
 # Each takes the problem dict and the rng and returns (argument name it breaks, new problem).
 def _wrong_dim(arg: str, axis: int) -> Callable:
     def apply(p, rng):
-        a = p[arg]
+        a = p.get(arg)  # (the peephole only exists for its cell)
         if a is None or a.ndim <= axis:
             return None
         if arg == "x" and axis == 1 and p["h0"] is None and p["lengths"] is None:
@@ -60,7 +60,7 @@ def _wrong_dim(arg: str, axis: int) -> Callable:
 
 def _wrong_rank(arg: str) -> Callable:
     def apply(p, rng):
-        a = p[arg]
+        a = p.get(arg)  # (the peephole only exists for its cell)
         if a is None:
             return None
         lower = a.reshape(-1) if a.ndim > 1 else a.reshape(1, -1)  # 1-D: one more axis
@@ -70,7 +70,7 @@ def _wrong_rank(arg: str) -> Callable:
 
 def _wrong_dtype(arg: str) -> Callable:
     def apply(p, rng):
-        a = p[arg]
+        a = p.get(arg)  # (the peephole only exists for its cell)
         if a is None:
             return None
         other = {np.float32: np.float64, np.float64: np.float32}[a.dtype.type]
@@ -108,9 +108,9 @@ def _not_an_array(arg: str) -> Callable:
 MUTATIONS: List[Tuple[str, Callable]] = (
     [(f"dim:{a}:{ax}", _wrong_dim(a, ax)) for a, axes in
      {"x": (1, 2), "h0": (0, 1), "c0": (0, 1), "w_ih": (0, 1), "w_hh": (0, 1), "b_ih": (0,),
-      "b_hh": (0,)}.items() for ax in axes]
+      "b_hh": (0,), "peephole": (0,)}.items() for ax in axes]
     + [(f"rank:{a}", _wrong_rank(a)) for a in ("x", "h0", "w_ih", "w_hh", "b_ih")]
-    + [(f"dtype:{a}", _wrong_dtype(a)) for a in ("x", "h0", "w_ih", "w_hh", "b_hh")]
+    + [(f"dtype:{a}", _wrong_dtype(a)) for a in ("x", "h0", "w_ih", "w_hh", "b_hh", "peephole")]
     + [("lengths", _bad_lengths)]
     + [(f"type:{a}", _not_an_array(a)) for a in ("x", "w_hh")]
 )

@@ -65,7 +65,9 @@ def _ops_case(cell: str, dtype: np.dtype, case: str) -> Iterator[Tuple[str, np.n
     s0 = [r(B, H) if with_h0 else None for _ in range(n)]
     dy = r(T, B, H)
     ds_n = [r(B, H) for _ in range(n)]
-    extra = spec.kwargs  # the options that select the cell (nonlinearity, reset_after)
+    # The options that select the cell (nonlinearity, reset_after) and its extra parameters
+    # (peephole), these drawn last so that the other cells' cases are what they were.
+    extra = {**spec.ops_kwargs, **{n: r(w * H, s=0.3) for n, w in spec.extra}}
     lens = None if lengths is None else np.array(lengths, np.int64)
     if lens is not None:
         dy = dy * (np.arange(T)[:, None] < lens[None, :])[:, :, None].astype(dtype)

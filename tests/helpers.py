@@ -8,11 +8,18 @@ from rnnkit._cellspec import CELLS as SPECS
 # Every test that runs per cell parametrises from the registry: a new cell is tested by
 # adding its reference function (tests/reference.py), not by editing these lists.
 CELLS = tuple(SPECS)
+# The cells torch computes too, which the torch comparisons run over: torch's modules take the
+# RNN's nonlinearity; every other option must be at torch's value (torch has no GRU with
+# reset_after=False, no peephole LSTM).
+_TORCH_VALUES = {"reset_after": True, "peephole": False}
+TORCH_CELLS = tuple(c for c in CELLS if all(
+    k == "nonlinearity" or _TORCH_VALUES.get(k, object()) == v for k, v in SPECS[c].options))
 GATES = {name: spec.gates for name, spec in SPECS.items()}
 PARAM_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
 # gradient field -> the input it is the gradient of
 GRAD_OF = {"dx": "x", "dw_ih": "w_ih", "dw_hh": "w_hh", "db_ih": "b_ih", "db_hh": "b_hh",
-           **{"d" + n: n for spec in SPECS.values() for n in spec.state0_names}}
+           **{"d" + n: n for spec in SPECS.values() for n in spec.state0_names},
+           **{"d" + n: n for spec in SPECS.values() for n in spec.extra_names}}
 
 
 def grad_fields(cell):
@@ -109,7 +116,7 @@ def mixed_lengths(T, B, rng):
 def make_problem(cell, T, B, I, H, *, dtype=np.float64, seed=0, lengths=None, h0=True,
                  c0=True, bias=True, dh_n=True, dc_n=True):
     """A random problem: dict with inputs x, h0, c0, w_ih, w_hh, b_ih, b_hh (None where left
-    out), lengths (None, an array, or "mixed" to draw one), and upstream gradients dy, dh_n,
+    out), the cell's extra parameters by name (peephole), lengths (None, an array, or "mixed" to draw one), and upstream gradients dy, dh_n,
     dc_n.  Weights are drawn so gate pre-activations are O(1): the nonlinearities are
     exercised without saturating."""
     rng = np.random.default_rng(seed)
@@ -136,6 +143,10 @@ def make_problem(cell, T, B, I, H, *, dtype=np.float64, seed=0, lengths=None, h0
         dh_n=u(B, H) if dh_n else None,
         dc_n=u(B, H) if (dc_n and "c_n" in SPECS[cell].state_n_names) else None,
     )
+    # The cell's extra parameters (the peephole), drawn last so that the other cells'
+    # problems are what they always were.
+    for name, width in SPECS[cell].extra:
+        p[name] = u(width * H, scale=0.5)
     return p
 
 
@@ -154,11 +165,13 @@ def as_float64(p):
 def forward(impl, p, *, reverse=False, **kw):
     """Calls impl.<family>_forward on problem p; impl is tests.reference or rnnkit.ops.
     Returns (outputs tuple, cache): (y, h_n[, c_n]). The options that select the cell in its
-    family (nonlinearity, reset_after) are passed too; `kw` may override them."""
+    family (nonlinearity, reset_after) and its extra parameters (peephole) are passed too;
+    `kw` may override them."""
     spec = SPECS[p["cell"]]
+    extra = {n: p[n] for n in spec.extra_names}
     out = getattr(impl, spec.family + "_forward")(
         p["x"], *(p[n] for n in spec.state0_names), p["w_ih"], p["w_hh"], p["b_ih"],
-        p["b_hh"], lengths=p["lengths"], reverse=reverse, **{**spec.kwargs, **kw})
+        p["b_hh"], lengths=p["lengths"], reverse=reverse, **{**spec.ops_kwargs, **extra, **kw})
     return tuple(out[:-1]), out[-1]
 
 

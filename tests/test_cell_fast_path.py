@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import CELLS, SPECS, pack_state, unpack_state
+from helpers import CELLS, SPECS, TORCH_CELLS, pack_state, unpack_state
 from rnnkit.nn.cells import make_cell
 from rnnkit.nn.recurrent import make_layer
 from rnnkit.optim import SGD
@@ -149,7 +149,7 @@ def test_fast_path_bad_shapes_raise_clear_errors():
                                             np.zeros((2, 19), np.float32)))
 
 
-@pytest.mark.parametrize("mode", CELLS)
+@pytest.mark.parametrize("mode", TORCH_CELLS)
 def test_fast_path_matches_torch(mode):
     torch = pytest.importorskip("torch")
     from torch_peers import torch_cell

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import rnnkit.nn as nn  # noqa: E402
-from helpers import CELLS as MODES  # noqa: E402
+from helpers import TORCH_CELLS as MODES  # noqa: E402
 from helpers import SPECS, pack_state, unpack_state  # noqa: E402
 from rnnkit.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss  # noqa: E402
 from rnnkit.nn.cells import make_cell  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import reference as ref  # noqa: E402
-from helpers import CELLS, SPECS, assert_close, backward, forward, grad_fields, make_problem, \
+from helpers import TORCH_CELLS, SPECS, assert_close, backward, forward, grad_fields, make_problem, \
     max_errors, output_names, pack_state, scaled, unpack_state  # noqa: E402
 from torch_peers import torch_layer  # noqa: E402
 
@@ -136,7 +136,7 @@ def compare(impl_name, impl, p, reverse, rtol, atol):
 
 CASES = [
     # cell, T, B, I, H, lengths
-    (cell, *shape) for cell in CELLS for shape in ((6, 5, 7, 9, None), (7, 6, 5, 17, "mixed"))
+    (cell, *shape) for cell in TORCH_CELLS for shape in ((6, 5, 7, 9, None), (7, 6, 5, 17, "mixed"))
 ]
 
 
@@ -162,7 +162,7 @@ def test_rnnkit_matches_torch(case, dtype, reverse):
     compare("rnnkit", ops, p, reverse, *TOL[dtype])
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_rnnkit_matches_torch_without_bias_and_state(cell):
     import rnnkit.ops as ops
     p = make_problem(cell, 5, 4, 3, 6, dtype=np.float64, seed=23, lengths="mixed", h0=False,

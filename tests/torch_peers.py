@@ -1,36 +1,25 @@
 """torch's peer of each rnnkit cell family, for the tests that compare with torch.
 
 A table of peers, not dispatch: the cell a test runs comes from the registry
-(rnnkit._cellspec), and this says which torch module computes the same thing. A cell whose
-family has no torch peer is skipped by the torch comparisons (its numpy reference still
-checks it everywhere else). Import only where torch is installed.
+(rnnkit._cellspec), and this says which torch module computes the same thing. The torch
+comparisons run over helpers.TORCH_CELLS, the cells torch has (its numpy reference checks
+every other cell everywhere else). Import only where torch is installed.
 """
 import pytest
 import torch
 
-from helpers import SPECS
+from helpers import SPECS, TORCH_CELLS
 
 LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
 
 
-# The cell options torch's modules take; any other option must be at its torch value.
-TORCH_OPTIONS = {"nonlinearity"}
-TORCH_VALUES = {"reset_after": True}
-
-
-def has_peer(cell):
-    """Whether torch computes what rnnkit cell `cell` computes (GRU reset_after=False: no)."""
-    spec = SPECS[cell]
-    return spec.family in LAYERS and all(
-        k in TORCH_OPTIONS or TORCH_VALUES.get(k, object()) == v for k, v in spec.options)
-
-
 def _peer(table, cell, *args, **kw):
     spec = SPECS[cell]
-    if not has_peer(cell):
-        pytest.skip(f"torch has no peer of the {cell} cell")
-    kw.update({k: v for k, v in spec.options if k in TORCH_OPTIONS})
+    if cell not in TORCH_CELLS:  # the tests parametrise over TORCH_CELLS: not reached
+        pytest.fail(f"torch has no peer of the {cell} cell (use helpers.TORCH_CELLS)")
+    if spec.nonlinearity is not None:
+        kw["nonlinearity"] = spec.nonlinearity
     return table[spec.family](*args, **kw)
 
 

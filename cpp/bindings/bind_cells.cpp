@@ -60,7 +60,7 @@ CellWeights<T> weights_of(const py::handle& w_ih, const py::handle& w_hh, const 
   return w;
 }
 
-// A tuple of exactly n entries (states, gradients of states, saved arrays).
+// A tuple of exactly n entries (states, gradients of states, saved arrays, extra parameters).
 py::tuple tuple_of(const py::handle& obj, const char* name, int n) {
   if (!py::isinstance<py::tuple>(obj) && !py::isinstance<py::list>(obj))
     throw py::type_error(std::string(name) + " must be a tuple of " + std::to_string(n));
@@ -76,7 +76,12 @@ py::tuple tuple_of(const py::handle& obj, const char* name, int n) {
 template <class Cell>
 struct ItemNames {
   std::string state0[kMaxStates], dstate_n[kMaxStates], saved[kMaxSaved];
+  std::string extra[kMaxExtra], dextra[kMaxExtra];
   ItemNames() {
+    for (int i = 0; i < Cell::kExtra; ++i) {
+      extra[i] = std::string("extra[") + extra_name<Cell>(i) + "]";
+      dextra[i] = std::string("dextra[") + extra_name<Cell>(i) + "]";
+    }
     for (int i = 0; i < Cell::kStates; ++i) {
       state0[i] = std::string("state0[") + Cell::kStateNames[i] + "]";
       dstate_n[i] = std::string("dstate_n[") + Cell::kStateNames[i] + "]";
@@ -89,6 +94,15 @@ struct ItemNames {
     return names;
   }
 };
+
+// The cell's extra parameters (`extra`, a tuple of kExtra arrays of kExtraWidth[i]*H) into w.
+template <class Cell, class T>
+void extras_of(const py::handle& extra, int64_t H, CellWeights<T>& w) {
+  py::tuple e = tuple_of(extra, "extra", Cell::kExtra);
+  for (int i = 0; i < Cell::kExtra; ++i)
+    w.extra[i] = input<T>(e[i], ItemNames<Cell>::get().extra[i].c_str(),
+                          {extra_width<Cell>(i) * H});
+}
 
 // Strides of a (T, B, ·) operand for SeqDims, normalised so that an axis of length 1 reads as
 // contiguous (its stride is never used).
@@ -113,7 +127,7 @@ template <template <class> class CellT, class T>
 py::tuple forward(const py::array& x, const py::handle& state0, const py::handle& w_ih,
                   const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
                   const py::handle& lengths, bool reverse, bool training,
-                  const py::handle& out) {
+                  const py::handle& out, const py::handle& extra) {
   using Cell = CellT<T>;
   CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
   SeqDims& d = c.d;
@@ -127,6 +141,7 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
     row_strides(d.T, d.B, d.I, st, sb, &d.x_t, &d.x_b);
   }
   a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
+  extras_of<Cell>(extra, d.H, a.w);
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
     a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
@@ -170,7 +185,8 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
                    const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
                    const py::handle& y, const py::handle& saved, const py::handle& lengths,
                    bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
-                   const py::handle& db_ih, const py::handle& db_hh) {
+                   const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
+                   const py::handle& dextra) {
   using Cell = CellT<T>;
   const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
   const SeqDims& d = c.d;
@@ -178,6 +194,11 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
   BackwardArrays<T> a;
   a.x = input<T>(x, "x", {d.T, d.B, d.I});
   a.w = weights_of<T>(w_ih, w_hh, py::none(), py::none(), Cell::G, d);
+  extras_of<Cell>(extra, d.H, a.w);
+  py::tuple de = tuple_of(dextra, "dextra", Cell::kExtra);
+  for (int i = 0; i < Cell::kExtra; ++i)
+    a.dextra[i] = output<T>(de[i], ItemNames<Cell>::get().dextra[i].c_str(),
+                            {extra_width<Cell>(i) * d.H});
   a.dy = input<T>(dy, "dy", {d.T, d.B, d.H});
   a.y = input<T>(y, "y", {d.T, d.B, d.H});
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
@@ -226,7 +247,8 @@ struct Step {
 
 template <template <class> class CellT>
 std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle& w_hh,
-                                       const py::handle& b_ih, const py::handle& b_hh) {
+                                       const py::handle& b_ih, const py::handle& b_hh,
+                                       const py::handle& extra) {
   return dispatch_float(w_ih, "w_ih", [&](auto tag) {
     using T = decltype(tag);
     using Cell = CellT<T>;
@@ -234,7 +256,8 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
     d.I = dim(w_ih, "w_ih", 2, 1, "(G*H, I)");
     d.H = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
     if (d.H < 1) throw py::value_error("w_hh must have H >= 1 columns");
-    const CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
+    CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
+    extras_of<Cell>(extra, d.H, w);
     auto s = std::make_unique<Step<CellT>>();
     py::gil_scoped_release nogil;
     s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H);
@@ -271,32 +294,36 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   m.def((n + "_forward").c_str(),
         [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
            const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
-           const py::handle& lengths, bool reverse, bool training, const py::handle& out) {
+           const py::handle& lengths, bool reverse, bool training, const py::handle& out,
+           const py::handle& extra) {
           return dispatch_float(x, "x", [&](auto tag) {
             return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                                 reverse, training, out);
+                                                 reverse, training, out, extra);
           });
         },
         py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
-        py::arg("out") = py::none());
+        py::arg("out") = py::none(), py::arg("extra") = py::tuple());
   m.def((n + "_backward").c_str(),
         [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
            const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
            const py::handle& y, const py::handle& saved, const py::handle& lengths,
            bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
-           const py::handle& db_ih, const py::handle& db_hh) {
+           const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
+           const py::handle& dextra) {
           return dispatch_float(dy, "dy", [&](auto tag) {
             return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
-                                                  lengths, reverse, dw_ih, dw_hh, db_ih, db_hh);
+                                                  lengths, reverse, dw_ih, dw_hh, db_ih, db_hh,
+                                                  extra, dextra);
           });
         },
         py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("y"), py::arg("saved"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"));
+        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"),
+        py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-           py::arg("b_hh"))
+           py::arg("b_hh"), py::arg("extra") = py::tuple())
       .def("step", [](Step<CellT>& s, const py::handle& x, const py::handle& states) {
         py::tuple st = tuple_of(states, "states", Cf::kStates);
         if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);
@@ -313,8 +340,12 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   for (int i = 0; i < Cf::kStates; ++i) states.append(Cf::kStateNames[i]);
   for (int i = 0; i < Cf::kSaved; ++i)
     saved.append(py::make_tuple(Cf::kSavedNames[i], Cf::kSavedWidth[i]));
+  py::list extra;
+  for (int i = 0; i < Cf::kExtra; ++i)
+    extra.append(py::make_tuple(extra_name<Cf>(i), extra_width<Cf>(i)));
   spec["states"] = states;
   spec["saved"] = saved;
+  spec["extra"] = extra;
   spec["forward"] = m.attr((n + "_forward").c_str());
   spec["backward"] = m.attr((n + "_backward").c_str());
   spec["step"] = m.attr((n + "_step").c_str());
@@ -330,7 +361,8 @@ void bind_cells(py::module_& m) {
 #undef RNNKIT_BIND_CELL
   m.def("cells", [specs]() { return specs; },
         "The cells compiled in (cells/cell_list.h): name, gates, state names, saved arrays "
-        "(name, width in units of H), and their forward, backward and step class.");
+        "and extra parameters (name, width in units of H each), and their forward, backward "
+        "and step class.");
 }
 
 }  // namespace rnnkit

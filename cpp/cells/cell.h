@@ -20,12 +20,20 @@
 //                                         its first phase computes (see "Two phases" below)
 //   static constexpr bool folds_hh_bias(int gate);   b_hh of `gate` adds into x·W_ihᵀ + b_ih
 //                                                    (else the cell applies it itself)
+//   static constexpr int kExtra;          parameters of the cell's own beyond the four
+//                                         weights and biases (0 for most; the peephole
+//                                         LSTM's one), and, only where kExtra > 0:
+//   static constexpr const char* kExtraNames[kExtra];   {"peephole"}
+//   static constexpr int kExtraWidth[kExtra];   each a vector of kExtraWidth[i]*H values,
+//                                         read from CellWeights::extra[i]; their gradients
+//                                         are ADDED to BackwardArrays::dextra[i]
 //   struct Forward;  struct Backward;     the per-call state, see below
 //
 // Forward (one object per call; one per single step):
 //   Forward(const ForwardArrays<T>&, const SeqDims&, Activations<T>)  for a sequence
-//   Forward(const StepArrays<T>&, int64_t B, int64_t H, const T* b_hh, Activations<T>)  for
-//       one step (b_hh: the layer's (G*H) hidden bias or nullptr)
+//   Forward(const StepArrays<T>&, int64_t B, int64_t H, const CellWeights<T>& w,
+//           Activations<T>)  for one step (w: only b_hh, the layer's (G*H) hidden bias or
+//           nullptr, and the extra parameters are set)
 //   void begin(const Schedule&), end(const Schedule&)   around a sequence (not called for steps)
 //   void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
 //                const T* h_prev, T* h_out)
@@ -100,16 +108,29 @@ struct RowRef {
 
 constexpr int kMaxStates = 2;  // h, plus at most one state of the cell's own
 constexpr int kMaxSaved = 2;
+constexpr int kMaxExtra = 6;   // a LayerNorm cell's gains and biases
 
 // The layer's weights in PyTorch's layout: w_ih (G*H, I), w_hh (G*H, H); b_ih, b_hh (G*H) or
-// nullptr.
+// nullptr; the cell's extra parameters (kExtraWidth[i]*H each).
 template <class T>
 struct CellWeights {
   const T* w_ih = nullptr;
   const T* w_hh = nullptr;
   const T* b_ih = nullptr;
   const T* b_hh = nullptr;
+  const T* extra[kMaxExtra] = {};
 };
+
+// A cell's extra parameters, uniformly for cells that have none (kExtraNames and kExtraWidth
+// exist only where kExtra > 0).
+template <class Cell>
+constexpr const char* extra_name(int i) {
+  if constexpr (Cell::kExtra > 0) return Cell::kExtraNames[i]; else return "";
+}
+template <class Cell>
+constexpr int extra_width(int i) {
+  if constexpr (Cell::kExtra > 0) return Cell::kExtraWidth[i]; else return 0;
+}
 
 // The arrays of one sequence forward. Shapes: T steps, B batch, I input, H hidden.
 template <class T>
@@ -133,6 +154,7 @@ struct BackwardArrays {
   T* dw_hh = nullptr;                 // (G*H, H)  ADDED to
   T* db_ih = nullptr;                 // (G*H) ADDED to, or nullptr (no bias gradients)
   T* db_hh = nullptr;                 // (G*H) ADDED to, or nullptr
+  T* dextra[kMaxExtra] = {};          // the extra parameters' gradients, ADDED to
   const T* dy = nullptr;              // (T, B, H)
   const T* dstate_n[kMaxStates] = {}; // (B, H) each, or nullptr (zero)
   const T* x = nullptr;

@@ -12,6 +12,7 @@
 
 #define RNNKIT_FOR_EACH_CELL(X) \
   X(lstm, LstmCell)             \
+  X(lstm_peephole, LstmPeepholeCell) \
   X(gru, GruCell)               \
   X(gru_reset_before, GruResetBeforeCell) \
   X(rnn_tanh, RnnTanhCell)      \

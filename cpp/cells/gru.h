@@ -29,6 +29,7 @@ struct GruCell {
   // dh_{t-1} = dh_t ⊙ z + dG_h·W_hh: the pointwise pass writes the first term, the GEMM adds.
   static constexpr bool kDirectHiddenGrad = true;
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
+  static constexpr int kExtra = 0;
   // b_hr, b_hz fold into the input projection; b_hn stays inside r ⊙ (W_hn h + b_hn).
   static constexpr bool folds_hh_bias(int gate) { return gate < 2; }
 
@@ -41,9 +42,9 @@ struct GruCell {
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), act(fns), b_hn(a.w.b_hh ? a.w.b_hh + 2 * d.H : nullptr),
           hn_out(a.saved[1]) {}
-    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const T* b_hh,
+    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const CellWeights<T>& w,
             Activations<T> fns)
-        : B(batch), H(hidden), act(fns), b_hn(b_hh ? b_hh + 2 * hidden : nullptr) {}
+        : B(batch), H(hidden), act(fns), b_hn(w.b_hh ? w.b_hh + 2 * hidden : nullptr) {}
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}

@@ -33,6 +33,7 @@ struct GruResetBeforeCell {
   // dh_{t-1} = dh_t ⊙ z + du ⊙ r + dG_rz·W_hrz: the cell writes the first two terms.
   static constexpr bool kDirectHiddenGrad = true;
   static constexpr int kHGates = 2;  // r, z multiply h; n multiplies u
+  static constexpr int kExtra = 0;
   static constexpr bool folds_hh_bias(int) { return true; }
 
   struct Forward {
@@ -43,7 +44,8 @@ struct GruResetBeforeCell {
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), T_steps(d.T), act(fns), u_out(a.saved[1]), lengths(d.lengths) {}
-    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const T*, Activations<T> fns)
+    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const CellWeights<T>&,
+            Activations<T> fns)
         : B(batch), H(hidden), act(fns) {}
 
     // Steps that never run keep u at zero: backward multiplies all of u by dG (zero there).

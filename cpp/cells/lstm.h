@@ -7,6 +7,11 @@
 //   c_t = f ⊙ c_{t-1} + i ⊙ g              h_t = o ⊙ tanh(c_t)
 // States: h, c. Saved for backward: gates (T,B,4H) post-activation i, f, g, o; cells (T,B,H)
 // c_t (rows past a length are unspecified).
+//
+// The peephole LSTM (kPeephole; Gers & Schmidhuber, ONNX's P input, oneDNN's peephole LSTM)
+// adds one parameter, peephole (3H) = [p_i, p_f, p_o], through which the gates see the cell:
+//   i = σ(a_i + p_i ⊙ c_{t-1})   f = σ(a_f + p_f ⊙ c_{t-1})   o = σ(a_o + p_o ⊙ c_t)
+// (a: the gate's input and recurrent products plus biases, as above).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -18,9 +23,9 @@
 
 namespace rnnkit {
 
-template <class T>
-struct LstmCell {
-  static constexpr const char* kName = "lstm";
+template <class T, bool kPeephole>
+struct LstmCellT {
+  static constexpr const char* kName = kPeephole ? "lstm_peephole" : "lstm";
   static constexpr int G = 4;
   static constexpr int kStates = 2;
   static constexpr const char* kStateNames[kStates] = {"h", "c"};
@@ -29,6 +34,9 @@ struct LstmCell {
   static constexpr int kSavedWidth[kSaved] = {4, 1};
   static constexpr bool kDirectHiddenGrad = false;  // dh_{t-1} comes from dG·W_hh alone
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
+  static constexpr int kExtra = kPeephole ? 1 : 0;
+  static constexpr const char* kExtraNames[1] = {"peephole"};  // read only when kPeephole
+  static constexpr int kExtraWidth[1] = {3};
   static constexpr bool folds_hh_bias(int) { return true; }  // both biases enter every gate
 
   // c by sorted row, updated in place: a copy of c0 for a sequence, the caller's c_out for a
@@ -36,6 +44,7 @@ struct LstmCell {
   struct Forward {
     int64_t B, H;
     Activations<T> act;
+    const T* peep = nullptr;     // (3H) p_i, p_f, p_o (kPeephole)
     const T* c0 = nullptr;       // (B,H) or nullptr
     T* c_n = nullptr;            // (B,H) out
     T* cells_out = nullptr;      // (T,B,H) c_t kept for backward, or nullptr
@@ -44,9 +53,11 @@ struct LstmCell {
                                  // threads write their units of every row)
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
-        : B(d.B), H(d.H), act(fns), c0(a.state0[1]), c_n(a.state_n[1]), cells_out(a.saved[1]) {}
-    Forward(const StepArrays<T>& a, int64_t batch, int64_t hidden, const T*, Activations<T> fns)
-        : B(batch), H(hidden), act(fns), c_state(a.state_out[1]) {
+        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), c0(a.state0[1]), c_n(a.state_n[1]),
+          cells_out(a.saved[1]) {}
+    Forward(const StepArrays<T>& a, int64_t batch, int64_t hidden, const CellWeights<T>& w,
+            Activations<T> fns)
+        : B(batch), H(hidden), act(fns), peep(w.extra[0]), c_state(a.state_out[1]) {
       std::copy(a.state[1], a.state[1] + B * H, c_state);  // updated row by row in place
     }
 
@@ -72,12 +83,25 @@ struct LstmCell {
       T* f = gx + gx_stride;
       T* gg = gx + 2 * gx_stride;
       T* o = gx + 3 * gx_stride;
+      T* c = c_state + row.r * H + j0;
+      if constexpr (kPeephole) {  // i and f see c_{t-1}; o sees c_t, once it is known
+        const T* p_i = peep + j0;
+        const T* p_f = peep + H + j0;
+        for (int64_t j = 0; j < n; ++j) {
+          i[j] += p_i[j] * c[j];
+          f[j] += p_f[j] * c[j];
+        }
+      }
       act.sigmoid(i, i, n);
       act.sigmoid(f, f, n);
       act.tanh(gg, gg, n);
-      act.sigmoid(o, o, n);
-      T* c = c_state + row.r * H + j0;
+      if constexpr (!kPeephole) act.sigmoid(o, o, n);
       for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
+      if constexpr (kPeephole) {
+        const T* p_o = peep + 2 * H + j0;
+        for (int64_t j = 0; j < n; ++j) o[j] += p_o[j] * c[j];
+        act.sigmoid(o, o, n);
+      }
       if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
       T* tanh_c = gh;  // gh is consumed: reuse as scratch
       act.tanh(tanh_c, c, n);
@@ -89,6 +113,9 @@ struct LstmCell {
   struct Backward {
     int64_t B, H;
     Activations<T> act;
+    const T* peep;       // (3H) (kPeephole)
+    T* dpeep;            // (3H) ADDED to at end() (kPeephole)
+    Buffer<T> dpeep_sum;         // (3H) this call's sum; each unit's by the thread owning it
     const T* c0;         // (B,H) or nullptr
     const T* gates;      // (T,B,4H) post-activation gates from the forward
     const T* cells;      // (T,B,H) c_t from the forward
@@ -98,8 +125,8 @@ struct LstmCell {
     std::vector<T> zeros;
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
-        : B(d.B), H(d.H), act(fns), c0(a.state0[1]), gates(a.saved[0]),
-          cells(a.saved[1]), dc_n(a.dstate_n[1]), dc0(a.dstate0[1]) {}
+        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), dpeep(a.dextra[0]), c0(a.state0[1]),
+          gates(a.saved[0]), cells(a.saved[1]), dc_n(a.dstate_n[1]), dc0(a.dstate0[1]) {}
 
     void begin(const Schedule& sch) {
       dc_state.assign(B * H, T(0));
@@ -108,11 +135,16 @@ struct LstmCell {
           std::copy(dc_n + sch.batch_index(r) * H, dc_n + (sch.batch_index(r) + 1) * H,
                     dc_state.data() + r * H);
       zeros.assign(H, T(0));
+      if (kPeephole) dpeep_sum.assign(3 * H, T(0));
     }
     void end(const Schedule& sch) {
       for (int64_t r = 0; r < B; ++r)
         std::copy(dc_state.data() + r * H, dc_state.data() + (r + 1) * H,
                   dc0 + sch.batch_index(r) * H);
+      // Summed apart and added once, so that accumulating into a non-zero gradient rounds as
+      // "zeros, then +=" does.
+      if (kPeephole)
+        for (int64_t k = 0; k < 3 * H; ++k) dpeep[k] += dpeep_sum.data()[k];
     }
 
     void backward(const RowRef& row, int64_t j0, int64_t j1, const T* /*h_prev*/, const T* dy,
@@ -130,12 +162,21 @@ struct LstmCell {
         const T tc = tanh_c[j - j0];
         const T cp = c_prev[j];
         const T dht = dh[j] + dy[j];
-        const T dct = dc[j] + dht * o * (T(1) - tc * tc);
+        T dct = dc[j] + dht * o * (T(1) - tc * tc);
+        const T dao = dht * tc * o * (T(1) - o);
+        if constexpr (kPeephole) dct += dao * peep[2 * H + j];  // o saw c_t
         const T dai = dct * g * i * (T(1) - i);
         const T daf = dct * cp * f * (T(1) - f);
         const T dag = dct * i * (T(1) - g * g);
-        const T dao = dht * tc * o * (T(1) - o);
-        dc[j] = dct * f;
+        if constexpr (kPeephole) {  // i and f saw c_{t-1}
+          dc[j] = dct * f + dai * peep[j] + daf * peep[H + j];
+          T* dp = dpeep_sum.data();
+          dp[j] += dai * cp;
+          dp[H + j] += daf * cp;
+          dp[2 * H + j] += dao * c[j];
+        } else {
+          dc[j] = dct * f;
+        }
         dg_step[j] = dg_seq[j] = dai;
         dg_step[H + j] = dg_seq[H + j] = daf;
         dg_step[2 * H + j] = dg_seq[2 * H + j] = dag;
@@ -146,5 +187,10 @@ struct LstmCell {
     void to_hidden_side(T*) const {}  // both sides see the same gate gradients
   };
 };
+
+template <class T>
+using LstmCell = LstmCellT<T, false>;
+template <class T>
+using LstmPeepholeCell = LstmCellT<T, true>;
 
 }  // namespace rnnkit

@@ -27,12 +27,14 @@ struct RnnCell {
   static constexpr int kSavedWidth[kSaved] = {1};
   static constexpr bool kDirectHiddenGrad = false;
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
+  static constexpr int kExtra = 0;
   static constexpr bool folds_hh_bias(int) { return true; }
 
   struct Forward {
     Activations<T> act;
     Forward(const ForwardArrays<T>&, const SeqDims&, Activations<T> fns) : act(fns) {}
-    Forward(const StepArrays<T>&, int64_t, int64_t, const T*, Activations<T> fns) : act(fns) {}
+    Forward(const StepArrays<T>&, int64_t, int64_t, const CellWeights<T>&, Activations<T> fns)
+        : act(fns) {}
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}

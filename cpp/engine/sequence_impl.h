@@ -66,12 +66,15 @@ template <class Cell, class T>
 std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
                                                   int64_t H) {
   const std::vector<T> bias = folded_bias<Cell>(w, H, true);
-  return std::make_unique<StepWeights<T>>(Cell::G, Cell::kHGates, I, H, w, bias.data());
+  int64_t extra_size[kMaxExtra] = {};
+  for (int i = 0; i < Cell::kExtra; ++i) extra_size[i] = extra_width<Cell>(i) * H;
+  return std::make_unique<StepWeights<T>>(Cell::G, Cell::kHGates, I, H, w, bias.data(),
+                                          extra_size);
 }
 
 template <class Cell, class T>
 void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
-  typename Cell::Forward cell(a, B, w.hidden_size(), w.b_hh(), activations<T>(w.table()));
+  typename Cell::Forward cell(a, B, w.hidden_size(), w.kept(), activations<T>(w.table()));
   w.template step<(Cell::kHGates < Cell::G)>(cell, a.state_out[0], a.x, a.state[0], B);
 }
 

@@ -28,11 +28,13 @@ template <class T>
 class StepWeights {
  public:
   // w (torch layout, see CellWeights); bias_x (G*H) or nullptr: the bias added to x·W_ihᵀ (the
-  // cell decides what folds into it). b_hh is kept too, for the cells that apply part of it
-  // themselves (GRU's b_hn). Arrays are copied: the caller may free or change them afterwards.
-  // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h).
+  // cell decides what folds into it). b_hh and the extra parameters are kept too, for the
+  // cells that apply them themselves (GRU's b_hn, peepholes). Arrays are copied: the caller
+  // may free or change them afterwards.
+  // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h); extra_size:
+  // the lengths of w.extra[i] (the cell's own parameters), kMaxExtra entries.
   StepWeights(int G, int h_gates, int64_t I, int64_t H, const CellWeights<T>& w,
-              const T* bias_x)
+              const T* bias_x, const int64_t* extra_size)
       : G_(G), HG_(h_gates), I_(I), H_(H), table_(&kernels()) {
     // A step reads every weight once and does little arithmetic with it, so it is bound by
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
@@ -55,12 +57,20 @@ class StepWeights {
       unit_bias(G, H, s.j0, s.j1, bias_x, s.bias);
     }
     if (w.b_hh) b_hh_.assign(w.b_hh, w.b_hh + G * H);
+    kept_.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
+    for (int i = 0; i < kMaxExtra; ++i)
+      if (w.extra[i] && extra_size[i] > 0) {
+        extra_[i].assign(w.extra[i], w.extra[i] + extra_size[i]);
+        kept_.extra[i] = extra_[i].data();
+      }
   }
 
   int gates() const { return G_; }
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
-  const T* b_hh() const { return b_hh_.empty() ? nullptr : b_hh_.data(); }
+  // What a step's Forward reads besides the packed weights: b_hh and the extra parameters
+  // (copies of the caller's; w_ih and w_hh are not set).
+  const CellWeights<T>& kept() const { return kept_; }
   const KernelTable& table() const { return *table_; }
 
   // h_out (B,H) = cell(x (B,I), h (B,H)); cell state, if any, is the Forward's business.
@@ -145,7 +155,8 @@ class StepWeights {
   int64_t I_, H_;
   const KernelTable* table_;
   std::vector<Slice> slices_;
-  std::vector<T> b_hh_;
+  std::vector<T> b_hh_, extra_[kMaxExtra];
+  CellWeights<T> kept_;
 };
 
 }  // namespace rnnkit

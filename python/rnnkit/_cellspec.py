@@ -20,7 +20,8 @@ from . import _core
 # GRU's two formulas). A family's first cell here is its default; every cell of a family lists
 # the same option names.
 _PYTHON_SIDE: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    "lstm": ("lstm", {}),
+    "lstm": ("lstm", {"peephole": False}),
+    "lstm_peephole": ("lstm", {"peephole": True}),
     "gru": ("gru", {"reset_after": True}),
     "gru_reset_before": ("gru", {"reset_after": False}),
     "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
@@ -38,27 +39,42 @@ class CellSpec:
     gates: int                         # G: W_ih is (G*H, I), W_hh (G*H, H)
     states: Tuple[str, ...]            # ("h", "c") or ("h",)
     saved: Tuple[Tuple[str, int], ...]  # arrays kept for backward: (name, width in units of H)
+    extra: Tuple[Tuple[str, int], ...]  # the cell's own parameters: (name, width in units of H)
     family: str                        # "lstm", "gru" or "rnn"
     options: Tuple[Tuple[str, Any], ...]  # the layer options that select it in its family
     nonlinearity: Optional[str]        # the RNN's activation, else None
     forward: Callable[..., Any]        # _core.<name>_forward
     backward: Callable[..., Any]       # _core.<name>_backward
     step: Any                          # _core.<name>_step: weights packed for single steps
-    grads: Any                         # named tuple type of the backward's results
+    grads: Any                         # named tuple type of the backward's results (plus
+                                       # d<extra> for each extra parameter)
     state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
     state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
     dstate_n_names: Tuple[str, ...]    # their gradients' argument names: ("dh_n", "dc_n")
 
     @property
     def kwargs(self) -> Dict[str, Any]:
-        """The options as keyword arguments of the family's layers and ops functions, e.g.
-        ``{"nonlinearity": "relu"}`` or ``{"reset_after": False}``."""
+        """The options as keyword arguments of the family's layers, e.g. ``{"nonlinearity":
+        "relu"}``, ``{"reset_after": False}`` or ``{"peephole": True}``."""
         return dict(self.options)
 
+    @property
+    def ops_kwargs(self) -> Dict[str, Any]:
+        """The options as keyword arguments of the family's ops functions: those of the layers,
+        except the flags that stand for an extra parameter (``peephole``), which the ops
+        functions take as the array itself (None for the cell without it)."""
+        return {k: v for k, v in self.options if k not in _EXTRA_NAMES}
 
-def _grads_type(family: str, states: Tuple[str, ...]) -> Any:
-    fields = ("dx",) + tuple(f"d{s}0" for s in states) + ("dw_ih", "dw_hh", "db_ih", "db_hh")
-    t = namedtuple(_GRADS_CLASS.get(family, family.upper() + "Grads"), fields)
+    @property
+    def extra_names(self) -> Tuple[str, ...]:
+        return tuple(n for n, _ in self.extra)
+
+
+def _grads_type(family: str, states: Tuple[str, ...], extra: Tuple[str, ...]) -> Any:
+    fields = ("dx",) + tuple(f"d{s}0" for s in states) + ("dw_ih", "dw_hh", "db_ih", "db_hh") \
+        + tuple(f"d{e}" for e in extra)
+    base = _GRADS_CLASS.get(family, family.upper() + "Grads")
+    t = namedtuple(base[:-len("Grads")] + "".join(e.title() for e in extra) + "Grads", fields)
     t.__module__ = "rnnkit.ops"
     t.__doc__ = ("Gradients from backward: " + ", ".join(fields) +
                  " (db_ih/db_hh are None where the bias was None).")
@@ -75,11 +91,13 @@ def _build() -> Dict[str, CellSpec]:
     for name, c in compiled.items():
         family, options = _PYTHON_SIDE[name]
         states = tuple(c["states"])
-        key = (family, states)
+        extra = tuple((str(n), int(w)) for n, w in c["extra"])
+        key = (family, states, tuple(n for n, _ in extra))
         if key not in grads:
-            grads[key] = _grads_type(family, states)
+            grads[key] = _grads_type(*key)
         specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
+                               extra=extra,
                                family=family, options=tuple(options.items()),
                                nonlinearity=options.get("nonlinearity"), forward=c["forward"],
                                backward=c["backward"], step=c["step"], grads=grads[key],
@@ -90,6 +108,8 @@ def _build() -> Dict[str, CellSpec]:
 
 
 CELLS: Dict[str, CellSpec] = _build()
+# Every extra parameter's name: as a layer option, a flag; to the ops functions, the array.
+_EXTRA_NAMES = frozenset(n for s in CELLS.values() for n in s.extra_names)
 
 
 def family_cells(family: str) -> Dict[str, CellSpec]:

@@ -80,6 +80,7 @@ from . import losses as _losses
 from . import nn as _nn
 from . import optim as _optim
 from ._cellspec import cell_for as _cell_for
+from ._cellspec import default_cell as _default_cell
 from ._runtime import __version__
 from .nn.cells import _CellBase
 from .nn.recurrent import _RNNBase
@@ -328,7 +329,7 @@ def _build(desc: Dict[str, Any]) -> Any:
 # layer is built (the constructors check the rest, and their errors become ValueErrors).
 _SIZE_ARGS = frozenset({"input_size", "hidden_size", "num_layers", "in_features",
                         "out_features", "num_embeddings", "embedding_dim"})
-_BOOL_ARGS = frozenset({"bias", "batch_first", "bidirectional", "reset_after"})
+_BOOL_ARGS = frozenset({"bias", "batch_first", "bidirectional", "reset_after", "peephole"})
 
 
 def _defaults(cls: type) -> Dict[str, Any]:
@@ -361,8 +362,16 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
     dtype = np.dtype(args.get("dtype", "float32"))
 
     def gen_recurrent(single: bool) -> Iterator[_ParamSpec]:
-        nonlinearity = args.get("nonlinearity") if "nonlinearity" in cls._config_args else None
-        gates = _cell_for(cls._family, nonlinearity).gates
+        # The cell the layer's options select (the RNN's nonlinearity, GRU's reset_after,
+        # LSTM's peephole), options the file leaves out at their defaults.
+        options = dict(_default_cell(cls._family).options)
+        options.update({k: args[k] for k in options if k in args})
+        nonlinearity = options.pop("nonlinearity", None)
+        try:
+            spec = _cell_for(cls._family, nonlinearity, **options)
+        except (TypeError, ValueError) as exc:
+            raise _BadContent(f"{cls.__name__}: {exc}") from None
+        gates = spec.gates
         h = args["hidden_size"]
         gh = gates * h
         layers = 1 if single else args["num_layers"]
@@ -376,6 +385,8 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
                 if args["bias"]:
                     yield _ParamSpec(f"{prefix}bias_ih{sfx}", (gh,), dtype)
                     yield _ParamSpec(f"{prefix}bias_hh{sfx}", (gh,), dtype)
+                for name, width in spec.extra:  # the cell's own parameters (peephole)
+                    yield _ParamSpec(f"{prefix}{name}{sfx}", (width * h,), dtype)
 
     def gen_linear() -> Iterator[_ParamSpec]:
         yield _ParamSpec(f"{prefix}weight", (args["out_features"], args["in_features"]), dtype)

@@ -63,11 +63,13 @@ class _CellBase(Module):
         shapes = [("weight_ih", (g * h, self.input_size)), ("weight_hh", (g * h, h))]
         if self.bias:
             shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
-        for name, shape in shapes:
+        extra = [(name, (width * h,)) for name, width in self._spec.extra]
+        for name, shape in shapes + extra:
             setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
         g_h = self._spec.gates * self.hidden_size
+        # The four weights and biases, then the cell's extra parameters (the peephole).
         self._weight_checks = [("weight_ih", (g_h, self.input_size)), ("weight_hh", (g_h, h)),
-                               ("bias_ih", (g_h,)), ("bias_hh", (g_h,))]
+                               ("bias_ih", (g_h,)), ("bias_hh", (g_h,))] + extra
         self._calls = CallState()
         # Inference fast path: the weights packed once for compiled steps (see _fast).
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
@@ -119,8 +121,8 @@ class _CellBase(Module):
         return arr.reshape(batch, h)
 
     def _weight_params(self) -> List[Optional[Parameter]]:
-        p = self._parameters
-        return [p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")]
+        """w_ih, w_hh, b_ih, b_hh (None without biases), then the extra parameters."""
+        return [self._parameters.get(name) for name, _ in self._weight_checks]
 
     def _weights(self) -> List[Optional[np.ndarray]]:
         """The weights' arrays, checked by name (checked_data)."""
@@ -162,7 +164,8 @@ class _CellBase(Module):
             s = [self._state(n, a, b, unbatched)
                  for n, a in zip(self._state_labels("hx"), states)]
             training = self.training
-            _, outs, cache = ops.sequence_forward(self._spec, x3, s, *self._weights(),
+            w = self._weights()
+            _, outs, cache = ops.sequence_forward(self._spec, x3, s, *w[:4], extra=w[4:],
                                                   training=training)
             if training:
                 self._calls.push((cache, unbatched))
@@ -206,15 +209,22 @@ class LSTMCell(_CellBase):
     ``dx, (dh, dc) = cell.backward(dh', dc'=None)``: gradients reaching h' and c' in,
     gradients of x, h, c out (parameter gradients added into ``.grad``).
 
-    Args: input_size I, hidden_size H, bias=True, dtype="float32", seed=None.
+    Args: input_size I, hidden_size H, bias=True, peephole=False (True: the peephole LSTM
+    of :class:`~rnnkit.nn.LSTM`, with a parameter ``peephole`` (3H,) = [p_i, p_f, p_o]),
+    dtype="float32", seed=None.
     """
 
     _family = "lstm"
-    _config_args = ("input_size", "hidden_size", "bias", "dtype")
+    _config_args = ("input_size", "hidden_size", "bias", "dtype", "peephole")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype, seed)
+                 peephole: bool = False, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         peephole=flag("peephole", peephole))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), {"peephole": False})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None
                 ) -> Tuple[np.ndarray, np.ndarray]:

@@ -36,9 +36,10 @@ class PackedSteps:
         """The step objects, (re)packed if any parameter changed since the last call."""
         key = tuple((id(p.data), p.version) for p in self._params())
         if self._steps is None or key != self._key:
-            self._steps = [self._spec.step(*[None if a is None else np.ascontiguousarray(a)
-                                             for a in ws])
-                           for ws in self._weight_sets()]
+            self._steps = []
+            for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, then the extra parameters
+                arrays = [None if a is None else np.ascontiguousarray(a) for a in ws]
+                self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:])))
             self._key = key
         return self._steps
 

@@ -106,15 +106,18 @@ class _RNNBase(Module):
                 shapes = [("weight_ih", (g * h, in_size)), ("weight_hh", (g * h, h))]
                 if self.bias:
                     shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
+                shapes += [(name, (width * h,)) for name, width in self._spec.extra]
                 for name, shape in shapes:
                     w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name + sfx, Parameter(w, self.dtype))
-        # (parameter name, shape) per layer and direction, for _weight_data.
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        # (parameter name, shape) per layer and direction, for _weight_data: the four weights
+        # and biases, then the cell's extra parameters (the peephole LSTM's peephole_l{k}).
+        self._weight_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + \
+            self._spec.extra_names
         self._weight_checks = [
-            [list(zip((n + self._suffix(k, d) for n in names),
+            [list(zip((n + self._suffix(k, d) for n in self._weight_names),
                       ((g * h, self.input_size if k == 0 else d_count * h), (g * h, h),
-                       (g * h,), (g * h,))))
+                       (g * h,), (g * h,)) + tuple((w * h,) for _, w in self._spec.extra)))
              for d in range(d_count)] for k in range(self.num_layers)]
         self._hx_names = self._state_names("hx", self._spec.state0_names)
         self._dhx_names = self._state_names("dhx", self._spec.dstate_n_names)
@@ -142,10 +145,9 @@ class _RNNBase(Module):
         return f"_l{layer}" + ("_reverse" if direction else "")
 
     def _weights(self, layer: int, direction: int) -> List[Optional[Parameter]]:
+        """w_ih, w_hh, b_ih, b_hh (None without biases), then the extra parameters."""
         sfx = self._suffix(layer, direction)
-        p = self._parameters
-        return [p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx),
-                p.get("bias_hh" + sfx)]
+        return [self._parameters.get(n + sfx) for n in self._weight_names]
 
     def _weight_data(self, layer: int, direction: int) -> List[Optional[np.ndarray]]:
         """The weights' arrays of one layer and direction, checked by name (checked_data)."""
@@ -301,9 +303,10 @@ class _RNNBase(Module):
                     state_n = self._packed.step(k, np.ascontiguousarray(inp[0]), s0)
                     y, cache = state_n[0][None], None
                 else:
+                    w = self._weight_data(k, d)
                     y, state_n, cache = ops.sequence_forward(
-                        spec, inp, s0, *self._weight_data(k, d), lengths=lengths,
-                        reverse=bool(d), training=run_training,
+                        spec, inp, s0, *w[:4], lengths=lengths, reverse=bool(d),
+                        training=run_training, extra=w[4:],
                         out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
@@ -442,18 +445,29 @@ class LSTM(_RNNBase):
     Call: ``y, (h_n, c_n) = lstm(x, hx=None, lengths=None)`` with ``hx = (h0, c0)``.
     Backward: ``dx, (dh0, dc0) = lstm.backward(dy, dhx=None)`` with ``dhx = (dh_n, dc_n)``
     (either may be None).
+
+    Args (besides those below):
+        peephole: False (default, torch's LSTM) or True: the gates also see the cell state,
+            ``i = σ(... + p_i ⊙ c)``, ``f = σ(... + p_f ⊙ c)``, ``o = σ(... + p_o ⊙ c')``
+            (ONNX's LSTM with its P input, oneDNN's peephole LSTM). Each layer and direction
+            then has one more parameter, ``peephole_l{k}`` (``peephole_l{k}_reverse``) of shape
+            (3*hidden_size,) = [p_i, p_f, p_o] (ONNX's P orders them i, o, f), drawn like the
+            other weights from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
 """ + _ARGS_DOC
 
     _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype")
+                    "dropout", "bidirectional", "dtype", "peephole")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
+                 bidirectional: bool = False, *, peephole: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, peephole=flag("peephole", peephole))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), {"peephole": False})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:

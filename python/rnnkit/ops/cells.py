@@ -28,6 +28,7 @@ from .._cellspec import CELLS, CellSpec, cell_for, family_cells
 from . import _validate as v
 
 LSTMGrads = CELLS["lstm"].grads
+LSTMPeepholeGrads = CELLS["lstm_peephole"].grads
 GRUGrads = CELLS["gru"].grads
 RNNGrads = CELLS["rnn_tanh"].grads
 NONLINEARITIES = tuple(s.nonlinearity for s in family_cells("rnn").values())
@@ -37,15 +38,16 @@ class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
-                 "reverse")
+                 "reverse", "extra")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, has_bias: Tuple[bool, bool],
                  y: np.ndarray, saved: Tuple[np.ndarray, ...], lengths: Optional[np.ndarray],
-                 reverse: bool) -> None:
+                 reverse: bool, extra: Tuple[np.ndarray, ...] = ()) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
         self.has_bias, self.y, self.saved, self.lengths, self.reverse = (has_bias, y, saved,
                                                                          lengths, reverse)
+        self.extra = extra
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -65,9 +67,12 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                      w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                      b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                      reverse: bool = False, training: bool = True,
-                     out: Optional[np.ndarray] = None
+                     out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = ()
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
+
+    ``extra`` holds the cell's own parameters, one (width*H,) array each as ``spec.extra``
+    lists them (the peephole LSTM's peephole); none for the other cells.
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
     h, then c for the LSTM); the final states come back in the same order. With
@@ -90,6 +95,7 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                         f"{len(state0)}")
     state0 = tuple([None if s is None else v.array(n, s, (b, h), dt, "(B, H)")
                     for n, s in zip(names, state0)])
+    extra = _extra_arrays(spec, extra, h, dt)
     lengths = v.lengths_array(lengths, b, t)
     if out is not None:
         if training:
@@ -100,13 +106,25 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
             raise ValueError(f"out must be a writable {dt} array (T, B, H) = ({t}, {b}, {h}) "
                              "with a contiguous last axis")
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training), out)
+                                    bool(training), out, extra)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
                               has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
-                              saved=saved, lengths=lengths, reverse=bool(reverse))
+                              saved=saved, lengths=lengths, reverse=bool(reverse),
+                              extra=extra)
     return y, finals, cache
+
+
+def _extra_arrays(spec: CellSpec, extra: Sequence[Any], h: int,
+                  dt: np.dtype) -> Tuple[np.ndarray, ...]:
+    extra = tuple(extra)
+    if len(extra) != len(spec.extra):
+        names = ", ".join(spec.extra_names) or "none"
+        raise TypeError(f"the {spec.name} cell takes {len(spec.extra)} extra parameter(s) "
+                        f"({names}), got {len(extra)}")
+    return tuple(v.array(name, a, (width * h,), dt, f"({width}*H,)")
+                 for (name, width), a in zip(spec.extra, extra))
 
 
 def sequence_backward(cache: SequenceCache, dy: np.ndarray,
@@ -117,10 +135,10 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     """Backpropagation through time for :func:`sequence_forward`.
 
     ``dy`` (T,B,H) is d(loss)/dy; ``dstate_n`` one (B,H) array or None (zero) per final state.
-    Returns ``dx, d(initial states), (dw_ih, dw_hh, db_ih, db_hh)``. The weight gradients are
-    ADDED to the arrays of ``into`` when it is given (the layers pass their ``Parameter.grad``
-    arrays, so nothing is allocated or summed twice); otherwise they are fresh arrays. db_ih /
-    db_hh are None where the bias was None.
+    Returns ``dx, d(initial states), (dw_ih, dw_hh, db_ih, db_hh, *d(extra))``. The weight
+    gradients are ADDED to the arrays of ``into`` (same order) when it is given (the layers
+    pass their ``Parameter.grad`` arrays, so nothing is allocated or summed twice); otherwise
+    they are fresh arrays. db_ih / db_hh are None where the bias was None.
     """
     c = _check_cache(cache, family, fn)
     spec = c.spec
@@ -136,14 +154,15 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     if into is None:
         into = (np.zeros((gh, i), dt), np.zeros((gh, h), dt),
                 np.zeros(gh, dt) if c.has_bias[0] else None,
-                np.zeros(gh, dt) if c.has_bias[1] else None)
-    dw_ih, dw_hh, db_ih, db_hh = into
+                np.zeros(gh, dt) if c.has_bias[1] else None) + tuple(
+                    np.zeros_like(e) for e in c.extra)
+    dw_ih, dw_hh, db_ih, db_hh, *dextra = into
     dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
-                                db_hh if c.has_bias[1] else None)
+                                db_hh if c.has_bias[1] else None, c.extra, tuple(dextra))
     return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
-                         db_hh if c.has_bias[1] else None)
+                         db_hh if c.has_bias[1] else None, *dextra)
 
 
 def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache:
@@ -169,21 +188,28 @@ def _grads(cache: SequenceCache, dy: Any, dstate_n: Sequence[Any], family: str) 
 def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarray],
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
-                 reverse: bool = False, training: bool = True
+                 reverse: bool = False, training: bool = True,
+                 peephole: Optional[np.ndarray] = None
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """LSTM over a whole sequence. Returns ``y (T,B,H), h_n (B,H), c_n (B,H), cache``.
 
     i, f, o = σ(W_i· x + b_i· + W_h· h + b_h·); g = tanh(...); c' = f⊙c + i⊙g; h' = o⊙tanh(c').
+    ``peephole`` (3H,) = [p_i, p_f, p_o] makes it the peephole LSTM (ONNX's P input, in this
+    order): i = σ(... + p_i⊙c), f = σ(... + p_f⊙c), o = σ(... + p_o⊙c'); its backward then
+    returns ``dpeephole`` too.
     """
-    y, (h_n, c_n), cache = sequence_forward(CELLS["lstm"], x, (h0, c0), w_ih, w_hh, b_ih,
-                                            b_hh, lengths=lengths, reverse=reverse,
-                                            training=training)
+    spec = cell_for("lstm", peephole=peephole is not None)
+    y, (h_n, c_n), cache = sequence_forward(spec, x, (h0, c0), w_ih, w_hh, b_ih, b_hh,
+                                            lengths=lengths, reverse=reverse,
+                                            training=training,
+                                            extra=() if peephole is None else (peephole,))
     return y, h_n, c_n, cache
 
 
 def lstm_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray] = None,
                   dc_n: Optional[np.ndarray] = None) -> Any:
-    """Backpropagation through time for :func:`lstm_forward`.
+    """Backpropagation through time for :func:`lstm_forward` (a peephole forward's returns
+    :class:`LSTMPeepholeGrads`, with ``dpeephole`` last).
 
     ``dy`` (T,B,H) is d(loss)/dy; ``dh_n``, ``dc_n`` (B,H) the gradients reaching the final
     states (None = 0). Returns :class:`LSTMGrads` ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih,
