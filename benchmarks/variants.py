@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from typing import Dict, List
@@ -22,17 +21,6 @@ import numpy as np
 
 from benchmarks.configs import CONFIGS, resolve_configs
 from benchmarks.timing import Budget, time_alternating
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _problem(spec, cfg, rng):
@@ -104,7 +92,9 @@ def main() -> int:
     if args.worker is not None:
         print(json.dumps(_worker(args.configs, args.worker, args.seconds)))
         return 0
-    print(f"{_cpu_model()}; float32; medians; ratio = variant / default cell")
+    import rnnkit  # the parent process only for the CPU model; timing runs in the workers
+    info = rnnkit.build_info()
+    print(f"{info['cpu_model']} ({info['simd']}); float32; medians; ratio = variant / default")
     print(f"{'config':9} {'thr':>3} {'mode':8} {'variant':18} {'default ms':>10} "
           f"{'variant ms':>10} {'ratio':>6}")
     for threads in args.threads:
