@@ -490,3 +490,27 @@ def test_frozen_parameters_stale_gradient_does_not_scale_clipping():
         tr.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
         return params(model)
     assert_params_equal(run(1e3), run(0.0), "trainable parameters with a stale frozen grad")
+
+
+def test_trainer_file_with_another_schedule_changes_nothing_of_into(tmp_path):
+    """A file saved with StepLR loaded into a trainer with ExponentialLR: rejected before the
+    model, optimiser or schedule of `into` change, and the error says what does not fit."""
+    from rnnkit.optim.lr_scheduler import ExponentialLR
+    x, y = reg_data(n=8)
+    tr = _trainer_with_progress()        # StepLR, two epochs done
+    path = tmp_path / "steplr.rnnkit"
+    rnnkit.save(tr, path)
+    model = reg_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    into = Trainer(model, losses.MSELoss(), opt, scheduler=ExponentialLR(opt, gamma=0.9),
+                   seed=3)
+    for p in into.model.parameters():
+        p.data[...] = 0.25
+    snapshot = params(into.model)
+    lrs = [g["lr"] for g in opt.param_groups]
+    sched_before = into.scheduler.state_dict()
+    with pytest.raises(ValueError, match="does not load into the trainer's ExponentialLR"):
+        rnnkit.load(path, into=into)
+    assert_params_equal(params(into.model), snapshot, "into after the rejected load")
+    assert [g["lr"] for g in opt.param_groups] == lrs and into.epoch == 0
+    assert into.scheduler.state_dict() == sched_before
