@@ -561,6 +561,20 @@ def test_next_save_removes_stale_temporaries_of_its_target_only(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted([p.name, fresh.name, other.name])
 
 
+def test_stale_cleanup_takes_only_names_a_save_makes(tmp_path):
+    """A user's file that merely starts like a temporary, and the temporaries of a target
+    whose name extends this one's, are not this target's temporaries."""
+    p = tmp_path / "a"
+    keep = [tmp_path / ".a.rnnkit-keep.tmp",                     # not 8 random characters
+            tmp_path / ".a.rnnkit-foo.rnnkit-abcd1234.tmp",      # target "a.rnnkit-foo"'s
+            tmp_path / ".a.rnnkit-ABCDEFGH.tmp"]                 # mkstemp writes lowercase
+    for f in keep:
+        f.write_bytes(b"x")
+        _age(f, 3600)
+    rnnkit.save(reg_model(), p)
+    assert sorted(os.listdir(tmp_path)) == sorted([p.name] + [f.name for f in keep])
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_temporary_held_by_a_live_save_is_not_removed(tmp_path):
     import fcntl

@@ -19,7 +19,8 @@ def test_numpy_integers_accepted(n):
 
 
 @pytest.mark.parametrize("bad, error", [(2.0, TypeError), ("2", TypeError), (None, TypeError),
-                                        (np.float64(2), TypeError), (True, ValueError),
+                                        (np.float64(2), TypeError), (True, TypeError),
+                                        (np.bool_(True), TypeError),
                                         (0, ValueError), (-3, ValueError),
                                         (10**12, ValueError)])
 def test_bad_counts_rejected_by_name(bad, error):

@@ -459,3 +459,58 @@ def test_progress_in_a_real_80_column_terminal(monkeypatch):
         os.close(master)
     lines = _screen(b"".join(chunks).decode("utf-8"))
     _check_epoch_lines(lines, hist, 80)
+
+
+def test_overflow_of_mixed_sign_is_undone_without_a_warning():
+    """A step that sends one parameter to +inf and another to -inf: the finiteness check's own
+    sum (inf + -inf) must not raise RuntimeWarning (pytest turns warnings into errors)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3))
+    y = rng.standard_normal((8, 2)) * 1e3
+    model = nn.Sequential(nn.Linear(3, 2, seed=0)).double()
+    before = params(model)
+    tr = Trainer(model, losses.MSELoss(), optim.Adam(model.parameters(), lr=1e308))
+    history = tr.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert history.stop_reason is not None and "undone" in history.stop_reason
+    assert_params_equal(params(model), before, "parameters after the undone step")
+
+
+def test_frozen_parameters_stale_gradient_does_not_scale_clipping():
+    """Fine-tuning: a frozen layer left with a large old .grad must not enter the clipping
+    norm of the trainable ones (reference: the same model with that layer's grad cleared)."""
+    def run(stale):
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((8, 3)).astype(np.float32)
+        y = rng.standard_normal((8, 2)).astype(np.float32)
+        model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.Linear(4, 2, seed=1))
+        model[0].requires_grad_(False)
+        model[0].weight.grad[...] = stale
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        tr = Trainer(model, losses.MSELoss(), optim.SGD(trainable, lr=0.1), clip_grad_norm=0.5)
+        tr.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        return params(model)
+    assert_params_equal(run(1e3), run(0.0), "trainable parameters with a stale frozen grad")
+
+
+def test_trainer_file_with_another_schedule_changes_nothing_of_into(tmp_path):
+    """A file saved with StepLR loaded into a trainer with ExponentialLR: rejected before the
+    model, optimiser or schedule of `into` change, and the error says what does not fit."""
+    from rnnkit.optim.lr_scheduler import ExponentialLR
+    x, y = reg_data(n=8)
+    tr = _trainer_with_progress()        # StepLR, two epochs done
+    path = tmp_path / "steplr.rnnkit"
+    rnnkit.save(tr, path)
+    model = reg_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    into = Trainer(model, losses.MSELoss(), opt, scheduler=ExponentialLR(opt, gamma=0.9),
+                   seed=3)
+    for p in into.model.parameters():
+        p.data[...] = 0.25
+    snapshot = params(into.model)
+    lrs = [g["lr"] for g in opt.param_groups]
+    sched_before = into.scheduler.state_dict()
+    with pytest.raises(ValueError, match="does not load into the trainer's ExponentialLR"):
+        rnnkit.load(path, into=into)
+    assert_params_equal(params(into.model), snapshot, "into after the rejected load")
+    assert [g["lr"] for g in opt.param_groups] == lrs and into.epoch == 0
+    assert into.scheduler.state_dict() == sched_before

@@ -4,6 +4,8 @@ from __future__ import annotations
 import operator
 from typing import Any, Dict
 
+import numpy as np
+
 from . import _core
 
 try:
@@ -26,12 +28,14 @@ def set_num_threads(n: int) -> None:
 
     Kernels still pick fewer threads for small problems, where more would only add overhead.
     """
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"set_num_threads: n must be an integer, got {n!r}")
     try:  # any integer type (numpy's too), but not a float or a string that looks like one
         count = operator.index(n)
     except TypeError:
         raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__} "
                         f"{n!r}") from None
-    if isinstance(n, bool) or not 1 <= count <= _MAX_THREADS:
+    if not 1 <= count <= _MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be an integer in [1, {_MAX_THREADS}], "
                          f"got {n!r}")
     _core.set_num_threads(count)

@@ -65,6 +65,7 @@ import inspect
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import time
@@ -1156,8 +1157,11 @@ def _remove_stale_temporaries(directory: str, prefix: str) -> None:
     """Delete temporaries of this target left by saves that died: unlocked (a live writer
     holds an flock until its rename) and unmodified for STALE_TEMPORARY_SECONDS. Never
     fails the save."""
+    # Exactly what tempfile.mkstemp(prefix, ".tmp") makes (8 characters of [a-z0-9_] between):
+    # a user's ".<name>.rnnkit-keep.tmp" or another target's temporary never matches.
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp")
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = [n for n in os.listdir(directory) if pattern.fullmatch(n)]
     except OSError:
         return
     now = time.time()

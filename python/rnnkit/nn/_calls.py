@@ -4,7 +4,10 @@ A layer shared by several Python threads (a server, a data-parallel loop) must n
 thread's training cache to another thread's backward. So each thread's forward stores its cache
 under that thread, the matching backward takes it back, and a lock serialises the calls of one
 layer (the kernels inside still release the GIL and use their own threads). A thread that never
-calls backward leaves its cache until its next forward, or until train()/eval() clears all.
+calls backward leaves its cache until its next forward (sequence layers), or, where every
+training forward keeps its own entry on a stack (cells, Dropout), until train()/eval() clears
+all: training-mode forwards without backward (Monte Carlo dropout, say) grow that stack, so run
+them in eval() mode or call train() now and then.
 """
 from __future__ import annotations
 

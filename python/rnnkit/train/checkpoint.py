@@ -34,6 +34,18 @@ def _load_trainer(meta: Dict[str, Any], arrays: Any, into: Any) -> Trainer:
                 _io.from_json(meta["optimizer"].get("state"), arrays))
         except (TypeError, ValueError) as exc:
             raise _io._BadContent(f"optimiser state: {exc}") from exc
+    scheduler = into.scheduler if into is not None else None
+    if scheduler is not None and "scheduler" in state:
+        # ... and the schedule's: loading it checks it (before changing it); it is put back as
+        # it was here and loaded for good with the rest by trainer.load_state_dict below.
+        before = scheduler.state_dict()
+        try:
+            scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _io._BadContent(f"its schedule does not load into the trainer's "
+                                  f"{type(scheduler).__name__} (another scheduler's state, or "
+                                  f"a corrupted one): {exc}") from exc
+        scheduler.load_state_dict(before)
     model = _io.load_model_entry(meta["model"], arrays, into.model if into else None)
     opt = _io.load_optimizer_entry(meta["optimizer"], arrays, model,
                                    into.optimizer if into else None)

@@ -68,8 +68,11 @@ def _check_epochs(epochs: Any) -> int:
 def _all_finite(a: np.ndarray) -> bool:
     """Whether every element of a float array is finite, usually in one reduction: a sum is
     finite only if every term is (a NaN or an inf term makes it NaN or inf), and only when a
-    sum of finite terms overflows does the exact element check run."""
-    return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
+    sum of finite terms overflows does the exact element check run. (The sum's own overflow,
+    or inf + -inf, is expected here: no warning.)"""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(a).all())
 
 
 class _StepGuard:
@@ -398,7 +401,9 @@ class Trainer:
             return None
         self.optimizer.zero_grad()
         self.model.backward(self.loss.backward())
-        params = list(self.model.parameters())
+        # Frozen parameters (requires_grad False) take no step, and a gradient they kept from
+        # earlier must not scale the others' clipping.
+        params = [p for p in self.model.parameters() if getattr(p, "requires_grad", True)]
         # With clipping off the norm is still taken (max_norm=inf scales by exactly 1), so a
         # non-finite gradient never reaches the optimiser.
         max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else math.inf
