@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer, check_bool, check_number
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "LambdaLR",
            "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR",
@@ -59,7 +59,139 @@ def _per_group(name: str, value: Any, optimizer: Optimizer, **bounds: Any) -> Li
     return [check_number(name, value, **bounds)] * n
 
 
-class LRScheduler:
+# --- Checks of a loaded state_dict ------------------------------------------------------------
+# Each takes the entry's key as `name` (so that the message names it) and raises TypeError for
+# a wrong type, ValueError for a wrong value; _StateChecks adds the scheduler's class.
+
+def _check_finite(name: str, value: Any, low: float = 0.0) -> float:
+    v = check_number(name, value, low)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def _check_real(name: str, value: Any) -> float:
+    """Any real number but NaN (a metric's best, ±inf before the first one)."""
+    return check_number(name, value, low=-math.inf)
+
+
+def _check_list(name: str, value: Any, length: Optional[int] = None) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must have one entry per parameter group ({length}), got "
+                         f"{len(value)}")
+    return list(value)
+
+
+def _check_lr_list(name: str, value: Any, n_groups: int) -> List[float]:
+    """One finite lr >= 0 per parameter group."""
+    return [_check_finite(f"{name}[{i}]", v)
+            for i, v in enumerate(_check_list(name, value, n_groups))]
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _check_false(name: str, value: Any) -> bool:
+    """`_is_initial`: True only within the constructor's step, so False in any saved state."""
+    if check_bool(name, value):
+        raise ValueError(f"{name} must be False in a saved state")
+    return False
+
+
+def _check_milestone_list(name: str, value: Any, length: Optional[int] = None) -> List[int]:
+    """Epoch indices (integers >= 0), `length` of them if given."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of integers, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must hold {length} milestones, got {len(value)}")
+    return [_check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value)]
+
+
+def _check_factor(name: str, value: Any) -> float:
+    """ReduceLROnPlateau's factor: a number in [0, 1)."""
+    factor = check_number(name, value)
+    if factor >= 1.0:
+        raise ValueError(f"{name} should be < 1.0, got {factor}")
+    return factor
+
+
+def _check_start_factor(name: str, value: Any) -> float:
+    """LinearLR's start_factor: in (0, 1]."""
+    v = check_number(name, value, 0.0, 1.0)
+    if v == 0:
+        raise ValueError(f"Invalid {name}: 0.0 (must be > 0 and <= 1: the lr is scaled "
+                         "relative to it)")
+    return v
+
+
+def _int(low: int) -> Callable[[str, Any], int]:
+    return lambda name, value: _check_int(name, value, low)
+
+
+def _number(low: float = 0.0, high: Optional[float] = None) -> Callable[[str, Any], float]:
+    return lambda name, value: check_number(name, value, low, high)
+
+
+def _lrs(n_groups: int) -> Callable[[str, Any], List[float]]:
+    return lambda name, value: _check_lr_list(name, value, n_groups)
+
+
+class _StateChecks:
+    """``load_state_dict`` for the schedulers: every entry is checked before any is loaded.
+
+    A subclass lists its entries in :meth:`_entry_checks` (key -> check(key, value)), checks
+    what relates entries to one another in :meth:`_check_relations`, and may override
+    :meth:`_apply_state` (which writes an already checked state)."""
+
+    optimizer: Optimizer
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` of the same kind of scheduler.
+
+        Raises ``TypeError`` for a non-dict or an entry of the wrong type, and ``ValueError``
+        for missing entries, entries this scheduler does not have (e.g. the state of another
+        kind of scheduler) or an entry out of range, before changing anything."""
+        self._check_state(state_dict)
+        self._apply_state(state_dict)
+
+    def _apply_state(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update({k: copy.deepcopy(v) for k, v in state.items()})
+
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        raise NotImplementedError
+
+    def _check_relations(self, state: Dict[str, Any]) -> None:
+        """Checks between entries, each already of the right type."""
+
+    def _check_state(self, state_dict: Any) -> None:
+        cls = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{cls}.load_state_dict expects a dict, got "
+                            f"{type(state_dict).__name__}")
+        own = {key for key in self.__dict__ if key != "optimizer"}
+        unknown = sorted(str(k) for k in state_dict if k not in own)
+        if unknown:
+            raise ValueError(f"{cls} state has no entries {unknown}: is it the state of "
+                             "another kind of scheduler?")
+        missing = sorted(own - set(state_dict))
+        if missing:
+            raise ValueError(f"{cls} state lacks the entries {missing}")
+        try:
+            for key, check in self._entry_checks().items():
+                check(key, state_dict[key])
+            self._check_relations(state_dict)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{cls} state: {exc}") from None
+
+
+class LRScheduler(_StateChecks):
     """Base class of the epoch-driven schedules (torch.optim.lr_scheduler.LRScheduler).
 
     Args:
@@ -137,23 +269,10 @@ class LRScheduler:
         return {key: copy.deepcopy(value) for key, value in self.__dict__.items()
                 if key != "optimizer"}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict` of the same kind of scheduler.
-
-        Raises ``TypeError`` for a non-dict and ``ValueError`` for entries this scheduler does
-        not have (e.g. the state of another kind of scheduler), before changing anything."""
-        self._check_state(state_dict)
-        self.__dict__.update({k: copy.deepcopy(v) for k, v in state_dict.items()})
-
-    def _check_state(self, state_dict: Any) -> None:
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got "
-                            f"{type(state_dict).__name__}")
-        unknown = sorted(str(k) for k in state_dict
-                         if k == "optimizer" or k not in self.__dict__)
-        if unknown:
-            raise ValueError(f"{type(self).__name__} state has no entries {unknown}: is it "
-                             "the state of another kind of scheduler?")
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        n = len(self.optimizer.param_groups)
+        return {"last_epoch": _int(-1), "base_lrs": _lrs(n), "_last_lr": _lrs(n),
+                "_step_count": _int(1), "_is_initial": _check_false}
 
 
 class StepLR(LRScheduler):
@@ -184,6 +303,9 @@ class StepLR(LRScheduler):
         return [base * self.gamma ** (self.last_epoch // self.step_size)
                 for base in self.base_lrs]
 
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "step_size": _int(1), "gamma": _number()}
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``lr_t = base_lr · gamma^t`` (chainable).
@@ -205,6 +327,9 @@ class ExponentialLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> List[float]:
         return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "gamma": _number()}
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -248,6 +373,9 @@ class CosineAnnealingLR(LRScheduler):
                 * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base in self.base_lrs]
 
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "T_max": _int(1), "eta_min": _number()}
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the lr by ``gamma`` at each milestone epoch.
@@ -290,14 +418,27 @@ class MultiStepLR(LRScheduler):
         state["milestones"] = sorted(self.milestones.elements())
         return state
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        state = dict(state_dict)
-        if "milestones" in state:
-            ms = state["milestones"]
-            if isinstance(ms, dict):  # a Counter (torch's layout) or its JSON form
-                ms = [int(k) for k, n in ms.items() for _ in range(int(n))]
-            state["milestones"] = Counter(_check_int("milestones", m, 0) for m in ms)
-        super().load_state_dict(state)
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "milestones": _check_multistep_milestones,
+                "gamma": _number()}
+
+    def _apply_state(self, state: Dict[str, Any]) -> None:
+        super()._apply_state({**state,
+                              "milestones": _check_multistep_milestones("milestones",
+                                                                        state["milestones"])})
+
+
+def _check_multistep_milestones(name: str, value: Any) -> Counter:
+    """MultiStepLR's milestones: a list of epochs (its state_dict), or torch's Counter layout
+    {epoch: count} (epochs as ints or, from JSON, digit strings; counts >= 1)."""
+    if not isinstance(value, dict):
+        return Counter(_check_milestone_list(name, value))
+    epochs = []
+    for key, count in value.items():
+        epoch = int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else key
+        epoch = _check_int(f"{name} key {key!r}", epoch, 0)
+        epochs += [epoch] * _check_int(f"{name}[{key!r}]", count, 1)
+    return Counter(epochs)
 
 
 class LinearLR(LRScheduler):
@@ -317,11 +458,7 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
-        start_factor = check_number("start_factor", start_factor, 0.0, 1.0)
-        if start_factor == 0:
-            raise ValueError("Invalid start_factor: 0.0 (must be > 0 and <= 1: the lr is "
-                             "scaled relative to it)")
-        self.start_factor = start_factor
+        self.start_factor = _check_start_factor("start_factor", start_factor)
         self.end_factor = check_number("end_factor", end_factor, 0.0, 1.0)
         self.total_iters = _check_int("total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
@@ -340,6 +477,10 @@ class LinearLR(LRScheduler):
         return [base * (self.start_factor + (self.end_factor - self.start_factor)
                         * min(self.total_iters, self.last_epoch) / self.total_iters)
                 for base in self.base_lrs]
+
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "start_factor": _check_start_factor,
+                "end_factor": _number(0.0, 1.0), "total_iters": _int(1)}
 
 
 class LambdaLR(LRScheduler):
@@ -397,20 +538,30 @@ class LambdaLR(LRScheduler):
                                else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas]
         return state
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        state = dict(state_dict)
-        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
-        if not isinstance(saved, (list, tuple)) or len(saved) != len(self.lr_lambdas):
-            raise ValueError(f"the state's lr_lambdas must be a list of "
-                             f"{len(self.lr_lambdas)} entries, got {saved!r}")
-        for i, attrs in enumerate(saved):
-            if attrs is not None and not isinstance(attrs, dict):
-                raise TypeError(f"lr_lambdas[{i}] of the state must be None or a dict of "
-                                f"attributes, got {type(attrs).__name__}")
-        super().load_state_dict(state)
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        n = len(self.lr_lambdas)
+        return {**super()._entry_checks(),
+                "lr_lambdas": lambda name, value: [
+                    _check_lambda_state(f"{name}[{i}]", v)
+                    for i, v in enumerate(_check_list(name, value, n))]}
+
+    def _apply_state(self, state: Dict[str, Any]) -> None:
+        state = dict(state)
+        saved = state.pop("lr_lambdas")
+        super()._apply_state(state)
         for fn, attrs in zip(self.lr_lambdas, saved):
             if attrs is not None:
                 fn.__dict__.update(copy.deepcopy(attrs))
+
+
+def _check_lambda_state(name: str, value: Any) -> Optional[dict]:
+    """An entry of LambdaLR's lr_lambdas state: None (a plain function) or the attributes of a
+    callable object."""
+    if value is not None and not (isinstance(value, dict)
+                                  and all(isinstance(k, str) for k in value)):
+        raise TypeError(f"{name} must be None or a dict of attributes (str keys), got "
+                        f"{type(value).__name__}")
+    return value
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):
@@ -478,6 +629,18 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
+
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        return {**super()._entry_checks(), "T_0": _int(1), "T_mult": _int(1),
+                "eta_min": _number(), "T_i": _check_finite, "T_cur": _check_finite}
+
+    def _check_relations(self, state: Dict[str, Any]) -> None:
+        # T_i is T_0 · T_mult^k; T_cur counts the epochs into the cycle (T_cur == T_i only by
+        # rounding, after step(epoch)).
+        if state["T_i"] < state["T_0"]:
+            raise ValueError(f"T_i must be >= T_0 ({state['T_0']}), got {state['T_i']}")
+        if state["T_cur"] > state["T_i"]:
+            raise ValueError(f"T_cur must be <= T_i ({state['T_i']}), got {state['T_cur']}")
 
 
 class OneCycleLR(LRScheduler):
@@ -556,24 +719,10 @@ class OneCycleLR(LRScheduler):
         self._anneal_func_type = anneal_strategy
         n = self.total_steps
         if three_phase:
-            self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
-                 "end_lr": "max_lr", "start_momentum": "max_momentum",
-                 "end_momentum": "base_momentum"},
-                {"end_step": float(2 * pct_start * n) - 2, "start_lr": "max_lr",
-                 "end_lr": "initial_lr", "start_momentum": "base_momentum",
-                 "end_momentum": "max_momentum"},
-                {"end_step": n - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
-            ]
+            ends = [float(pct_start * n) - 1, float(2 * pct_start * n) - 2, n - 1]
         else:
-            self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr",
-                 "end_lr": "max_lr", "start_momentum": "max_momentum",
-                 "end_momentum": "base_momentum"},
-                {"end_step": n - 1, "start_lr": "max_lr", "end_lr": "min_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
-            ]
+            ends = [float(pct_start * n) - 1, n - 1]
+        self._schedule_phases = _one_cycle_phases(ends)
 
         groups = optimizer.param_groups
         max_lrs = _per_group("max_lr", max_lr, optimizer)
@@ -614,6 +763,31 @@ class OneCycleLR(LRScheduler):
                                    "only after loading the optimiser's state_dict")
         super().__init__(optimizer, last_epoch)
 
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        checks = {**super()._entry_checks(), "total_steps": _int(1),
+                  "_anneal_func_type": lambda name, v: _check_choice(name, v, ("cos", "linear")),
+                  "_schedule_phases": _check_one_cycle_phases, "cycle_momentum": check_bool}
+        if "use_beta1" in self.__dict__:
+            checks["use_beta1"] = check_bool
+        return checks
+
+    def _check_relations(self, state: Dict[str, Any]) -> None:
+        n = state["total_steps"]
+        if state["last_epoch"] > n:
+            raise ValueError(f"last_epoch must be <= total_steps ({n}), got "
+                             f"{state['last_epoch']}")
+        ends = [phase["end_step"] for phase in state["_schedule_phases"]]
+        if ends[-1] != n - 1 or not -1 <= ends[0] <= n - 1 \
+                or (len(ends) == 3 and not math.isclose(ends[1], 2 * ends[0], abs_tol=1e-9)):
+            raise ValueError(f"_schedule_phases' end steps {ends} are not those of a cycle of "
+                             f"total_steps={n} (pct_start·N − 1, [2·pct_start·N − 2,] N − 1)")
+        if state["cycle_momentum"] != ("use_beta1" in state):
+            raise ValueError("use_beta1 must be present exactly when cycle_momentum is True")
+        if "use_beta1" in state and state["use_beta1"] != ("betas" in self.optimizer.defaults):
+            raise ValueError(f"use_beta1={state['use_beta1']} does not fit "
+                             f"{type(self.optimizer).__name__} (it cycles "
+                             f"{'beta1' if 'betas' in self.optimizer.defaults else 'momentum'})")
+
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self._anneal_func_type == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
@@ -650,6 +824,53 @@ class OneCycleLR(LRScheduler):
                 else:
                     group["momentum"] = momentum
         return lrs
+
+
+# OneCycleLR's phases: the group keys (start_lr, end_lr, start_momentum, end_momentum) each
+# phase anneals between, for two phases and for three.
+_PHASE_KEYS = ("start_lr", "end_lr", "start_momentum", "end_momentum")
+_PHASE_NAMES = {
+    2: (("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+        ("max_lr", "min_lr", "base_momentum", "max_momentum")),
+    3: (("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+        ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
+        ("initial_lr", "min_lr", "max_momentum", "max_momentum")),
+}
+
+
+def _one_cycle_phases(end_steps: Sequence[Any]) -> List[Dict[str, Any]]:
+    return [{"end_step": end, **dict(zip(_PHASE_KEYS, names))}
+            for end, names in zip(end_steps, _PHASE_NAMES[len(end_steps)])]
+
+
+def _check_one_cycle_phases(name: str, value: Any) -> List[Dict[str, Any]]:
+    """OneCycleLR's _schedule_phases: 2 or 3 phases as the constructor lays them out, each
+    ending at a finite step."""
+    phases = _check_list(name, value)
+    if len(phases) not in _PHASE_NAMES:
+        raise ValueError(f"{name} must hold 2 or 3 phases, got {len(phases)}")
+    for i, phase in enumerate(phases):
+        if not isinstance(phase, dict):
+            raise TypeError(f"{name}[{i}] must be a dict, got {type(phase).__name__}")
+    expected = _one_cycle_phases([phase.get("end_step") for phase in phases])
+    for i, (phase, want) in enumerate(zip(phases, expected)):
+        if phase != want:
+            raise ValueError(f"{name}[{i}] must be {want}, got {phase}")
+        _check_finite(f"{name}[{i}]['end_step']", phase["end_step"], low=-math.inf)
+    return phases
+
+
+def _check_sequential_milestones(name: str, value: Any, n_schedulers: int) -> List[int]:
+    """SequentialLR's milestones: n_schedulers − 1 non-decreasing epochs."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of integers, got {type(value).__name__}")
+    if len(value) != n_schedulers - 1:
+        raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, but got "
+                         f"{n_schedulers} schedulers and {len(value)} {name}")
+    ms = _check_milestone_list(name, value)
+    if ms != sorted(ms):
+        raise ValueError(f"{name} must be non-decreasing, got {ms}")
+    return ms
 
 
 class SequentialLR(LRScheduler):
@@ -693,18 +914,9 @@ class SequentialLR(LRScheduler):
                 raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
                                  f"optimizer, but schedulers[{i}] ({type(s).__name__}) was "
                                  "built on another one")
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
-            raise TypeError(f"milestones must be a list of integers, got "
-                            f"{type(milestones).__name__}")
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError("SequentialLR expects one milestone fewer than schedulers, but "
-                             f"got {len(schedulers)} schedulers and {len(milestones)} "
-                             "milestones")
-        ms = [_check_int(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones)]
-        if ms != sorted(ms):
-            raise ValueError(f"milestones must be non-decreasing, got {ms}")
+        self._milestones = _check_sequential_milestones("milestones", milestones,
+                                                        len(schedulers))
         self._schedulers = list(schedulers)
-        self._milestones = ms
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
 
@@ -742,30 +954,34 @@ class SequentialLR(LRScheduler):
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore this schedule's and each sub-schedule's state (all checked first)."""
-        self._check_state(state_dict)
-        state = dict(state_dict)
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        n, k = len(self.optimizer.param_groups), len(self._schedulers)
+        return {"last_epoch": _int(-1), "_last_lr": _lrs(n),
+                "_milestones": lambda name, v: _check_sequential_milestones(name, v, k),
+                "_schedulers": self._check_sub_states}
+
+    def _check_sub_states(self, name: str, value: Any) -> None:
+        k = len(self._schedulers)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list with the states of {k} schedulers, got "
+                            f"{type(value).__name__}")
+        if len(value) != k:
+            raise ValueError(f"{name} must hold the states of {k} schedulers, got {len(value)}")
+        for i, (s, sub) in enumerate(zip(self._schedulers, value)):
+            try:
+                s._check_state(sub)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}[{i}]: {exc}") from None
+
+    def _apply_state(self, state: Dict[str, Any]) -> None:
+        state = dict(state)
         subs = state.pop("_schedulers")
-        self.__dict__.update({k: copy.deepcopy(v) for k, v in state.items()})
+        super()._apply_state(state)
         for s, sub in zip(self._schedulers, subs):
-            s.load_state_dict(sub)
-
-    def _check_state(self, state_dict: Any) -> None:
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"SequentialLR.load_state_dict expects a dict, got "
-                            f"{type(state_dict).__name__}")
-        state = dict(state_dict)
-        subs = state.pop("_schedulers", None)
-        if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
-            raise ValueError(f"the state must hold '_schedulers', a list with the states of "
-                             f"{len(self._schedulers)} schedulers")
-        LRScheduler._check_state(self, state)
-        for s, sub in zip(self._schedulers, subs):
-            s._check_state(sub)
+            s._apply_state(sub)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_StateChecks):
     """Reduce the lr when a metric has stopped improving (torch's ReduceLROnPlateau).
 
     ``step(metric)`` once per epoch. The metric improves when it beats the best so far by the
@@ -793,10 +1009,7 @@ class ReduceLROnPlateau:
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: Union[float, Sequence[float]] = 0.0,
                  eps: float = 1e-8) -> None:
-        factor = check_number("factor", factor)
-        if factor >= 1.0:
-            raise ValueError(f"factor should be < 1.0, got {factor}")
-        self.factor = factor
+        self.factor = _check_factor("factor", factor)
         self.optimizer = _check_optimizer(optimizer)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
@@ -821,14 +1034,10 @@ class ReduceLROnPlateau:
         self.num_bad_epochs = 0
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.mode = _check_choice("mode", mode, ("min", "max"))
+        self.threshold_mode = _check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
         self.mode_worse = math.inf if mode == "min" else -math.inf
-        self.mode = mode
         self.threshold = check_number("threshold", threshold)
-        self.threshold_mode = threshold_mode
 
     @property
     def in_cooldown(self) -> bool:
@@ -882,7 +1091,26 @@ class ReduceLROnPlateau:
         return {key: (list(value) if isinstance(value, list) else value)
                 for key, value in self.__dict__.items() if key != "optimizer"}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
-                              for k, v in state_dict.items()})
-        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+    def _entry_checks(self) -> Dict[str, Callable[[str, Any], Any]]:
+        n = len(self.optimizer.param_groups)
+        return {
+            "factor": _check_factor, "patience": _int(0), "cooldown": _int(0),
+            "eps": _number(), "threshold": _number(), "last_epoch": _int(0),
+            "mode": lambda name, v: _check_choice(name, v, ("min", "max")),
+            "threshold_mode": lambda name, v: _check_choice(name, v, ("rel", "abs")),
+            "default_min_lr": lambda name, v: None if v is None else check_number(name, v),
+            "min_lrs": lambda name, v: [check_number(f"{name}[{i}]", x)
+                                        for i, x in enumerate(_check_list(name, v, n))],
+            "_last_lr": _lrs(n), "mode_worse": _check_real, "best": _check_real,
+            "num_bad_epochs": _int(0), "cooldown_counter": _int(0)}
+
+    def _check_relations(self, state: Dict[str, Any]) -> None:
+        worse = math.inf if state["mode"] == "min" else -math.inf
+        if state["mode_worse"] != worse:
+            raise ValueError(f"mode_worse must be {worse} for mode={state['mode']!r}, got "
+                             f"{state['mode_worse']}")
+        # step() resets the bad epochs once they pass patience, and counts the cooldown down.
+        for key, bound in (("num_bad_epochs", "patience"), ("cooldown_counter", "cooldown")):
+            if state[key] > state[bound]:
+                raise ValueError(f"{key} must be <= {bound} ({state[bound]}), got "
+                                 f"{state[key]}")
