@@ -18,24 +18,38 @@
 namespace rnnkit {
 namespace {
 
-// The sizes of a call, read from x (T, B, I) and w_hh (G*H, H), and the lengths, copied (the
-// kernel must not see a caller's array change under it) and range-checked.
+// The sizes of a call, read from x (T, B, I), w_hh (G*H, H) and, for a projected LSTM, w_hr
+// (P, H) with w_hh (G*H, P); and the lengths, copied (the kernel must not see a caller's array
+// change under it) and range-checked.
 struct CallSizes {
   SeqDims d;
   std::vector<int64_t> lengths;
 };
 
 CallSizes sizes_of(const py::handle& x, const py::handle& w_hh, int G, const py::handle& lengths,
-                   bool reverse) {
+                   bool reverse, const py::handle& w_hr = py::none()) {
   CallSizes c;
   c.d.T = dim(x, "x", 3, 0, "(T, B, I)");
   c.d.B = dim(x, "x", 3, 1, "(T, B, I)");
   c.d.I = dim(x, "x", 3, 2, "(T, B, I)");
   const int64_t rows = dim(w_hh, "w_hh", 2, 0, "(G*H, H)");
-  c.d.H = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
-  if (c.d.H < 1 || rows != G * c.d.H)
-    throw py::value_error("w_hh has shape " + shape_text({rows, c.d.H}) + ", expected (" +
-                          std::to_string(G) + "*H, H) with H >= 1");
+  const int64_t cols = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
+  if (w_hr.is_none()) {
+    c.d.H = c.d.P = cols;
+    if (c.d.H < 1 || rows != G * c.d.H)
+      throw py::value_error("w_hh has shape " + shape_text({rows, cols}) + ", expected (" +
+                            std::to_string(G) + "*H, H) with H >= 1");
+  } else {
+    c.d.P = dim(w_hr, "w_hr", 2, 0, "(P, H)");
+    c.d.H = dim(w_hr, "w_hr", 2, 1, "(P, H)");
+    if (c.d.H < 1 || c.d.P < 1)
+      throw py::value_error("w_hr has shape " + shape_text({c.d.P, c.d.H}) +
+                            ", expected (P, H) with P, H >= 1");
+    if (rows != G * c.d.H || cols != c.d.P)
+      throw py::value_error("w_hh has shape " + shape_text({rows, cols}) + ", expected (" +
+                            std::to_string(G) + "*H, P) = " +
+                            shape_text({G * c.d.H, c.d.P}) + " with a projection w_hr");
+  }
   if (!lengths.is_none()) {
     const int64_t* p = input<int64_t>(lengths, "lengths", {c.d.B});
     c.lengths.assign(p, p + c.d.B);
@@ -54,7 +68,7 @@ CellWeights<T> weights_of(const py::handle& w_ih, const py::handle& w_hh, const 
                           const py::handle& b_hh, int G, const SeqDims& d) {
   CellWeights<T> w;
   w.w_ih = input<T>(w_ih, "w_ih", {G * d.H, d.I});
-  w.w_hh = input<T>(w_hh, "w_hh", {G * d.H, d.H});
+  w.w_hh = input<T>(w_hh, "w_hh", {G * d.H, d.P});
   w.b_ih = optional_input<T>(b_ih, "b_ih", {G * d.H});
   w.b_hh = optional_input<T>(b_hh, "b_hh", {G * d.H});
   return w;
@@ -95,6 +109,18 @@ struct ItemNames {
   }
 };
 
+// The (B, ·) shape of state i: h is P wide (the projection's size, or H), a cell state H.
+Shape state_shape(const SeqDims& d, int i) { return {d.B, i == 0 ? d.P : d.H}; }
+
+// A projection (w_hr) is for the cells that never read h_prev; the others refuse it.
+template <class Cell, class T>
+const T* projection_of(const py::handle& w_hr, const SeqDims& d) {
+  if (w_hr.is_none()) return nullptr;
+  if (!Cell::kProjectable)
+    throw py::value_error(std::string("the ") + Cell::kName + " cell has no projection (w_hr)");
+  return input<T>(w_hr, "w_hr", {d.P, d.H});
+}
+
 // The cell's extra parameters (`extra`, a tuple of kExtra arrays of kExtraWidth[i]*H) into w.
 template <class Cell, class T>
 void extras_of(const py::handle& extra, int64_t H, CellWeights<T>& w) {
@@ -127,9 +153,9 @@ template <template <class> class CellT, class T>
 py::tuple forward(const py::array& x, const py::handle& state0, const py::handle& w_ih,
                   const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
                   const py::handle& lengths, bool reverse, bool training,
-                  const py::handle& out, const py::handle& extra) {
+                  const py::handle& out, const py::handle& extra, const py::handle& w_hr) {
   using Cell = CellT<T>;
-  CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
+  CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse, w_hr);
   SeqDims& d = c.d;
   ForwardArrays<T> a;
   if (training) {  // backward reads x and y as (T*B)-row matrices: C-contiguous only
@@ -142,34 +168,41 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
   }
   a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
   extras_of<Cell>(extra, d.H, a.w);
+  a.w.w_hr = projection_of<Cell, T>(w_hr, d);
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
     a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
-                                    {d.B, d.H});
+                                    state_shape(d, i));
   py::array y;
   if (out.is_none()) {
-    y = new_array<T>({d.T, d.B, d.H}, false);
-  } else {  // the caller's (T, B, H) view: a batch-first or bidirectional output buffer
+    y = new_array<T>({d.T, d.B, d.P}, false);
+  } else {  // the caller's (T, B, P) view: a batch-first or bidirectional output buffer
     int64_t st, sb;
-    y = strided_rows<T>(out, "out", {d.T, d.B, d.H}, &st, &sb, true);
-    row_strides(d.T, d.B, d.H, st, sb, &d.y_t, &d.y_b);
-    if (!rows_disjoint(d.T, d.y_t, d.B, d.y_b, d.H))
+    y = strided_rows<T>(out, "out", {d.T, d.B, d.P}, &st, &sb, true);
+    row_strides(d.T, d.B, d.P, st, sb, &d.y_t, &d.y_b);
+    if (!rows_disjoint(d.T, d.y_t, d.B, d.y_b, d.P))
       throw py::value_error("out: its (t, b) rows overlap in memory");
   }
   a.y = static_cast<T*>(y.mutable_data());
   py::tuple finals(Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
-    auto f = new_array<T>({d.B, d.H}, false);
+    auto f = new_array<T>(state_shape(d, i), false);
     a.state_n[i] = f.mutable_data();
     finals[i] = f;
   }
   py::object saved = py::none();
-  if (training) {
-    py::tuple s(Cell::kSaved);
+  if (training) {  // the cell's saved arrays, then, projected, m (T, B, H)
+    const int n_saved = Cell::kSaved + (a.w.w_hr ? 1 : 0);
+    py::tuple s(n_saved);
     for (int i = 0; i < Cell::kSaved; ++i) {
       auto arr = new_array<T>({d.T, d.B, Cell::kSavedWidth[i] * d.H}, false);
       a.saved[i] = arr.mutable_data();
       s[i] = arr;
+    }
+    if (a.w.w_hr) {
+      auto arr = new_array<T>({d.T, d.B, d.H}, false);
+      a.m_saved = arr.mutable_data();
+      s[Cell::kSaved] = arr;
     }
     saved = s;
   }
@@ -186,42 +219,45 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
                    const py::handle& y, const py::handle& saved, const py::handle& lengths,
                    bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
                    const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
-                   const py::handle& dextra) {
+                   const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr) {
   using Cell = CellT<T>;
-  const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse);
+  const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse, w_hr);
   const SeqDims& d = c.d;
   const int64_t GH = Cell::G * d.H;
   BackwardArrays<T> a;
   a.x = input<T>(x, "x", {d.T, d.B, d.I});
   a.w = weights_of<T>(w_ih, w_hh, py::none(), py::none(), Cell::G, d);
   extras_of<Cell>(extra, d.H, a.w);
+  a.w.w_hr = projection_of<Cell, T>(w_hr, d);
+  if (a.w.w_hr) a.dw_hr = output<T>(dw_hr, "dw_hr", {d.P, d.H});
   py::tuple de = tuple_of(dextra, "dextra", Cell::kExtra);
   for (int i = 0; i < Cell::kExtra; ++i)
     a.dextra[i] = output<T>(de[i], ItemNames<Cell>::get().dextra[i].c_str(),
                             {extra_width<Cell>(i) * d.H});
-  a.dy = input<T>(dy, "dy", {d.T, d.B, d.H});
-  a.y = input<T>(y, "y", {d.T, d.B, d.H});
+  a.dy = input<T>(dy, "dy", {d.T, d.B, d.P});
+  a.y = input<T>(y, "y", {d.T, d.B, d.P});
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   py::tuple dn = tuple_of(dstate_n, "dstate_n", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
     a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
-                                    {d.B, d.H});
+                                    state_shape(d, i));
     a.dstate_n[i] = optional_input<T>(dn[i], ItemNames<Cell>::get().dstate_n[i].c_str(),
-                                      {d.B, d.H});
+                                      state_shape(d, i));
   }
-  py::tuple sv = tuple_of(saved, "saved", Cell::kSaved);
+  py::tuple sv = tuple_of(saved, "saved", Cell::kSaved + (a.w.w_hr ? 1 : 0));
   for (int i = 0; i < Cell::kSaved; ++i)
     a.saved[i] = input<T>(sv[i], ItemNames<Cell>::get().saved[i].c_str(),
                           {d.T, d.B, Cell::kSavedWidth[i] * d.H});
+  if (a.w.w_hr) a.m_saved = input<T>(sv[Cell::kSaved], "saved[m]", {d.T, d.B, d.H});
   a.dw_ih = output<T>(dw_ih, "dw_ih", {GH, d.I});
-  a.dw_hh = output<T>(dw_hh, "dw_hh", {GH, d.H});
+  a.dw_hh = output<T>(dw_hh, "dw_hh", {GH, d.P});
   a.db_ih = optional_output<T>(db_ih, "db_ih", {GH});
   a.db_hh = optional_output<T>(db_hh, "db_hh", {GH});
   auto dx = new_array<T>({d.T, d.B, d.I}, false);
   a.dx = dx.mutable_data();
   py::tuple dinit(Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
-    auto arr = new_array<T>({d.B, d.H}, false);
+    auto arr = new_array<T>(state_shape(d, i), false);
     a.dstate0[i] = arr.mutable_data();
     dinit[i] = arr;
   }
@@ -295,32 +331,34 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
            const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
            const py::handle& lengths, bool reverse, bool training, const py::handle& out,
-           const py::handle& extra) {
+           const py::handle& extra, const py::handle& w_hr) {
           return dispatch_float(x, "x", [&](auto tag) {
             return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                                 reverse, training, out, extra);
+                                                 reverse, training, out, extra, w_hr);
           });
         },
         py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
-        py::arg("out") = py::none(), py::arg("extra") = py::tuple());
+        py::arg("out") = py::none(), py::arg("extra") = py::tuple(),
+        py::arg("w_hr") = py::none());
   m.def((n + "_backward").c_str(),
         [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
            const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
            const py::handle& y, const py::handle& saved, const py::handle& lengths,
            bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
            const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
-           const py::handle& dextra) {
+           const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr) {
           return dispatch_float(dy, "dy", [&](auto tag) {
             return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
                                                   lengths, reverse, dw_ih, dw_hh, db_ih, db_hh,
-                                                  extra, dextra);
+                                                  extra, dextra, w_hr, dw_hr);
           });
         },
         py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("y"), py::arg("saved"), py::arg("lengths"), py::arg("reverse"),
         py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"),
-        py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple());
+        py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple(),
+        py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("extra") = py::tuple())
@@ -346,6 +384,7 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   spec["states"] = states;
   spec["saved"] = saved;
   spec["extra"] = extra;
+  spec["projectable"] = Cf::kProjectable;
   spec["forward"] = m.attr((n + "_forward").c_str());
   spec["backward"] = m.attr((n + "_backward").c_str());
   spec["step"] = m.attr((n + "_step").c_str());

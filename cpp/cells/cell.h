@@ -20,6 +20,9 @@
 //                                         its first phase computes (see "Two phases" below)
 //   static constexpr bool folds_hh_bias(int gate);   b_hh of `gate` adds into x·W_ihᵀ + b_ih
 //                                                    (else the cell applies it itself)
+//   static constexpr bool kProjectable;   whether a projection (torch's proj_size) may follow
+//                                         the pointwise: true only for cells that never read
+//                                         h_prev (the LSTM), see engine/projection.h
 //   static constexpr int kExtra;          parameters of the cell's own beyond the four
 //                                         weights and biases (0 for most; the peephole
 //                                         LSTM's one), and, only where kExtra > 0:
@@ -69,8 +72,8 @@
 //     forward(row, j0, j1, gx, gx_stride, gh, h_prev, h_out) as above, except that gh holds
 //       u·W_hhᵀ of the gates >= kHGates (gate g at gh + (g - kHGates)*(j1-j0)).
 //   Backward, per step (kDirectHiddenGrad must be true):
-//     backward(...) as above, writing dg_step/dg_seq of the gates >= kHGates and the direct
-//       dh term;
+//     backward(...) as above, writing dg_step/dg_seq of the gates >= kHGates (and of any early
+//       gate whose gradient does not depend on du: GRU's z) and the direct dh term;
 //     -- barrier -- the engine forms du = dG_late·W_hh[late rows] --
 //     void backward_second(row, j0, j1, const T* h_prev, const T* du, T* dh, T* dg_step,
 //                          T* dg_seq)
@@ -119,6 +122,7 @@ struct CellWeights {
   const T* b_ih = nullptr;
   const T* b_hh = nullptr;
   const T* extra[kMaxExtra] = {};
+  const T* w_hr = nullptr;  // (P, H): the projection of a projected LSTM, or nullptr
 };
 
 // A cell's extra parameters, uniformly for cells that have none (kExtraNames and kExtraWidth
@@ -140,8 +144,9 @@ struct ForwardArrays {
   T* saved[kMaxSaved] = {};           // training: out, (T, B, kSavedWidth[i]*H);
                                       // inference: all nullptr (nothing is kept)
   const T* x = nullptr;               // (T, B, I)
-  const T* state0[kMaxStates] = {};   // (B, H) each, or nullptr (zeros)
+  const T* state0[kMaxStates] = {};   // (B, H) each, or nullptr (zeros); h is (B, P)
   CellWeights<T> w;
+  T* m_saved = nullptr;               // projected, training: out, (T, B, H) m_t for backward
 };
 
 // The arrays of one backward: outputs, the incoming gradients, then the forward's inputs and
@@ -155,6 +160,8 @@ struct BackwardArrays {
   T* db_ih = nullptr;                 // (G*H) ADDED to, or nullptr (no bias gradients)
   T* db_hh = nullptr;                 // (G*H) ADDED to, or nullptr
   T* dextra[kMaxExtra] = {};          // the extra parameters' gradients, ADDED to
+  T* dw_hr = nullptr;                 // projected: (P, H) ADDED to
+  const T* m_saved = nullptr;         // projected: the forward's m_saved
   const T* dy = nullptr;              // (T, B, H)
   const T* dstate_n[kMaxStates] = {}; // (B, H) each, or nullptr (zero)
   const T* x = nullptr;

@@ -30,6 +30,7 @@ struct GruCell {
   static constexpr bool kDirectHiddenGrad = true;
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
   static constexpr int kExtra = 0;
+  static constexpr bool kProjectable = false;  // reads h_prev
   // b_hr, b_hz fold into the input projection; b_hn stays inside r ⊙ (W_hn h + b_hn).
   static constexpr bool folds_hh_bias(int gate) { return gate < 2; }
 

@@ -34,6 +34,7 @@ struct GruResetBeforeCell {
   static constexpr bool kDirectHiddenGrad = true;
   static constexpr int kHGates = 2;  // r, z multiply h; n multiplies u
   static constexpr int kExtra = 0;
+  static constexpr bool kProjectable = false;  // reads h_prev
   static constexpr bool folds_hh_bias(int) { return true; }
 
   struct Forward {

@@ -34,6 +34,7 @@ struct LstmCellT {
   static constexpr int kSavedWidth[kSaved] = {4, 1};
   static constexpr bool kDirectHiddenGrad = false;  // dh_{t-1} comes from dG·W_hh alone
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
+  static constexpr bool kProjectable = true;  // never reads h_prev (torch's proj_size)
   static constexpr int kExtra = kPeephole ? 1 : 0;
   static constexpr const char* kExtraNames[1] = {"peephole"};  // read only when kPeephole
   static constexpr int kExtraWidth[1] = {3};

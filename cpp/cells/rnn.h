@@ -28,6 +28,7 @@ struct RnnCell {
   static constexpr bool kDirectHiddenGrad = false;
   static constexpr int kHGates = G;  // one phase: every row of W_hh multiplies h
   static constexpr int kExtra = 0;
+  static constexpr bool kProjectable = false;  // torch projects only the LSTM
   static constexpr bool folds_hh_bias(int) { return true; }
 
   struct Forward {

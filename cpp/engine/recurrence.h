@@ -21,6 +21,7 @@
 #include "engine/padding.h"
 #include "engine/products.h"
 #include "engine/schedule.h"
+#include "engine/sequence_edges.h"
 #include "engine/unit_split.h"
 #include "kernels/kernels.h"
 #include "runtime/buffer.h"
@@ -67,11 +68,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
   constexpr bool kTwoPhase = HG < G;
   const int64_t B = d.B, H = d.H;
   const Schedule sch(d);
-  if (d.lengths) {
-    for (int64_t t = 0; t < d.T; ++t)
-      for (int64_t b = 0; b < B; ++b)
-        if (t >= d.lengths[b]) std::fill(y + d.y_row(t, b), y + d.y_row(t, b) + H, T(0));
-  }
+  zero_padded_rows(y, d, H);
   // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
   // 64-byte aligned so that no cache line is shared by two threads' units (runtime/buffer.h).
   Buffer<T> h_state;
@@ -145,19 +142,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
     }
   });
   lockstep.rethrow();
-
-  for (int64_t r = 0; r < B; ++r) {
-    const int64_t b = sch.batch_index(r), len = sch.length(r);
-    T* out = h_n + b * H;
-    if (len > 0) {
-      const T* last = y + d.y_row(sch.time_of(len - 1, r), b);
-      std::copy(last, last + H, out);
-    } else if (h0) {
-      std::copy(h0 + b * H, h0 + (b + 1) * H, out);
-    } else {
-      std::fill(out, out + H, T(0));
-    }
-  }
+  write_final_h(h_n, y, h0, sch, d, H);
   cell.end(sch);
 }
 
@@ -263,43 +248,16 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   for (int64_t r = 0; r < B; ++r)
     std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
 
-  // Input side: dW_ih += dGxᵀ X, db_ih += Σ dGx, dX = dGx · W_ih. Padding of x that is not
-  // finite must not reach dW_ih through the zero rows of dG (engine/padding.h).
-  Buffer<T> x_copy;
-  parallel_gemm(true, false, GH, I, TB, dg, GH, x_with_finite_padding(x, d, x_copy), I, T(1),
-                dw_ih, I, k);
-  if (db_ih) add_column_sums(db_ih, dg, TB, GH, GH);
-  parallel_gemm(false, false, TB, I, GH, dg, GH, w_ih, I, T(0), dx, I, k);
+  add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
 
   cell.to_hidden_side(dg);
-  // dW_hh += Σ_t dG_tᵀ h_{t-1}. Inside a sequence h_{t-1} is hs at the neighbouring time index;
-  // pairs that reach past a sequence's end multiply zeros (hs and dg are zero there).
-  if (d.T > 1) {
-    const int64_t K = (d.T - 1) * B;
-    if (!sch.reverse())
-      parallel_gemm(true, false, GHh, H, K, dg + B * GH, GH, hs, H, T(1), dw_hh, H, k);
-    else
-      parallel_gemm(true, false, GHh, H, K, dg, GH, hs + B * H, H, T(1), dw_hh, H, k);
-  }
-  // Two phases: the late rows multiplied u_t, formed at step t itself (zero where padded).
+  // dW_hh += Σ_t dG_tᵀ h_{t-1} for the rows that multiply h ...
+  add_recurrent_weight_grad(sch, d, GHh, GH, dg, hs, h0, H, dw_hh, k);
+  // ... and, for two phases, the late rows, which multiplied u_t, formed at step t itself
+  // (zero where padded).
   if (kTwoPhase && TB > 0)
     parallel_gemm(true, false, GH - GHh, H, TB, dg + GHh, GH, u, H, T(1), dw_hh + GHh * H, H,
                   k);
-  // ... and the first step of every sequence pairs with h0.
-  if (h0 && B > 0) {
-    const T* first = dg;  // forward direction: every sequence starts at t = 0
-    std::vector<T> gathered;
-    if (sch.reverse()) {
-      gathered.assign(B * GH, T(0));
-      for (int64_t r = 0; r < B; ++r)
-        if (sch.length(r) > 0) {
-          const int64_t b = sch.batch_index(r), t = sch.time_of(0, r);
-          std::copy(dg + (t * B + b) * GH, dg + (t * B + b + 1) * GH, gathered.begin() + b * GH);
-        }
-      first = gathered.data();
-    }
-    if (d.T > 0) parallel_gemm(true, false, GHh, H, B, first, GH, h0, H, T(1), dw_hh, H, k);
-  }
   if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
   cell.end(sch);
 }

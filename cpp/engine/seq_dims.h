@@ -8,6 +8,7 @@ namespace rnnkit {
 // G gates (RNN 1, GRU 3, LSTM 4).
 struct SeqDims {
   int64_t T = 0, B = 0, I = 0, H = 0;
+  int64_t P = 0;  // the width of h and y: H, or a projection's size (engine/projection.h)
   const int64_t* lengths = nullptr;  // (B) each in [0, T], or nullptr for all T; caller-checked
   bool reverse = false;              // process each sequence from its last valid step to 0
   // Where the row of step t, batch b starts in x and in y, in elements: t*x_t + b*x_b. Every
@@ -23,8 +24,9 @@ struct SeqDims {
     SeqDims d = *this;
     if (!d.x_t) d.x_t = B * I;
     if (!d.x_b) d.x_b = I;
-    if (!d.y_t) d.y_t = B * H;
-    if (!d.y_b) d.y_b = H;
+    if (!d.P) d.P = H;
+    if (!d.y_t) d.y_t = B * d.P;
+    if (!d.y_b) d.y_b = d.P;
     return d;
   }
   // Offsets of row (t, b) in x and y; on a resolved() SeqDims.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/inference.h"
+#include "engine/projection.h"
 #include "engine/recurrence.h"
 #include "engine/sequence.h"
 #include "engine/step.h"
@@ -35,26 +36,44 @@ void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
   const std::vector<T> folded = folded_bias<Cell>(a.w, d.H, false);
   const T* bias = folded.empty() ? nullptr : folded.data();
   typename Cell::Forward cell(a, d, activations<T>(k));
+  auto run = [&](auto make_input) {
+    if constexpr (Cell::kProjectable) {
+      if (a.w.w_hr) {  // the projected LSTM (engine/projection.h)
+        run_forward_projected<G>(cell, a.y, a.state_n[0], a.m_saved, make_input, a.state0[0],
+                                 a.w.w_hh, a.w.w_hr, d, k);
+        return;
+      }
+    }
+    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+  };
   if (T* gx = a.saved[0]) {  // training: project every step now, into the buffer backward keeps
     input_projection(gx, a.x, a.w.w_ih, bias, G, d, k);
-    auto make_input = [&](const Schedule&, int64_t j0, int64_t) {
+    run([&](const Schedule&, int64_t j0, int64_t) {
       return PrecomputedInput<T>{gx, d.B, G * d.H, d.H, j0};
-    };
-    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+    });
   } else {  // inference: each thread projects its units a chunk of steps at a time
     const PackedGemm<T> pg = packed_gemm_fns<T>(k);
-    auto make_input = [&](const Schedule& sch, int64_t j0, int64_t j1) {
+    run([&](const Schedule& sch, int64_t j0, int64_t j1) {
       return ChunkedProjection<T>(pg, sch, d, G, j0, j1, a.x, a.w.w_ih, bias);
-    };
-    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+    });
   }
 }
 
 template <class Cell, class T>
-void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d) {
+void sequence_backward(const BackwardArrays<T>& a, const SeqDims& dims) {
+  const SeqDims d = dims.resolved();  // (P: the width of h)
   const KernelTable& k = kernels();
   Buffer<T> dg(d.T * d.B * Cell::G * d.H);  // every row is written (or zeroed) by run_backward
   typename Cell::Backward cell(a, d, activations<T>(k));
+  if constexpr (Cell::kProjectable) {
+    if (a.w.w_hr) {
+      run_backward_projected<Cell::G>(cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.dw_hr,
+                                      a.db_ih, a.db_hh, dg.data(), a.dy, a.dstate_n[0], a.y,
+                                      a.m_saved, a.x, a.state0[0], a.w.w_ih, a.w.w_hh,
+                                      a.w.w_hr, d, k);
+      return;
+    }
+  }
   constexpr bool kTwoPhase = Cell::kHGates < Cell::G;  // u is then the last saved array
   run_backward<Cell::G, Cell::kHGates, Cell::kDirectHiddenGrad>(
       cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.db_ih, a.db_hh, dg.data(), a.dy,

@@ -12,6 +12,8 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
+import numpy as np
+
 from . import _core
 
 # Python-side facts per compiled cell: (family, options). The family is the name of the
@@ -88,7 +90,8 @@ def _build() -> Dict[str, CellSpec]:
                           f"describes {sorted(_PYTHON_SIDE)}: rebuild the extension")
     grads: Dict[Tuple[str, Tuple[str, ...]], Any] = {}
     specs = {}
-    for name, c in compiled.items():
+    for name in _PYTHON_SIDE:  # in this table's order: a family's first cell is its default
+        c = compiled[name]
         family, options = _PYTHON_SIDE[name]
         states = tuple(c["states"])
         extra = tuple((str(n), int(w)) for n, w in c["extra"])
@@ -143,13 +146,16 @@ def cell_for(family: str, nonlinearity: Optional[str] = None, **options: Any) ->
     if unknown:
         raise TypeError(f"{family} has no option {', '.join(unknown)} (options: "
                         f"{', '.join(default) or 'none'})")
+    # An option's value must be one of the cells' values, of the same type: reset_after=0 is
+    # not False (numpy's bool is bool).
+    options = {k: bool(v) if isinstance(v, np.bool_) else v for k, v in options.items()}
     wanted = {**default, **options}
     for spec in cells:
-        if dict(spec.options) == wanted:
+        if all(type(wanted[k]) is type(v) and wanted[k] == v for k, v in spec.options):
             return spec
     for key, value in options.items():
         allowed = [dict(spec.options)[key] for spec in cells]
-        if value not in allowed:
+        if not any(type(value) is type(a) and value == a for a in allowed):
             raise ValueError(f"{key} must be {' or '.join(repr(a) for a in allowed)}, got "
                              f"{value!r}")
     raise ValueError(f"no {family} cell has the options {wanted}")  # pragma: no cover

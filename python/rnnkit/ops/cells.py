@@ -156,6 +156,10 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                 np.zeros(gh, dt) if c.has_bias[0] else None,
                 np.zeros(gh, dt) if c.has_bias[1] else None) + tuple(
                     np.zeros_like(e) for e in c.extra)
+    if len(into) != 4 + len(c.extra):
+        names = ("dw_ih", "dw_hh", "db_ih", "db_hh") + tuple("d" + n for n in spec.extra_names)
+        raise ValueError(f"into must have {len(names)} entries ({', '.join(names)}), got "
+                         f"{len(into)}")
     dw_ih, dw_hh, db_ih, db_hh, *dextra = into
     dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
