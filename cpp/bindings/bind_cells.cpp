@@ -290,7 +290,7 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
     using Cell = CellT<T>;
     SeqDims d;
     d.I = dim(w_ih, "w_ih", 2, 1, "(G*H, I)");
-    d.H = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
+    d.H = d.P = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");  // (single steps have no projection)
     if (d.H < 1) throw py::value_error("w_hh must have H >= 1 columns");
     CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
     extras_of<Cell>(extra, d.H, w);

@@ -50,6 +50,8 @@ class CellSpec:
     step: Any                          # _core.<name>_step: weights packed for single steps
     grads: Any                         # named tuple type of the backward's results (plus
                                        # d<extra> for each extra parameter)
+    projectable: bool                  # takes a projection w_hr (torch's proj_size): the LSTM
+    projected_grads: Any               # grads plus dw_hr, for a projected forward (or None)
     state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
     state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
     dstate_n_names: Tuple[str, ...]    # their gradients' argument names: ("dh_n", "dc_n")
@@ -83,6 +85,15 @@ def _grads_type(family: str, states: Tuple[str, ...], extra: Tuple[str, ...]) ->
     return t
 
 
+def _projected(grads: Any) -> Any:
+    """The grads type of a projected forward: the same fields, then dw_hr."""
+    name = grads.__name__[:-len("Grads")] + "ProjectedGrads"
+    t = namedtuple(name, grads._fields + ("dw_hr",))
+    t.__module__ = "rnnkit.ops"
+    t.__doc__ = grads.__doc__.rstrip(".") + ", dw_hr (the projection's)."
+    return t
+
+
 def _build() -> Dict[str, CellSpec]:
     compiled = {c["name"]: c for c in _core.cells()}
     if set(compiled) != set(_PYTHON_SIDE):
@@ -101,6 +112,9 @@ def _build() -> Dict[str, CellSpec]:
         specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
                                extra=extra,
+                               projectable=bool(c["projectable"]),
+                               projected_grads=_projected(grads[key]) if c["projectable"]
+                               else None,
                                family=family, options=tuple(options.items()),
                                nonlinearity=options.get("nonlinearity"), forward=c["forward"],
                                backward=c["backward"], step=c["step"], grads=grads[key],

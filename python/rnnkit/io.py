@@ -357,6 +357,11 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
     for key in _BOOL_ARGS & set(args):
         if not isinstance(args[key], bool):
             raise _BadContent(f"{cls.__name__} argument {key}={args[key]!r} is not a bool")
+    proj = args.get("proj_size", 0)
+    if isinstance(proj, bool) or not isinstance(proj, int) or not \
+            0 <= proj < args.get("hidden_size", 1):
+        raise _BadContent(f"{cls.__name__} argument proj_size={proj!r} is not an int in "
+                          "[0, hidden_size)")
     if "dtype" in args and args["dtype"] not in ("float32", "float64"):
         raise _BadContent(f"{cls.__name__} argument dtype={args['dtype']!r} is not "
                           "'float32' or 'float64'")
@@ -374,20 +379,23 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
             raise _BadContent(f"{cls.__name__}: {exc}") from None
         gates = spec.gates
         h = args["hidden_size"]
+        out = proj or h  # the width of h: a proj_size LSTM's projection, else H
         gh = gates * h
         layers = 1 if single else args["num_layers"]
         directions = 2 if (not single and args["bidirectional"]) else 1
         for k in range(layers):
-            in_size = args["input_size"] if k == 0 else directions * h
+            in_size = args["input_size"] if k == 0 else directions * out
             for d in range(directions):
                 sfx = "" if single else f"_l{k}" + ("_reverse" if d else "")
                 yield _ParamSpec(f"{prefix}weight_ih{sfx}", (gh, in_size), dtype)
-                yield _ParamSpec(f"{prefix}weight_hh{sfx}", (gh, h), dtype)
+                yield _ParamSpec(f"{prefix}weight_hh{sfx}", (gh, out), dtype)
                 if args["bias"]:
                     yield _ParamSpec(f"{prefix}bias_ih{sfx}", (gh,), dtype)
                     yield _ParamSpec(f"{prefix}bias_hh{sfx}", (gh,), dtype)
                 for name, width in spec.extra:  # the cell's own parameters (peephole)
                     yield _ParamSpec(f"{prefix}{name}{sfx}", (width * h,), dtype)
+                if proj:
+                    yield _ParamSpec(f"{prefix}weight_hr{sfx}", (proj, h), dtype)
 
     def gen_linear() -> Iterator[_ParamSpec]:
         yield _ParamSpec(f"{prefix}weight", (args["out_features"], args["in_features"]), dtype)

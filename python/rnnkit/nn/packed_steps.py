@@ -39,7 +39,8 @@ class PackedSteps:
             self._steps = []
             for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, then the extra parameters
                 arrays = [None if a is None else np.ascontiguousarray(a) for a in ws]
-                self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:])))
+                extra = tuple(arrays[4:4 + len(self._spec.extra)])
+                self._steps.append(self._spec.step(*arrays[:4], extra))
             self._key = key
         return self._steps
 

@@ -75,7 +75,7 @@ class _RNNBase(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
                  batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
                  seed: Optional[int], nonlinearity: Optional[str] = None,
-                 **cell_options: Any) -> None:
+                 proj_size: int = 0, **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
@@ -94,31 +94,31 @@ class _RNNBase(Module):
             warnings.warn(f"dropout={self.dropout} has no effect with num_layers=1: dropout "
                           "is applied to the outputs of every layer but the last",
                           UserWarning, stacklevel=3)
+        self.proj_size = self._checked_proj_size(proj_size)
         g, h = self._spec.gates, self.hidden_size
+        out = self.proj_size or h  # the width of h and of each direction's output
+        self._out_size = out
         d_count = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(h)
-        # torch's order: for each layer, for each direction: w_ih, w_hh, b_ih, b_hh.
-        for k in range(self.num_layers):
-            in_size = self.input_size if k == 0 else d_count * h
-            for d in range(d_count):
-                sfx = self._suffix(k, d)
-                shapes = [("weight_ih", (g * h, in_size)), ("weight_hh", (g * h, h))]
-                if self.bias:
-                    shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
-                shapes += [(name, (width * h,)) for name, width in self._spec.extra]
-                for name, shape in shapes:
-                    w = self._rng.uniform(-bound, bound, shape)
-                    setattr(self, name + sfx, Parameter(w, self.dtype))
-        # (parameter name, shape) per layer and direction, for _weight_data: the four weights
-        # and biases, then the cell's extra parameters (the peephole LSTM's peephole_l{k}).
+        # (parameter name, shape) per layer and direction, in torch's order: w_ih, w_hh, b_ih,
+        # b_hh; then the cell's extra parameters (the peephole LSTM's peephole_l{k}) and the
+        # projection weight_hr_l{k} (P, H) of a proj_size LSTM.
         self._weight_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + \
-            self._spec.extra_names
+            self._spec.extra_names + (("weight_hr",) if self.proj_size else ())
         self._weight_checks = [
             [list(zip((n + self._suffix(k, d) for n in self._weight_names),
-                      ((g * h, self.input_size if k == 0 else d_count * h), (g * h, h),
-                       (g * h,), (g * h,)) + tuple((w * h,) for _, w in self._spec.extra)))
+                      ((g * h, self.input_size if k == 0 else d_count * out), (g * h, out),
+                       (g * h,), (g * h,)) + tuple((w * h,) for _, w in self._spec.extra)
+                      + (((out, h),) if self.proj_size else ())))
              for d in range(d_count)] for k in range(self.num_layers)]
+        for k in range(self.num_layers):
+            for d in range(d_count):
+                for name, shape in self._weight_checks[k][d]:
+                    if not self.bias and name.startswith("bias_"):
+                        continue
+                    w = self._rng.uniform(-bound, bound, shape)
+                    setattr(self, name, Parameter(w, self.dtype))
         self._hx_names = self._state_names("hx", self._spec.state0_names)
         self._dhx_names = self._state_names("dhx", self._spec.dstate_n_names)
         self._calls = CallState()
@@ -130,6 +130,21 @@ class _RNNBase(Module):
         # from the previous forward's final states (values only: no gradient flows back).
         self.carry_state = False
         self._carried: Optional[List[np.ndarray]] = None
+
+    def _checked_proj_size(self, proj_size: Any) -> int:
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) \
+                or proj_size < 0:
+            raise ValueError(f"proj_size must be an integer >= 0, got {proj_size!r}")
+        if proj_size and not self._spec.projectable:
+            raise ValueError(f"proj_size is the LSTM's ({type(self).__name__} has none)")
+        if proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size={self.hidden_size}, "
+                             f"got {proj_size} (as torch requires)")
+        return int(proj_size)
+
+    def _state_width(self, i: int) -> int:
+        """The width of state i: h is proj_size wide in a projected LSTM, c hidden_size."""
+        return self._out_size if i == 0 else self.hidden_size
 
     def reset_state(self) -> None:
         """Forget the carried state: the next forward starts from zeros (or its hx)."""
@@ -176,7 +191,7 @@ class _RNNBase(Module):
             if name != "nonlinearity" and value != defaults[name]:
                 s += f", {name}={value!r}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False)):
+                              ("bidirectional", False), ("proj_size", 0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype.name}"
@@ -227,14 +242,14 @@ class _RNNBase(Module):
                                 f"{type(hx).__name__}")
             items = [hx]
         names = self._hx_names
-        ld, h = self.num_layers * self.num_directions, self.hidden_size
-        shape = (ld, h) if unbatched else (ld, batch, h)
+        ld = self.num_layers * self.num_directions
         out = []
-        for name, a in zip(names, items):
+        for i, (name, a) in enumerate(zip(names, items)):
             if a is None:
                 out.append(None)
                 continue
-            arr = _state_array(name, a, shape, self.dtype)
+            w = self._state_width(i)
+            arr = _state_array(name, a, (ld, w) if unbatched else (ld, batch, w), self.dtype)
             out.append(arr[:, None, :].copy() if unbatched else arr)
         return out
 
@@ -273,14 +288,16 @@ class _RNNBase(Module):
         # stride to check: numpy gives empty arrays zero strides, which the inference kernels'
         # "contiguous last axis" check rejects. Nothing is computed either way.
         run_training = training or xt.size == 0
-        d_count, h = self.num_directions, self.hidden_size
+        d_count, h = self.num_directions, self._out_size  # h: each direction's output width
         ld = self.num_layers * d_count
-        finals = [np.empty((ld, b, h), self.dtype) for _ in states]
+        finals = [np.empty((ld, b, self._state_width(i)), self.dtype)
+                  for i in range(len(states))]
         caches: List[List[Any]] = []
         masks: List[Optional[np.ndarray]] = []
         # One step of a unidirectional layer in eval mode (generation, streaming): compiled
         # steps with each layer's weights packed once, as the cells do.
-        one_step = not run_training and t == 1 and lengths is None and d_count == 1
+        one_step = (not run_training and t == 1 and lengths is None and d_count == 1
+                    and not self.proj_size)  # (packed single steps have no projection)
         # Inference writes every direction straight into its slot of the layer's output, laid
         # out as the caller wants it: no concatenation of directions, no batch-first transposes
         # (a time-major unidirectional layer has neither to save).
@@ -304,9 +321,11 @@ class _RNNBase(Module):
                     y, cache = state_n[0][None], None
                 else:
                     w = self._weight_data(k, d)
+                    n_extra = len(spec.extra)
                     y, state_n, cache = ops.sequence_forward(
                         spec, inp, s0, *w[:4], lengths=lengths, reverse=bool(d),
-                        training=run_training, extra=w[4:],
+                        training=run_training, extra=w[4:4 + n_extra],
+                        w_hr=w[-1] if self.proj_size else None,
                         out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
@@ -351,7 +370,7 @@ class _RNNBase(Module):
                          dstates: List[Any]) -> Tuple[np.ndarray, List[np.ndarray]]:
         t, b = c["shape"]
         unbatched = c["unbatched"]
-        d_count, h = self.num_directions, self.hidden_size
+        d_count, h = self.num_directions, self._out_size  # h: each direction's output width
         ld = self.num_layers * d_count
         if unbatched:
             y_shape: Tuple[int, ...] = (t, d_count * h)
@@ -365,11 +384,12 @@ class _RNNBase(Module):
                              f"{_shape(y_shape)} (the shape of y)")
         names = self._dhx_names
         dfinal = []
-        for name, a in zip(names, dstates):
+        for i, (name, a) in enumerate(zip(names, dstates)):
             if a is None:
                 dfinal.append(None)
                 continue
-            arr = _state_array(name, a, (ld, h) if unbatched else (ld, b, h), self.dtype)
+            w = self._state_width(i)
+            arr = _state_array(name, a, (ld, w) if unbatched else (ld, b, w), self.dtype)
             dfinal.append(arr[:, None, :].copy() if unbatched else arr)
         if unbatched:
             d_out = np.ascontiguousarray(dy_arr[:, None, :], self.dtype)
@@ -377,7 +397,8 @@ class _RNNBase(Module):
             d_out = np.ascontiguousarray(dy_arr.swapaxes(0, 1), self.dtype)
         else:
             d_out = np.ascontiguousarray(dy_arr, self.dtype)
-        dinit = [np.zeros((ld, b, h), self.dtype) for _ in dstates]
+        dinit = [np.zeros((ld, b, self._state_width(i)), self.dtype)
+                 for i in range(len(dstates))]
         for k in reversed(range(self.num_layers)):
             mask = c["masks"][k]
             if mask is not None:
@@ -447,6 +468,11 @@ class LSTM(_RNNBase):
     (either may be None).
 
     Args (besides those below):
+        proj_size: 0 (default) or P < hidden_size: torch's projection, ``h' = W_hr (o ⊙
+            tanh(c'))`` with ``weight_hr_l{k}`` (P, hidden_size) per layer and direction; h0,
+            h_n and each direction's output are then P wide (c stays hidden_size wide) and
+            ``weight_hh_l{k}`` is (4*hidden_size, P), so a torch ``nn.LSTM(proj_size=P)``
+            state dict loads unchanged.
         peephole: False (default, torch's LSTM) or True: the gates also see the cell state,
             ``i = σ(... + p_i ⊙ c)``, ``f = σ(... + p_f ⊙ c)``, ``o = σ(... + p_o ⊙ c')``
             (ONNX's LSTM with its P input, oneDNN's peephole LSTM). Each layer and direction
@@ -457,17 +483,18 @@ class LSTM(_RNNBase):
 
     _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype", "peephole")
+                    "dropout", "bidirectional", "proj_size", "dtype", "peephole")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, peephole: bool = False,
+                 bidirectional: bool = False, proj_size: int = 0, *, peephole: bool = False,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, peephole=flag("peephole", peephole))
+                         bidirectional, dtype, seed, proj_size=proj_size,
+                         peephole=flag("peephole", peephole))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"peephole": False})
+        return without_defaults(super().get_config(), {"peephole": False, "proj_size": 0})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:

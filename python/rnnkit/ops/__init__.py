@@ -1,8 +1,9 @@
 """Functional kernels (time-major, numpy in, numpy out). See :mod:`rnnkit.ops.cells`."""
-from .cells import (GRUGrads, LSTMGrads, LSTMPeepholeGrads, RNNGrads, SequenceCache,
+from .cells import (GRUGrads, LSTMGrads, LSTMPeepholeGrads, LSTMProjectedGrads, RNNGrads,
+                    SequenceCache,
                     gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward,
                     rnn_forward, sequence_backward, sequence_forward)
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
            "rnn_backward", "sequence_forward", "sequence_backward", "LSTMGrads",
-           "LSTMPeepholeGrads", "GRUGrads", "RNNGrads", "SequenceCache"]
+           "LSTMPeepholeGrads", "LSTMProjectedGrads", "GRUGrads", "RNNGrads", "SequenceCache"]

@@ -29,6 +29,7 @@ from . import _validate as v
 
 LSTMGrads = CELLS["lstm"].grads
 LSTMPeepholeGrads = CELLS["lstm_peephole"].grads
+LSTMProjectedGrads = CELLS["lstm"].projected_grads
 GRUGrads = CELLS["gru"].grads
 RNNGrads = CELLS["rnn_tanh"].grads
 NONLINEARITIES = tuple(s.nonlinearity for s in family_cells("rnn").values())
@@ -38,16 +39,17 @@ class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
-                 "reverse", "extra")
+                 "reverse", "extra", "w_hr")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, has_bias: Tuple[bool, bool],
                  y: np.ndarray, saved: Tuple[np.ndarray, ...], lengths: Optional[np.ndarray],
-                 reverse: bool, extra: Tuple[np.ndarray, ...] = ()) -> None:
+                 reverse: bool, extra: Tuple[np.ndarray, ...] = (),
+                 w_hr: Optional[np.ndarray] = None) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
         self.has_bias, self.y, self.saved, self.lengths, self.reverse = (has_bias, y, saved,
                                                                          lengths, reverse)
-        self.extra = extra
+        self.extra, self.w_hr = extra, w_hr
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -67,12 +69,15 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                      w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                      b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                      reverse: bool = False, training: bool = True,
-                     out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = ()
+                     out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = (),
+                     w_hr: Optional[np.ndarray] = None
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
     ``extra`` holds the cell's own parameters, one (width*H,) array each as ``spec.extra``
-    lists them (the peephole LSTM's peephole); none for the other cells.
+    lists them (the peephole LSTM's peephole); none for the other cells. ``w_hr`` (P, H)
+    projects the LSTM's output, as torch's ``proj_size=P``: h = W_hr (o ⊙ tanh(c)) is then P
+    wide (y (T,B,P), h0 and h_n (B,P); c stays (B,H)) and w_hh is (4H, P).
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
     h, then c for the LSTM); the final states come back in the same order. With
@@ -84,8 +89,21 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     dt = x.dtype
     t, b, i = x.shape
     g = spec.gates
-    h = v.hidden_size(w_hh, g, dt)
-    w_hh = v.array("w_hh", w_hh, (g * h, h), dt)
+    if w_hr is None:
+        h = p = v.hidden_size(w_hh, g, dt)
+        w_hh = v.array("w_hh", w_hh, (g * h, h), dt)
+    else:
+        if not spec.projectable:
+            raise TypeError(f"the {spec.name} cell takes no projection (w_hr): torch's "
+                            "proj_size is the LSTM's")
+        if not isinstance(w_hr, np.ndarray):
+            raise TypeError(f"w_hr must be a numpy.ndarray, got {type(w_hr).__name__}")
+        if w_hr.ndim != 2 or 0 in w_hr.shape:
+            raise ValueError(f"w_hr has shape {w_hr.shape}, expected (P, H) with P, H >= 1")
+        w_hr = v.array("w_hr", w_hr, w_hr.shape, dt)
+        p, h = w_hr.shape
+        w_hh = v.array("w_hh", w_hh, (g * h, p), dt,
+                       f"(gates*H, P), with P, H from w_hr's shape {w_hr.shape}")
     w_ih = v.array("w_ih", w_ih, (g * h, i), dt, "(gates*H, I)")
     b_ih = v.optional_array("b_ih", b_ih, (g * h,), dt)
     b_hh = v.optional_array("b_hh", b_hh, (g * h,), dt)
@@ -93,26 +111,28 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     if len(state0) != len(names):
         raise TypeError(f"{spec.family} needs {len(names)} initial state(s) {names}, got "
                         f"{len(state0)}")
-    state0 = tuple([None if s is None else v.array(n, s, (b, h), dt, "(B, H)")
-                    for n, s in zip(names, state0)])
+    state0 = tuple([None if s is None else
+                    v.array(n, s, (b, p if k == 0 else h), dt, "(B, P)" if k == 0 and
+                            w_hr is not None else "(B, H)")
+                    for k, (n, s) in enumerate(zip(names, state0))])
     extra = _extra_arrays(spec, extra, h, dt)
     lengths = v.lengths_array(lengths, b, t)
     if out is not None:
         if training:
             raise ValueError("out is for inference (training=False) only: the training cache "
                              "keeps y itself")
-        if not isinstance(out, np.ndarray) or out.dtype != dt or out.shape != (t, b, h) or \
+        if not isinstance(out, np.ndarray) or out.dtype != dt or out.shape != (t, b, p) or \
                 not v.rows_contiguous(out):
-            raise ValueError(f"out must be a writable {dt} array (T, B, H) = ({t}, {b}, {h}) "
+            raise ValueError(f"out must be a writable {dt} array (T, B, H) = ({t}, {b}, {p}) "
                              "with a contiguous last axis")
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training), out, extra)
+                                    bool(training), out, extra, w_hr)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
                               has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
-                              extra=extra)
+                              extra=extra, w_hr=w_hr)
     return y, finals, cache
 
 
@@ -135,7 +155,8 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     """Backpropagation through time for :func:`sequence_forward`.
 
     ``dy`` (T,B,H) is d(loss)/dy; ``dstate_n`` one (B,H) array or None (zero) per final state.
-    Returns ``dx, d(initial states), (dw_ih, dw_hh, db_ih, db_hh, *d(extra))``. The weight
+    Returns ``dx, d(initial states), (dw_ih, dw_hh, db_ih, db_hh, *d(extra)[, dw_hr])``
+    (dw_hr for a projected forward). The weight
     gradients are ADDED to the arrays of ``into`` (same order) when it is given (the layers
     pass their ``Parameter.grad`` arrays, so nothing is allocated or summed twice); otherwise
     they are fresh arrays. db_ih / db_hh are None where the bias was None.
@@ -143,30 +164,40 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     c = _check_cache(cache, family, fn)
     spec = c.spec
     t, b, i = c.x.shape
-    h = c.w_hh.shape[1]
+    p = c.w_hh.shape[1]      # the width of h and y: H, or the projection's P
+    h = c.w_hh.shape[0] // spec.gates
     dt = c.x.dtype
-    dy = v.array("dy", dy, (t, b, h), dt, "(T, B, H), like y")
+    dy = v.array("dy", dy, (t, b, p), dt, "(T, B, H), like y")
     names = spec.dstate_n_names
     dstate_n = (None,) * len(names) if dstate_n is None else tuple(dstate_n)
-    dstate_n = tuple([None if a is None else v.array(n, a, (b, h), dt, f"(B, H), like {n[1:]}")
-                      for n, a in zip(names, dstate_n)])
+    dstate_n = tuple([None if a is None else
+                      v.array(n, a, (b, p if k == 0 else h), dt, f"(B, ·), like {n[1:]}")
+                      for k, (n, a) in enumerate(zip(names, dstate_n))])
     gh = spec.gates * h
+    projected = c.w_hr is not None
     if into is None:
-        into = (np.zeros((gh, i), dt), np.zeros((gh, h), dt),
+        into = (np.zeros((gh, i), dt), np.zeros((gh, p), dt),
                 np.zeros(gh, dt) if c.has_bias[0] else None,
                 np.zeros(gh, dt) if c.has_bias[1] else None) + tuple(
-                    np.zeros_like(e) for e in c.extra)
-    if len(into) != 4 + len(c.extra):
-        names = ("dw_ih", "dw_hh", "db_ih", "db_hh") + tuple("d" + n for n in spec.extra_names)
+                    np.zeros_like(e) for e in c.extra) + (
+                        (np.zeros_like(c.w_hr),) if projected else ())
+    n_into = 4 + len(c.extra) + projected
+    if len(into) != n_into:
+        names = ("dw_ih", "dw_hh", "db_ih", "db_hh") + tuple(
+            "d" + n for n in spec.extra_names) + (("dw_hr",) if projected else ())
         raise ValueError(f"into must have {len(names)} entries ({', '.join(names)}), got "
                          f"{len(into)}")
-    dw_ih, dw_hh, db_ih, db_hh, *dextra = into
+    dw_ih, dw_hh, db_ih, db_hh = into[:4]
+    dextra = tuple(into[4:4 + len(c.extra)])
+    dw_hr = into[-1] if projected else None
     dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
-                                db_hh if c.has_bias[1] else None, c.extra, tuple(dextra))
+                                db_hh if c.has_bias[1] else None, c.extra, dextra, c.w_hr,
+                                dw_hr)
     return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
-                         db_hh if c.has_bias[1] else None, *dextra)
+                         db_hh if c.has_bias[1] else None, *dextra) + (
+                             (dw_hr,) if projected else ())
 
 
 def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache:
@@ -185,7 +216,8 @@ def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache
 def _grads(cache: SequenceCache, dy: Any, dstate_n: Sequence[Any], family: str) -> Any:
     dx, dstate0, weights = sequence_backward(cache, dy, dstate_n, fn=f"{family}_backward",
                                              family=family)
-    return cache.spec.grads(dx, *dstate0, *weights)
+    grads = cache.spec.projected_grads if cache.w_hr is not None else cache.spec.grads
+    return grads(dx, *dstate0, *weights)
 
 
 # ---------------------------------------------------------------- the public per-cell forms
@@ -193,20 +225,23 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                  reverse: bool = False, training: bool = True,
-                 peephole: Optional[np.ndarray] = None
+                 peephole: Optional[np.ndarray] = None, w_hr: Optional[np.ndarray] = None
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """LSTM over a whole sequence. Returns ``y (T,B,H), h_n (B,H), c_n (B,H), cache``.
 
     i, f, o = σ(W_i· x + b_i· + W_h· h + b_h·); g = tanh(...); c' = f⊙c + i⊙g; h' = o⊙tanh(c').
     ``peephole`` (3H,) = [p_i, p_f, p_o] makes it the peephole LSTM (ONNX's P input, in this
     order): i = σ(... + p_i⊙c), f = σ(... + p_f⊙c), o = σ(... + p_o⊙c'); its backward then
-    returns ``dpeephole`` too.
+    returns ``dpeephole`` too. ``w_hr`` (P, H) adds torch's projection (``proj_size=P``):
+    h' = W_hr (o⊙tanh(c')), so y, h0 and h_n are P wide and w_hh is (4H, P); its backward then
+    returns :class:`LSTMProjectedGrads` (``dw_hr`` last).
     """
     spec = cell_for("lstm", peephole=peephole is not None)
     y, (h_n, c_n), cache = sequence_forward(spec, x, (h0, c0), w_ih, w_hh, b_ih, b_hh,
                                             lengths=lengths, reverse=reverse,
                                             training=training,
-                                            extra=() if peephole is None else (peephole,))
+                                            extra=() if peephole is None else (peephole,),
+                                            w_hr=w_hr)
     return y, h_n, c_n, cache
 
 
