@@ -226,6 +226,8 @@ def run_layer_case(rng: np.random.Generator, findings: Findings) -> None:
     I, H = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     kw = dict(num_layers=int(rng.integers(1, 3)), bidirectional=bool(rng.random() < 0.4),
               batch_first=bool(rng.random() < 0.5), bias=bool(rng.random() < 0.8))
+    if SPECS[cell].projectable and H > 1 and rng.random() < 0.4:
+        kw["proj_size"] = int(rng.integers(1, H))  # torch's projected LSTM
     layer = make_layer(SPECS[cell], I, H, seed=int(rng.integers(1 << 30)), **kw)
     T, B = int(rng.integers(0, 5)), int(rng.integers(0, 4))
     shape = [B, T, I] if kw["batch_first"] else [T, B, I]
