@@ -33,14 +33,21 @@ def _problem(spec: CellSpec, rng: np.random.Generator) -> Dict[str, np.ndarray]:
             "b_hh": rng.standard_normal(g * hidden) * 0.1}
     for name in spec.state0_names:
         args[name] = rng.standard_normal((batch, hidden)) * 0.5
+    for name, width in spec.extra:  # the cell's own parameters (the peephole)
+        args[name] = rng.standard_normal(width * hidden) * 0.4
     return args
+
+
+def _weights(spec: CellSpec) -> Tuple[str, ...]:
+    """The names of the weights in the order sequence_backward returns their gradients."""
+    return _WEIGHTS + spec.extra_names
 
 
 def _forward(spec: CellSpec, args: Dict[str, np.ndarray], dtype: type, lengths, training: bool):
     a = {k: v.astype(dtype) for k, v in args.items()}
     y, _, cache = ops.sequence_forward(spec, a["x"], [a[n] for n in spec.state0_names],
                                        *(a[k] for k in _WEIGHTS), lengths=lengths,
-                                       training=training)
+                                       training=training, extra=[a[n] for n in spec.extra_names])
     return y, cache
 
 
@@ -63,7 +70,7 @@ def check_cell(spec: CellSpec, dtype: type, rng: np.random.Generator
     dy = rng.standard_normal(y.shape)
     _, cache = _forward(spec, args, np.float64, lengths, True)
     dx, dstate0, dweights = ops.sequence_backward(cache, dy)
-    grads = dict(zip(("x",) + spec.state0_names + _WEIGHTS, (dx,) + dstate0 + dweights))
+    grads = dict(zip(("x",) + spec.state0_names + _weights(spec), (dx,) + dstate0 + dweights))
     worst = 0.0
     for name, grad in grads.items():
         direction = rng.standard_normal(args[name].shape)
@@ -78,9 +85,10 @@ def check_cell(spec: CellSpec, dtype: type, rng: np.random.Generator
     # Single step with packed weights vs the first step of the sequence kernel.
     a = {k: v.astype(dtype) for k, v in args.items()}
     states = [a[n] for n in spec.state0_names]
-    stepped = spec.step(*(a[k] for k in _WEIGHTS)).step(a["x"][0], tuple(states))
+    extra = [a[n] for n in spec.extra_names]
+    stepped = spec.step(*(a[k] for k in _WEIGHTS), tuple(extra)).step(a["x"][0], tuple(states))
     _, finals, _ = ops.sequence_forward(spec, a["x"][:1], states, *(a[k] for k in _WEIGHTS),
-                                        training=False)
+                                        training=False, extra=extra)
     step_err = max(float(np.max(np.abs(s - f)) / max(1e-30, np.max(np.abs(f))))
                    for s, f in zip(stepped, finals))
     return fwd_err, worst, step_err
@@ -101,7 +109,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             fwd, bwd, step = check_cell(spec, dtype, rng)
             good = fwd <= limits[dtype] and bwd <= 1e-5 and step <= limits[dtype]
             ok &= good
-            print(f"  {spec.name:9s} {np.dtype(dtype).name:8s} forward vs portable float64 "
+            print(f"  {spec.name:16s} {np.dtype(dtype).name:8s} forward vs portable float64 "
                   f"{fwd:.1e}   backward vs finite differences {bwd:.1e}   single step "
                   f"{step:.1e}   {'ok' if good else 'FAIL'}")
     # One-line timing: an LSTM training step at a moderate size.
