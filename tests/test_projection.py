@@ -169,3 +169,24 @@ def test_ops_refuse_a_projection_of_the_wrong_shape_or_cell():
     with pytest.raises(TypeError, match="takes no projection"):
         ops.sequence_forward(CELLS["gru"], p["x"], (None,), np.zeros((3 * H, I)),
                              np.zeros((3 * H, P)), None, None, w_hr=p["w_hr"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_eval_single_steps_equal_the_sequence_bitwise(threads):
+    """Streaming (eval, one step per call: weights packed once, with the projection) gives
+    the sequence kernel's bits, states and outputs, with 1 and 2 threads."""
+    m = nn.LSTM(32, 256, num_layers=2, proj_size=64, dtype="float64", seed=6).eval()
+    x = np.random.default_rng(7).standard_normal((5, 8, 32))
+    before = rnnkit.get_num_threads()
+    try:
+        rnnkit.set_num_threads(threads)
+        ys, (hs, cs) = m(x)
+        hx, outs = None, []
+        for t in range(x.shape[0]):
+            y, hx = m(x[t:t + 1], hx)
+            outs.append(y[0])
+    finally:
+        rnnkit.set_num_threads(before)
+    np.testing.assert_array_equal(np.array(outs), ys)
+    np.testing.assert_array_equal(hx[0], hs)
+    np.testing.assert_array_equal(hx[1], cs)

@@ -284,35 +284,43 @@ struct Step {
 template <template <class> class CellT>
 std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle& w_hh,
                                        const py::handle& b_ih, const py::handle& b_hh,
-                                       const py::handle& extra) {
+                                       const py::handle& extra, const py::handle& w_hr) {
   return dispatch_float(w_ih, "w_ih", [&](auto tag) {
     using T = decltype(tag);
     using Cell = CellT<T>;
     SeqDims d;
     d.I = dim(w_ih, "w_ih", 2, 1, "(G*H, I)");
-    d.H = d.P = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");  // (single steps have no projection)
-    if (d.H < 1) throw py::value_error("w_hh must have H >= 1 columns");
+    if (w_hr.is_none()) {
+      d.H = d.P = dim(w_hh, "w_hh", 2, 1, "(G*H, H)");
+      if (d.H < 1) throw py::value_error("w_hh must have H >= 1 columns");
+    } else {
+      d.P = dim(w_hr, "w_hr", 2, 0, "(P, H)");
+      d.H = dim(w_hr, "w_hr", 2, 1, "(P, H)");
+      if (d.H < 1 || d.P < 1) throw py::value_error("w_hr must be (P, H) with P, H >= 1");
+    }
     CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
     extras_of<Cell>(extra, d.H, w);
+    w.w_hr = projection_of<Cell, T>(w_hr, d);
     auto s = std::make_unique<Step<CellT>>();
     py::gil_scoped_release nogil;
-    s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H);
+    s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H, d.P);
     return s;
   });
 }
 
-// states: a tuple of kStates arrays (B, H); returns the tuple of new states.
+// states: a tuple of kStates arrays (B, H) (h: (B, P) when projected); returns the new ones.
 template <template <class> class CellT, class T>
 py::tuple step_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states) {
   using Cell = CellT<T>;
-  const int64_t I = w.input_size(), H = w.hidden_size();
+  const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
   const int64_t B = dim(x, "x", 2, 0, "(B, input_size)");
   StepArrays<T> a;
   a.x = input<T>(x, "x", {B, I});
   py::tuple out(Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i) {
-    a.state[i] = input<T>(states[i], Cell::kStateNames[i], {B, H});
-    auto o = new_array<T>({B, H}, false);
+    const Shape shape{B, i == 0 ? P : H};
+    a.state[i] = input<T>(states[i], Cell::kStateNames[i], shape);
+    auto o = new_array<T>(shape, false);
     a.state_out[i] = o.mutable_data();
     out[i] = o;
   }
@@ -361,7 +369,7 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-           py::arg("b_hh"), py::arg("extra") = py::tuple())
+           py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none())
       .def("step", [](Step<CellT>& s, const py::handle& x, const py::handle& states) {
         py::tuple st = tuple_of(states, "states", Cf::kStates);
         if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);

@@ -20,10 +20,11 @@ void sequence_forward(const ForwardArrays<T>& a, const SeqDims& d);
 template <class Cell, class T>
 void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d);
 
-// Weights packed for single steps (input size I, hidden size H).
+// Weights packed for single steps (input size I, hidden size H; P: the width of h, the
+// projection's size where w.w_hr is set, else H).
 template <class Cell, class T>
 std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
-                                                  int64_t H);
+                                                  int64_t H, int64_t P);
 
 // One step of a batch of B rows.
 template <class Cell, class T>

@@ -32,14 +32,17 @@ class StepWeights {
   // cells that apply them themselves (GRU's b_hn, peepholes). Arrays are copied: the caller
   // may free or change them afterwards.
   // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h); extra_size:
-  // the lengths of w.extra[i] (the cell's own parameters), kMaxExtra entries.
-  StepWeights(int G, int h_gates, int64_t I, int64_t H, const CellWeights<T>& w,
+  // the lengths of w.extra[i] (the cell's own parameters), kMaxExtra entries. P: the width of
+  // h, the projection's size where w.w_hr (P, H) is set (then w_hh is (G*H, P)), else H.
+  StepWeights(int G, int h_gates, int64_t I, int64_t H, int64_t P, const CellWeights<T>& w,
               const T* bias_x, const int64_t* extra_size)
-      : G_(G), HG_(h_gates), I_(I), H_(H), table_(&kernels()) {
+      : G_(G), HG_(h_gates), I_(I), H_(H), P_(P), projected_(w.w_hr != nullptr),
+        table_(&kernels()) {
     // A step reads every weight once and does little arithmetic with it, so it is bound by
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
     // (each core then keeps its half in its own cache between calls), else by arithmetic.
-    const double weight_bytes = double(G) * H * (I + H) * sizeof(T);
+    const double weight_bytes = (double(G) * H * (I + P) + double(P) * H * projected_) *
+                                sizeof(T);
     const int64_t parts = (H + kUnitAlign - 1) / kUnitAlign;
     const int nt = weight_bytes > kL2BytesPerCore / 2
                        ? std::min<int64_t>(get_num_threads(), parts)
@@ -49,9 +52,13 @@ class StepWeights {
     for (int k = 0; k < nt; ++k) {
       Slice& s = slices_[k];
       split_range(H, nt, k, kUnitAlign, &s.j0, &s.j1);
+      if (projected_) {  // this slice's outputs of the projection: rows p0..p1 of W_hr
+        split_range(P, nt, k, kUnitAlign, &s.p0, &s.p1);
+        if (s.p1 > s.p0) pack_unit_rows(pg, 1, P, H, s.p0, s.p1, w.w_hr, s.packed_hr);
+      }
       if (s.j1 - s.j0 <= 0) continue;
       pack_unit_rows(pg, G, H, I, s.j0, s.j1, w.w_ih, s.packed_ih);
-      pack_unit_rows(pg, HG_, H, H, s.j0, s.j1, w.w_hh, s.packed_hh);
+      pack_unit_rows(pg, HG_, H, P, s.j0, s.j1, w.w_hh, s.packed_hh);  // K = P (= H unprojected)
       if (HG_ < G)
         pack_unit_rows(pg, G - HG_, H, H, s.j0, s.j1, w.w_hh + HG_ * H * H, s.packed_uh);
       unit_bias(G, H, s.j0, s.j1, bias_x, s.bias);
@@ -68,12 +75,14 @@ class StepWeights {
   int gates() const { return G_; }
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
+  int64_t output_size() const { return P_; }  // the width of h
   // What a step's Forward reads besides the packed weights: b_hh and the extra parameters
   // (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
   const KernelTable& table() const { return *table_; }
 
-  // h_out (B,H) = cell(x (B,I), h (B,H)); cell state, if any, is the Forward's business.
+  // h_out (B,P) = cell(x (B,I), h (B,P)); cell state, if any, is the Forward's business
+  // (P = H unless projected: then the cell writes m (B,H), and h_out = m · W_hrᵀ).
   // kTwoPhase: the cell's kHGates < G (it must match the constructor's h_gates).
   // No allocation once a batch size has been seen on this thread; a failed allocation throws
   // std::bad_alloc and leaves the object usable.
@@ -91,6 +100,9 @@ class StepWeights {
     }
     T* const px_all = px_buffer.data();
     T* const u = u_buffer.data();
+    thread_local Buffer<T> m_buffer;  // projected: the cell's output m (B, H), all units
+    if (projected_) m_buffer.resize(B * H_);
+    T* const m = m_buffer.data();
     auto input_products = [&](const Slice& s, T* px) {
       const int64_t width = G_ * (s.j1 - s.j0);
       for (int64_t r = 0; r < B; ++r)
@@ -127,11 +139,17 @@ class StepWeights {
         px_one.resize(B * width);
         px = px_one.data();
         input_products(s, px);
-        pg.gemm(B, width_p, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width_p);
+        pg.gemm(B, width_p, P_, h, P_, s.packed_hh.data(), T(0), ph.data(), width_p);
       }
       for (int64_t r = 0; r < B; ++r)
         cell.forward(RowRef{r, 0, r, true, 0}, s.j0, s.j1, px + r * width, nj,
-                     ph.data() + r * width_p, h + r * H_, h_out + r * H_);
+                     ph.data() + r * width_p, h + r * P_,
+                     projected_ ? m + r * H_ : h_out + r * H_);
+    };
+    // Projected: h_out[:, p0:p1] = m · W_hr[p0:p1]ᵀ, once m is complete.
+    auto projection = [&](const Slice& s) {
+      if (s.p1 > s.p0)
+        pg.gemm(B, s.p1 - s.p0, H_, m, H_, s.packed_hr.data(), T(0), h_out + s.p0, P_);
     };
     // The slices were fixed at packing time; if the thread cap dropped since, threads take
     // several slices each. Every slice is computed the same way whoever runs it.
@@ -144,15 +162,17 @@ class StepWeights {
     };
     if (kTwoPhase) over_slices(first_phase);  // returns once u is complete
     over_slices(last_phase);
+    if (projected_) over_slices(projection);
   }
 
  private:
   struct Slice {
-    int64_t j0 = 0, j1 = 0;
-    Buffer<T> packed_ih, packed_hh, packed_uh, bias;  // packed_uh: two phases only
+    int64_t j0 = 0, j1 = 0, p0 = 0, p1 = 0;  // units; outputs of the projection
+    Buffer<T> packed_ih, packed_hh, packed_uh, packed_hr, bias;  // uh: two phases; hr: projected
   };
   int G_, HG_;
-  int64_t I_, H_;
+  int64_t I_, H_, P_;
+  bool projected_;
   const KernelTable* table_;
   std::vector<Slice> slices_;
   std::vector<T> b_hh_, extra_[kMaxExtra];

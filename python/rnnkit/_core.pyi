@@ -37,7 +37,8 @@ def _cell_backward(dy: Array, dstate_n: States, x: Array, state0: States, w_ih: 
 class _CellStep:
     dtype: str
     def __init__(self, w_ih: Array, w_hh: Array, b_ih: Optional[Array],
-                 b_hh: Optional[Array], extra: Sequence[Array] = ...) -> None: ...
+                 b_hh: Optional[Array], extra: Sequence[Array] = ...,
+                 w_hr: Optional[Array] = ...) -> None: ...
     def step(self, x: Array, states: Sequence[Array]) -> Tuple[Array, ...]: ...
 
 lstm_forward = _cell_forward

@@ -37,10 +37,11 @@ class PackedSteps:
         key = tuple((id(p.data), p.version) for p in self._params())
         if self._steps is None or key != self._key:
             self._steps = []
-            for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, then the extra parameters
+            for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, the extra parameters,
                 arrays = [None if a is None else np.ascontiguousarray(a) for a in ws]
-                extra = tuple(arrays[4:4 + len(self._spec.extra)])
-                self._steps.append(self._spec.step(*arrays[:4], extra))
+                n = 4 + len(self._spec.extra)   # then a projected LSTM's w_hr
+                w_hr = arrays[n] if len(arrays) > n else None
+                self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:n]), w_hr))
             self._key = key
         return self._steps
 

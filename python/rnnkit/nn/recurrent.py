@@ -296,8 +296,7 @@ class _RNNBase(Module):
         masks: List[Optional[np.ndarray]] = []
         # One step of a unidirectional layer in eval mode (generation, streaming): compiled
         # steps with each layer's weights packed once, as the cells do.
-        one_step = (not run_training and t == 1 and lengths is None and d_count == 1
-                    and not self.proj_size)  # (packed single steps have no projection)
+        one_step = not run_training and t == 1 and lengths is None and d_count == 1
         # Inference writes every direction straight into its slot of the layer's output, laid
         # out as the caller wants it: no concatenation of directions, no batch-first transposes
         # (a time-major unidirectional layer has neither to save).
@@ -315,8 +314,8 @@ class _RNNBase(Module):
                 idx = k * d_count + d
                 s0 = [None if s is None else s[idx] for s in states]
                 if one_step:
-                    s0 = [np.zeros((b, h), self.dtype) if a is None else np.ascontiguousarray(a)
-                          for a in s0]
+                    s0 = [np.zeros((b, self._state_width(i)), self.dtype) if a is None
+                          else np.ascontiguousarray(a) for i, a in enumerate(s0)]
                     state_n = self._packed.step(k, np.ascontiguousarray(inp[0]), s0)
                     y, cache = state_n[0][None], None
                 else:
