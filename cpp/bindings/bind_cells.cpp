@@ -121,6 +121,27 @@ const T* projection_of(const py::handle& w_hr, const SeqDims& d) {
   return input<T>(w_hr, "w_hr", {d.P, d.H});
 }
 
+// ONNX's gate options from Python: None, or (kinds, alphas, betas, clip, input_forget) with
+// one kind (cells/gate_options.h's Act), alpha and beta per slot. Returns whether given.
+bool options_of(const py::handle& obj, GateOptions* out) {
+  if (obj.is_none()) return false;
+  py::tuple t = tuple_of(obj, "options", 5);
+  py::tuple kinds = tuple_of(t[0], "options kinds", kActSlots);
+  py::tuple alphas = tuple_of(t[1], "options alphas", kActSlots);
+  py::tuple betas = tuple_of(t[2], "options betas", kActSlots);
+  for (int s = 0; s < kActSlots; ++s) {
+    const int k = kinds[s].cast<int>();
+    if (k < 0 || k > static_cast<int>(Act::hard_sigmoid))
+      throw py::value_error("options: unknown activation kind " + std::to_string(k));
+    out->act[s] = ActSpec{static_cast<Act>(k), alphas[s].cast<double>(),
+                          betas[s].cast<double>()};
+  }
+  out->clip = t[3].cast<double>();
+  if (!(out->clip >= 0.0)) throw py::value_error("options: clip must be >= 0");
+  out->input_forget = t[4].cast<bool>();
+  return true;
+}
+
 // The cell's extra parameters (`extra`, a tuple of kExtra arrays of kExtraWidth[i]*H) into w.
 template <class Cell, class T>
 void extras_of(const py::handle& extra, int64_t H, CellWeights<T>& w) {
@@ -153,8 +174,11 @@ template <template <class> class CellT, class T>
 py::tuple forward(const py::array& x, const py::handle& state0, const py::handle& w_ih,
                   const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
                   const py::handle& lengths, bool reverse, bool training,
-                  const py::handle& out, const py::handle& extra, const py::handle& w_hr) {
+                  const py::handle& out, const py::handle& extra, const py::handle& w_hr,
+                  const py::handle& options) {
   using Cell = CellT<T>;
+  GateOptions opts;
+  const bool has_opts = options_of(options, &opts);
   CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse, w_hr);
   SeqDims& d = c.d;
   ForwardArrays<T> a;
@@ -169,6 +193,7 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
   a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
   extras_of<Cell>(extra, d.H, a.w);
   a.w.w_hr = projection_of<Cell, T>(w_hr, d);
+  if (has_opts) a.w.opts = &opts;
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
     a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
@@ -219,8 +244,11 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
                    const py::handle& y, const py::handle& saved, const py::handle& lengths,
                    bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
                    const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
-                   const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr) {
+                   const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
+                   const py::handle& options) {
   using Cell = CellT<T>;
+  GateOptions opts;
+  const bool has_opts = options_of(options, &opts);
   const CallSizes c = sizes_of(x, w_hh, Cell::G, lengths, reverse, w_hr);
   const SeqDims& d = c.d;
   const int64_t GH = Cell::G * d.H;
@@ -230,6 +258,7 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
   extras_of<Cell>(extra, d.H, a.w);
   a.w.w_hr = projection_of<Cell, T>(w_hr, d);
   if (a.w.w_hr) a.dw_hr = output<T>(dw_hr, "dw_hr", {d.P, d.H});
+  if (has_opts) a.w.opts = &opts;
   py::tuple de = tuple_of(dextra, "dextra", Cell::kExtra);
   for (int i = 0; i < Cell::kExtra; ++i)
     a.dextra[i] = output<T>(de[i], ItemNames<Cell>::get().dextra[i].c_str(),
@@ -284,7 +313,10 @@ struct Step {
 template <template <class> class CellT>
 std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle& w_hh,
                                        const py::handle& b_ih, const py::handle& b_hh,
-                                       const py::handle& extra, const py::handle& w_hr) {
+                                       const py::handle& extra, const py::handle& w_hr,
+                                       const py::handle& options) {
+  GateOptions opts;
+  const bool has_opts = options_of(options, &opts);
   return dispatch_float(w_ih, "w_ih", [&](auto tag) {
     using T = decltype(tag);
     using Cell = CellT<T>;
@@ -301,6 +333,7 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
     CellWeights<T> w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);
     extras_of<Cell>(extra, d.H, w);
     w.w_hr = projection_of<Cell, T>(w_hr, d);
+    if (has_opts) w.opts = &opts;  // StepWeights keeps a copy
     auto s = std::make_unique<Step<CellT>>();
     py::gil_scoped_release nogil;
     s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H, d.P);
@@ -339,37 +372,40 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
            const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
            const py::handle& lengths, bool reverse, bool training, const py::handle& out,
-           const py::handle& extra, const py::handle& w_hr) {
+           const py::handle& extra, const py::handle& w_hr, const py::handle& options) {
           return dispatch_float(x, "x", [&](auto tag) {
             return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                                 reverse, training, out, extra, w_hr);
+                                                 reverse, training, out, extra, w_hr, options);
           });
         },
         py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
         py::arg("out") = py::none(), py::arg("extra") = py::tuple(),
-        py::arg("w_hr") = py::none());
+        py::arg("w_hr") = py::none(), py::arg("options") = py::none());
   m.def((n + "_backward").c_str(),
         [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
            const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
            const py::handle& y, const py::handle& saved, const py::handle& lengths,
            bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
            const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
-           const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr) {
+           const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
+           const py::handle& options) {
           return dispatch_float(dy, "dy", [&](auto tag) {
             return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
                                                   lengths, reverse, dw_ih, dw_hh, db_ih, db_hh,
-                                                  extra, dextra, w_hr, dw_hr);
+                                                  extra, dextra, w_hr, dw_hr, options);
           });
         },
         py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("y"), py::arg("saved"), py::arg("lengths"), py::arg("reverse"),
         py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"),
         py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple(),
-        py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none());
+        py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none(),
+        py::arg("options") = py::none());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-           py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none())
+           py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none(),
+           py::arg("options") = py::none())
       .def("step", [](Step<CellT>& s, const py::handle& x, const py::handle& states) {
         py::tuple st = tuple_of(states, "states", Cf::kStates);
         if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);

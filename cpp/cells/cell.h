@@ -93,6 +93,7 @@
 #pragma once
 #include <cstdint>
 
+#include "cells/gate_options.h"
 #include "engine/seq_dims.h"
 #include "kernels/kernels.h"
 
@@ -123,6 +124,7 @@ struct CellWeights {
   const T* b_hh = nullptr;
   const T* extra[kMaxExtra] = {};
   const T* w_hr = nullptr;  // (P, H): the projection of a projected LSTM, or nullptr
+  const GateOptions* opts = nullptr;  // ONNX's activations, clip, input_forget (gate_options.h)
 };
 
 // A cell's extra parameters, uniformly for cells that have none (kExtraNames and kExtraWidth

@@ -39,13 +39,24 @@ struct GruCell {
     Activations<T> act;
     const T* b_hn = nullptr;   // (H) or nullptr: the only bias that is not folded
     T* hn_out = nullptr;       // (T,B,H) W_hn h + b_hn kept for backward, or nullptr
+    const GateOptions* opts = nullptr;  // ONNX's options (cells/gate_options.h), or nullptr
+    SlotActivation<T> slot[kActSlots];  // with opts: f (r, z), g (n)
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), act(fns), b_hn(a.w.b_hh ? a.w.b_hh + 2 * d.H : nullptr),
-          hn_out(a.saved[1]) {}
+          hn_out(a.saved[1]), opts(a.w.opts) {
+      set_slots();
+    }
     Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const CellWeights<T>& w,
             Activations<T> fns)
-        : B(batch), H(hidden), act(fns), b_hn(w.b_hh ? w.b_hh + 2 * hidden : nullptr) {}
+        : B(batch), H(hidden), act(fns), b_hn(w.b_hh ? w.b_hh + 2 * hidden : nullptr),
+          opts(w.opts) {
+      set_slots();
+    }
+    void set_slots() {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
+    }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -62,10 +73,18 @@ struct GruCell {
         z[j] += gh[n + j];
         hnr[j] += b_hn ? b_hn[j0 + j] : T(0);
       }
-      act.sigmoid(r, r, n);
-      act.sigmoid(z, z, n);
+      if (opts) {
+        slot[0].apply(r, n);
+        slot[0].apply(z, n);
+      } else {
+        act.sigmoid(r, r, n);
+        act.sigmoid(z, z, n);
+      }
       for (int64_t j = 0; j < n; ++j) nn[j] += r[j] * hnr[j];
-      act.tanh(nn, nn, n);
+      if (opts)
+        slot[1].apply(nn, n);
+      else
+        act.tanh(nn, nn, n);
       if (hn_out) std::copy(hnr, hnr + n, hn_out + (row.t * B + row.b) * H + j0);
       for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = nn[j] + z[j] * (h_prev[j0 + j] - nn[j]);
     }
@@ -78,8 +97,15 @@ struct GruCell {
     int64_t T_steps;          // dg has T*B rows
     const int64_t* lengths;   // (B) or nullptr
 
-    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T>)
-        : B(d.B), H(d.H), gates(a.saved[0]), hn(a.saved[1]), T_steps(d.T), lengths(d.lengths) {}
+    const GateOptions* opts;
+    SlotActivation<T> slot[kActSlots];
+
+    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
+        : B(d.B), H(d.H), gates(a.saved[0]), hn(a.saved[1]), T_steps(d.T), lengths(d.lengths),
+          opts(a.w.opts) {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+    }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -94,9 +120,10 @@ struct GruCell {
         const T dht = dh[j] + dy[j];
         const T dn = dht * (T(1) - z);
         const T dz = dht * (h_prev[j] - nn);
-        const T d_n = dn * (T(1) - nn * nn);
-        const T dar = d_n * hnr[j] * r * (T(1) - r);
-        const T daz = dz * z * (T(1) - z);
+        const T d_n = dn * (opts ? slot[1].derivative(nn) : T(1) - nn * nn);
+        // (the default's products in their usual order: its bits must not change)
+        const T dar = opts ? d_n * hnr[j] * slot[0].derivative(r) : d_n * hnr[j] * r * (T(1) - r);
+        const T daz = opts ? dz * slot[0].derivative(z) : dz * z * (T(1) - z);
         dg_step[j] = dg_seq[j] = dar;
         dg_step[H + j] = dg_seq[H + j] = daz;
         dg_step[2 * H + j] = d_n * r;  // into W_hn h + b_hn, through r ⊙ (.)

@@ -42,12 +42,23 @@ struct GruResetBeforeCell {
     Activations<T> act;
     T* u_out = nullptr;                // (T,B,H) u kept for backward, or nullptr
     const int64_t* lengths = nullptr;  // (B) or nullptr
+    const GateOptions* opts = nullptr;  // ONNX's options (cells/gate_options.h), or nullptr
+    SlotActivation<T> slot[kActSlots];  // with opts: f (r, z), g (n)
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
-        : B(d.B), H(d.H), T_steps(d.T), act(fns), u_out(a.saved[1]), lengths(d.lengths) {}
-    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const CellWeights<T>&,
+        : B(d.B), H(d.H), T_steps(d.T), act(fns), u_out(a.saved[1]), lengths(d.lengths),
+          opts(a.w.opts) {
+      set_slots();
+    }
+    Forward(const StepArrays<T>&, int64_t batch, int64_t hidden, const CellWeights<T>& w,
             Activations<T> fns)
-        : B(batch), H(hidden), act(fns) {}
+        : B(batch), H(hidden), act(fns), opts(w.opts) {
+      set_slots();
+    }
+    void set_slots() {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
+    }
 
     // Steps that never run keep u at zero: backward multiplies all of u by dG (zero there).
     void begin(const Schedule&) {
@@ -71,8 +82,13 @@ struct GruResetBeforeCell {
         r[j] += gh[j];
         z[j] += gh[n + j];
       }
-      act.sigmoid(r, r, n);
-      act.sigmoid(z, z, n);
+      if (opts) {
+        slot[0].apply(r, n);
+        slot[0].apply(z, n);
+      } else {
+        act.sigmoid(r, r, n);
+        act.sigmoid(z, z, n);
+      }
       for (int64_t j = 0; j < n; ++j) u[j0 + j] = r[j] * h_prev[j0 + j];
       if (u_out) std::copy(u + j0, u + j1, u_out + (row.t * B + row.b) * H + j0);
     }
@@ -84,7 +100,10 @@ struct GruResetBeforeCell {
       const T* z = gx + gx_stride;
       T* nn = gx + 2 * gx_stride;
       for (int64_t j = 0; j < n; ++j) nn[j] += gh[j];
-      act.tanh(nn, nn, n);
+      if (opts)
+        slot[1].apply(nn, n);
+      else
+        act.tanh(nn, nn, n);
       for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = nn[j] + z[j] * (h_prev[j0 + j] - nn[j]);
     }
   };
@@ -92,9 +111,14 @@ struct GruResetBeforeCell {
   struct Backward {
     int64_t B, H;
     const T* gates;  // (T,B,3H) post-activation r, z, n
+    const GateOptions* opts;
+    SlotActivation<T> slot[kActSlots];
 
-    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T>)
-        : B(d.B), H(d.H), gates(a.saved[0]) {}
+    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
+        : B(d.B), H(d.H), gates(a.saved[0]), opts(a.w.opts) {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+    }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -106,8 +130,11 @@ struct GruResetBeforeCell {
       for (int64_t j = j0; j < j1; ++j) {
         const T z = g[H + j], nn = g[2 * H + j];
         const T dht = dh[j] + dy[j];
-        const T daz = dht * (h_prev[j] - nn) * z * (T(1) - z);
-        const T dan = dht * (T(1) - z) * (T(1) - nn * nn);
+        // (the default's products in their usual order: its bits must not change)
+        const T daz = opts ? dht * (h_prev[j] - nn) * slot[0].derivative(z)
+                           : dht * (h_prev[j] - nn) * z * (T(1) - z);
+        const T dan = opts ? dht * (T(1) - z) * slot[1].derivative(nn)
+                           : dht * (T(1) - z) * (T(1) - nn * nn);
         dg_step[H + j] = dg_seq[H + j] = daz;
         dg_step[2 * H + j] = dg_seq[2 * H + j] = dan;
         dh[j] = dht * z;
@@ -120,7 +147,8 @@ struct GruResetBeforeCell {
       const T* g = gates + (row.t * B + row.b) * 3 * H;
       for (int64_t j = j0; j < j1; ++j) {
         const T r = g[j];
-        dg_step[j] = dg_seq[j] = du[j] * h_prev[j] * r * (T(1) - r);
+        dg_step[j] = dg_seq[j] = opts ? du[j] * h_prev[j] * slot[0].derivative(r)
+                                      : du[j] * h_prev[j] * r * (T(1) - r);
         dh[j] += du[j] * r;
       }
     }

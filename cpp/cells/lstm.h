@@ -46,6 +46,8 @@ struct LstmCellT {
     int64_t B, H;
     Activations<T> act;
     const T* peep = nullptr;     // (3H) p_i, p_f, p_o (kPeephole)
+    const GateOptions* opts = nullptr;  // ONNX's options, or nullptr (cells/gate_options.h)
+    SlotActivation<T> slot[kActSlots];  // with opts: f (i, f, o), g, h
     const T* c0 = nullptr;       // (B,H) or nullptr
     T* c_n = nullptr;            // (B,H) out
     T* cells_out = nullptr;      // (T,B,H) c_t kept for backward, or nullptr
@@ -54,12 +56,20 @@ struct LstmCellT {
                                  // threads write their units of every row)
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
-        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), c0(a.state0[1]), c_n(a.state_n[1]),
-          cells_out(a.saved[1]) {}
+        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), opts(a.w.opts), c0(a.state0[1]),
+          c_n(a.state_n[1]), cells_out(a.saved[1]) {
+      set_slots();
+    }
     Forward(const StepArrays<T>& a, int64_t batch, int64_t hidden, const CellWeights<T>& w,
             Activations<T> fns)
-        : B(batch), H(hidden), act(fns), peep(w.extra[0]), c_state(a.state_out[1]) {
+        : B(batch), H(hidden), act(fns), peep(w.extra[0]), opts(w.opts),
+          c_state(a.state_out[1]) {
       std::copy(a.state[1], a.state[1] + B * H, c_state);  // updated row by row in place
+      set_slots();
+    }
+    void set_slots() {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
     }
 
     void begin(const Schedule& sch) {
@@ -77,6 +87,7 @@ struct LstmCellT {
 
     void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
                  const T* /*h_prev*/, T* h_out) {
+      if (opts) return forward_with_options(row, j0, j1, gx, gx_stride, gh, h_out);
       const int64_t n = j1 - j0;
       for (int g = 0; g < G; ++g)
         for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
@@ -108,6 +119,40 @@ struct LstmCellT {
       act.tanh(tanh_c, c, n);
       for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * tanh_c[j];
     }
+
+    // The same with ONNX's options: each slot's activation and clip; f = 1 - i when
+    // input_forget (the f rows' products are then unused).
+    void forward_with_options(const RowRef& row, int64_t j0, int64_t j1, T* gx,
+                              int64_t gx_stride, T* gh, T* h_out) {
+      const int64_t n = j1 - j0;
+      for (int g = 0; g < G; ++g)
+        for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
+      T* i = gx;
+      T* f = gx + gx_stride;
+      T* gg = gx + 2 * gx_stride;
+      T* o = gx + 3 * gx_stride;
+      T* c = c_state + row.r * H + j0;
+      if constexpr (kPeephole)
+        for (int64_t j = 0; j < n; ++j) {
+          i[j] += peep[j0 + j] * c[j];
+          f[j] += peep[H + j0 + j] * c[j];
+        }
+      slot[0].apply(i, n);
+      if (opts->input_forget)
+        for (int64_t j = 0; j < n; ++j) f[j] = T(1) - i[j];
+      else
+        slot[0].apply(f, n);
+      slot[1].apply(gg, n);
+      for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
+      if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
+      if constexpr (kPeephole)
+        for (int64_t j = 0; j < n; ++j) o[j] += peep[2 * H + j0 + j] * c[j];
+      slot[0].apply(o, n);
+      T* act_c = gh;  // gh is consumed: reuse as scratch
+      std::copy(c, c + n, act_c);
+      slot[2].apply(act_c, n, false);  // (ONNX Runtime clips the gates' inputs, not c)
+      for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * act_c[j];
+    }
   };
 
   // dc by sorted row, carried backwards through the steps.
@@ -116,6 +161,8 @@ struct LstmCellT {
     Activations<T> act;
     const T* peep;       // (3H) (kPeephole)
     T* dpeep;            // (3H) ADDED to at end() (kPeephole)
+    const GateOptions* opts;            // ONNX's options, or nullptr
+    SlotActivation<T> slot[kActSlots];
     Buffer<T> dpeep_sum;         // (3H) this call's sum; each unit's by the thread owning it
     const T* c0;         // (B,H) or nullptr
     const T* gates;      // (T,B,4H) post-activation gates from the forward
@@ -126,8 +173,12 @@ struct LstmCellT {
     std::vector<T> zeros;
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
-        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), dpeep(a.dextra[0]), c0(a.state0[1]),
-          gates(a.saved[0]), cells(a.saved[1]), dc_n(a.dstate_n[1]), dc0(a.dstate0[1]) {}
+        : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), dpeep(a.dextra[0]), opts(a.w.opts),
+          c0(a.state0[1]), gates(a.saved[0]), cells(a.saved[1]), dc_n(a.dstate_n[1]),
+          dc0(a.dstate0[1]) {
+      if (opts)
+        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+    }
 
     void begin(const Schedule& sch) {
       dc_state.assign(B * H, T(0));
@@ -148,8 +199,9 @@ struct LstmCellT {
         for (int64_t k = 0; k < 3 * H; ++k) dpeep[k] += dpeep_sum.data()[k];
     }
 
-    void backward(const RowRef& row, int64_t j0, int64_t j1, const T* /*h_prev*/, const T* dy,
+    void backward(const RowRef& row, int64_t j0, int64_t j1, const T* h_prev, const T* dy,
                   T* dh, T* dg_step, T* dg_seq) {
+      if (opts) return backward_with_options(row, j0, j1, h_prev, dy, dh, dg_step, dg_seq);
       const int64_t n = j1 - j0, tb = row.t * B + row.b;
       const T* gt = gates + tb * 4 * H;
       const T* c = cells + tb * H;
@@ -177,6 +229,47 @@ struct LstmCellT {
           dp[2 * H + j] += dao * c[j];
         } else {
           dc[j] = dct * f;
+        }
+        dg_step[j] = dg_seq[j] = dai;
+        dg_step[H + j] = dg_seq[H + j] = daf;
+        dg_step[2 * H + j] = dg_seq[2 * H + j] = dag;
+        dg_step[3 * H + j] = dg_seq[3 * H + j] = dao;
+      }
+    }
+
+    // The backward of forward_with_options; derivatives from the saved outputs.
+    void backward_with_options(const RowRef& row, int64_t j0, int64_t j1, const T*,
+                               const T* dy, T* dh, T* dg_step, T* dg_seq) {
+      const int64_t n = j1 - j0, tb = row.t * B + row.b;
+      const T* gt = gates + tb * 4 * H;
+      const T* c = cells + tb * H;
+      const T* c_prev = row.first ? (c0 ? c0 + row.b * H : zeros.data())
+                                  : cells + (row.t_prev * B + row.b) * H;
+      T* act_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
+      std::copy(c + j0, c + j1, act_c);
+      slot[2].apply(act_c, n, false);
+      const bool coupled = opts->input_forget;
+      T* dc = dc_state.data() + row.r * H;
+      for (int64_t j = j0; j < j1; ++j) {
+        const T i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+        const T hc = act_c[j - j0];
+        const T cp = c_prev[j];
+        const T dht = dh[j] + dy[j];
+        T dct = dc[j] + dht * o * slot[2].derivative(hc, false);
+        const T dao = dht * hc * slot[0].derivative(o);
+        if constexpr (kPeephole) dct += dao * peep[2 * H + j];
+        const T df = dct * cp;
+        // f = 1 - i (coupled): the forget path's gradient reaches i with a minus sign.
+        const T dai = (dct * g - (coupled ? df : T(0))) * slot[0].derivative(i);
+        const T daf = coupled ? T(0) : df * slot[0].derivative(f);
+        const T dag = dct * i * slot[1].derivative(g);
+        dc[j] = dct * f;
+        if constexpr (kPeephole) {
+          dc[j] += dai * peep[j] + daf * peep[H + j];
+          T* dp = dpeep_sum.data();
+          dp[j] += dai * cp;
+          dp[H + j] += daf * cp;
+          dp[2 * H + j] += dao * c[j];
         }
         dg_step[j] = dg_seq[j] = dai;
         dg_step[H + j] = dg_seq[H + j] = daf;

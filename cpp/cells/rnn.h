@@ -31,11 +31,19 @@ struct RnnCell {
   static constexpr bool kProjectable = false;  // torch projects only the LSTM
   static constexpr bool folds_hh_bias(int) { return true; }
 
+  // With ONNX's options (cells/gate_options.h) slot f's activation and the clip replace A.
   struct Forward {
     Activations<T> act;
-    Forward(const ForwardArrays<T>&, const SeqDims&, Activations<T> fns) : act(fns) {}
-    Forward(const StepArrays<T>&, int64_t, int64_t, const CellWeights<T>&, Activations<T> fns)
-        : act(fns) {}
+    const GateOptions* opts = nullptr;
+    SlotActivation<T> slot;
+    Forward(const ForwardArrays<T>& a, const SeqDims&, Activations<T> fns)
+        : act(fns), opts(a.w.opts) {
+      if (opts) slot = SlotActivation<T>(*opts, 0, act);
+    }
+    Forward(const StepArrays<T>&, int64_t, int64_t, const CellWeights<T>& w, Activations<T> fns)
+        : act(fns), opts(w.opts) {
+      if (opts) slot = SlotActivation<T>(*opts, 0, act);
+    }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -46,7 +54,9 @@ struct RnnCell {
       T* a = gx;
       const int64_t n = j1 - j0;
       for (int64_t j = 0; j < n; ++j) a[j] += gh[j];  // gh: this row's units j0..j1
-      if (A == Nonlinearity::tanh)
+      if (opts)
+        slot.apply(a, n);
+      else if (A == Nonlinearity::tanh)
         act.tanh(a, a, n);
       else
         for (int64_t j = 0; j < n; ++j) a[j] = std::max(a[j], T(0));
@@ -57,9 +67,13 @@ struct RnnCell {
   struct Backward {
     int64_t B, H;
     const T* acts;  // (T,B,H) post-activation h_t
+    const GateOptions* opts;
+    SlotActivation<T> slot;
 
-    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T>)
-        : B(d.B), H(d.H), acts(a.saved[0]) {}
+    Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
+        : B(d.B), H(d.H), acts(a.saved[0]), opts(a.w.opts) {
+      if (opts) slot = SlotActivation<T>(*opts, 0, fns);
+    }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -70,8 +84,9 @@ struct RnnCell {
       for (int64_t j = j0; j < j1; ++j) {
         const T dht = dh[j] + dy[j];
         // Derivatives from the output: tanh' = 1 - h², relu' = [h > 0].
-        const T da = A == Nonlinearity::tanh ? dht * (T(1) - h[j] * h[j])
-                                             : (h[j] > T(0) ? dht : T(0));
+        const T da = opts ? dht * slot.derivative(h[j])
+                     : A == Nonlinearity::tanh ? dht * (T(1) - h[j] * h[j])
+                                               : (h[j] > T(0) ? dht : T(0));
         dg_step[j] = dg_seq[j] = da;
       }
     }

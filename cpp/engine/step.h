@@ -65,6 +65,10 @@ class StepWeights {
     }
     if (w.b_hh) b_hh_.assign(w.b_hh, w.b_hh + G * H);
     kept_.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
+    if (w.opts) {
+      opts_ = *w.opts;
+      kept_.opts = &opts_;
+    }
     for (int i = 0; i < kMaxExtra; ++i)
       if (w.extra[i] && extra_size[i] > 0) {
         extra_[i].assign(w.extra[i], w.extra[i] + extra_size[i]);
@@ -76,8 +80,8 @@ class StepWeights {
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
   int64_t output_size() const { return P_; }  // the width of h
-  // What a step's Forward reads besides the packed weights: b_hh and the extra parameters
-  // (copies of the caller's; w_ih and w_hh are not set).
+  // What a step's Forward reads besides the packed weights: b_hh, the extra parameters and the
+  // gate options (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
   const KernelTable& table() const { return *table_; }
 
@@ -176,6 +180,7 @@ class StepWeights {
   const KernelTable* table_;
   std::vector<Slice> slices_;
   std::vector<T> b_hh_, extra_[kMaxExtra];
+  GateOptions opts_;
   CellWeights<T> kept_;
 };
 

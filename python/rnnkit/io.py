@@ -330,7 +330,8 @@ def _build(desc: Dict[str, Any]) -> Any:
 # layer is built (the constructors check the rest, and their errors become ValueErrors).
 _SIZE_ARGS = frozenset({"input_size", "hidden_size", "num_layers", "in_features",
                         "out_features", "num_embeddings", "embedding_dim"})
-_BOOL_ARGS = frozenset({"bias", "batch_first", "bidirectional", "reset_after", "peephole"})
+_BOOL_ARGS = frozenset({"bias", "batch_first", "bidirectional", "reset_after", "peephole",
+                        "input_forget"})
 
 
 def _defaults(cls: type) -> Dict[str, Any]:

@@ -16,7 +16,7 @@ with ``train()``/``eval()`` drops the stack; generate in ``eval()`` mode so noth
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .. import ops
 from .._cellspec import CellSpec, cell_for, default_cell
 from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
-from ._options import flag, without_defaults
+from ._options import GATE_DEFAULTS, flag, gate_options, without_defaults
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
 from .parameter import Parameter, checked_data
@@ -47,7 +47,7 @@ class _CellBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, dtype: Any,
                  seed: Optional[int], nonlinearity: Optional[str] = None,
-                 **cell_options: Any) -> None:
+                 gates: Optional[Dict[str, Any]] = None, **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
@@ -56,6 +56,14 @@ class _CellBase(Module):
         self.nonlinearity = nonlinearity
         for name, value in cell_options.items():  # e.g. GRUCell's reset_after, for get_config
             setattr(self, name, value)
+        # ONNX's activations, clip and input_forget (rnnkit.ops.gates), kept as given for
+        # get_config; None when they are the cell's usual math.
+        g = dict(GATE_DEFAULTS, **(gates or {}))
+        self._gates = gate_options(self._family, nonlinearity, g["activations"], g["clip"],
+                                   g["input_forget"])
+        self.activations = self._gates.get_config()["activations"] if self._gates else []
+        self.clip = self._gates.clip if self._gates else None
+        self.input_forget = bool(self._gates and self._gates.input_forget)
         self.dtype = _dtype(dtype)
         g, h = self._spec.gates, self.hidden_size
         rng = np.random.default_rng(seed)
@@ -73,7 +81,9 @@ class _CellBase(Module):
         self._calls = CallState()
         # Inference fast path: the weights packed once for compiled steps (see _fast).
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
-                                   lambda: [self._weights()])
+                                   lambda: [self._weights()],
+                                   self._gates.core(self._family, nonlinearity)
+                                   if self._gates else None)
 
     def _on_mode_change(self) -> None:
         self._calls.clear()
@@ -89,6 +99,10 @@ class _CellBase(Module):
         for name, value in self._spec.options:  # GRU's reset_after=False, ...
             if name != "nonlinearity" and value != defaults[name]:
                 s += f", {name}={value!r}"
+        if self._gates:  # ONNX's options
+            s += f", activations={self.activations!r}, clip={self.clip!r}"
+            if self.input_forget:
+                s += ", input_forget=True"
         return s + f", dtype={self.dtype.name}"
 
     def _array(self, name: str, a: Any, shape: Tuple[int, ...], layout: str) -> np.ndarray:
@@ -166,7 +180,7 @@ class _CellBase(Module):
             training = self.training
             w = self._weights()
             _, outs, cache = ops.sequence_forward(self._spec, x3, s, *w[:4], extra=w[4:],
-                                                  training=training)
+                                                  training=training, options=self._gates)
             if training:
                 self._calls.push((cache, unbatched))
             outs = list(outs)
@@ -211,20 +225,25 @@ class LSTMCell(_CellBase):
 
     Args: input_size I, hidden_size H, bias=True, peephole=False (True: the peephole LSTM
     of :class:`~rnnkit.nn.LSTM`, with a parameter ``peephole`` (3H,) = [p_i, p_f, p_o]),
-    dtype="float32", seed=None.
+    activations=(), clip=None, input_forget=False (ONNX's options, as
+    :class:`~rnnkit.nn.LSTM`), dtype="float32", seed=None.
     """
 
     _family = "lstm"
-    _config_args = ("input_size", "hidden_size", "bias", "dtype", "peephole")
+    _config_args = ("input_size", "hidden_size", "bias", "dtype", "peephole", "activations",
+                    "clip", "input_forget")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 peephole: bool = False, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
+                 peephole: bool = False, activations: Sequence[Any] = (),
+                 clip: Optional[float] = None, input_forget: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         gates=dict(activations=activations, clip=clip,
+                                    input_forget=input_forget),
                          peephole=flag("peephole", peephole))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"peephole": False})
+        return without_defaults(super().get_config(), {"peephole": False, **GATE_DEFAULTS})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None
                 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -250,20 +269,24 @@ class GRUCell(_CellBase):
     Call ``h' = cell(x, h)`` (h None = zeros). Backward ``dx, dh = cell.backward(dh')``.
 
     Args: input_size I, hidden_size H, bias=True, reset_after=True (False: n = tanh(W_in x +
-    b_in + W_hn (r ⊙ h) + b_hn), as :class:`~rnnkit.nn.GRU`), dtype="float32", seed=None.
+    b_in + W_hn (r ⊙ h) + b_hn), as :class:`~rnnkit.nn.GRU`), activations=(), clip=None
+    (ONNX's options), dtype="float32", seed=None.
     """
 
     _family = "gru"
-    _config_args = ("input_size", "hidden_size", "bias", "dtype", "reset_after")
+    _config_args = ("input_size", "hidden_size", "bias", "dtype", "reset_after", "activations",
+                    "clip")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 reset_after: bool = True, dtype: Any = "float32",
+                 reset_after: bool = True, activations: Sequence[Any] = (),
+                 clip: Optional[float] = None, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         gates=dict(activations=activations, clip=clip),
                          reset_after=flag("reset_after", reset_after))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"reset_after": True})
+        return without_defaults(super().get_config(), {"reset_after": True, **GATE_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None) -> np.ndarray:
         (h,), _ = self._step(x, [hx])
@@ -280,16 +303,23 @@ class RNNCell(_CellBase):
     Call ``h' = cell(x, h)`` (h None = zeros). Backward ``dx, dh = cell.backward(dh')``.
 
     Args: input_size I, hidden_size H, bias=True, nonlinearity="tanh" (or "relu"),
-    dtype="float32", seed=None.
+    activations=(), clip=None (ONNX's options, as :class:`~rnnkit.nn.RNN`), dtype="float32",
+    seed=None.
     """
 
     _family = "rnn"
-    _config_args = ("input_size", "hidden_size", "bias", "nonlinearity", "dtype")
+    _config_args = ("input_size", "hidden_size", "bias", "nonlinearity", "dtype",
+                    "activations", "clip")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", *, dtype: Any = "float32",
+                 nonlinearity: str = "tanh", *, activations: Sequence[Any] = (),
+                 clip: Optional[float] = None, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
-        super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity)
+        super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity,
+                         gates=dict(activations=activations, clip=clip))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), dict(GATE_DEFAULTS))
 
     def forward(self, x: Any, hx: Any = None) -> np.ndarray:
         (h,), _ = self._step(x, [hx])

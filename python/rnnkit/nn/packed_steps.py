@@ -26,8 +26,9 @@ class PackedSteps:
     """
 
     def __init__(self, spec: CellSpec, params: Callable[[], Sequence[Parameter]],
-                 weight_sets: Callable[[], List[List[Optional[np.ndarray]]]]) -> None:
-        self._spec = spec
+                 weight_sets: Callable[[], List[List[Optional[np.ndarray]]]],
+                 options: Optional[tuple] = None) -> None:
+        self._spec, self._options = spec, options  # options: GateOptions.core(), or None
         self._params, self._weight_sets = params, weight_sets
         self._steps: Optional[List[Any]] = None
         self._key: Any = None
@@ -41,7 +42,8 @@ class PackedSteps:
                 arrays = [None if a is None else np.ascontiguousarray(a) for a in ws]
                 n = 4 + len(self._spec.extra)   # then a projected LSTM's w_hr
                 w_hr = arrays[n] if len(arrays) > n else None
-                self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:n]), w_hr))
+                self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:n]), w_hr,
+                                                   self._options))
             self._key = key
         return self._steps
 

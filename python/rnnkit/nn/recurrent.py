@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from ._options import flag, without_defaults
+from ._options import GATE_DEFAULTS, flag, gate_options, without_defaults
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -75,7 +75,8 @@ class _RNNBase(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
                  batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
                  seed: Optional[int], nonlinearity: Optional[str] = None,
-                 proj_size: int = 0, **cell_options: Any) -> None:
+                 proj_size: int = 0, gates: Optional[Dict[str, Any]] = None,
+                 **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
@@ -88,6 +89,14 @@ class _RNNBase(Module):
         self.nonlinearity = nonlinearity
         for name, value in cell_options.items():  # e.g. GRU's reset_after, for get_config
             setattr(self, name, value)
+        # ONNX's activations, clip and input_forget (rnnkit.ops.gates), kept as given for
+        # get_config; None when they are the cell's usual math.
+        g = dict(GATE_DEFAULTS, **(gates or {}))
+        self._gates = gate_options(self._family, nonlinearity, g["activations"], g["clip"],
+                                   g["input_forget"])
+        self.activations = self._gates.get_config()["activations"] if self._gates else []
+        self.clip = self._gates.clip if self._gates else None
+        self.input_forget = bool(self._gates and self._gates.input_forget)
         self.dtype = _dtype(dtype)
         if self.dropout > 0 and self.num_layers == 1:
             # As torch: dropout acts between layers only, so one layer makes it a no-op.
@@ -125,7 +134,9 @@ class _RNNBase(Module):
         # Eval-mode single steps (generation, streaming): each layer's weights packed once.
         self._packed = PackedSteps(self._spec, lambda: list(self._parameters.values()),
                                    lambda: [self._weight_data(k, 0)
-                                            for k in range(self.num_layers)])
+                                            for k in range(self.num_layers)],
+                                   self._gates.core(self._family, nonlinearity)
+                                   if self._gates else None)
         # Stateful mode for truncated BPTT: with carry_state set, a forward without hx starts
         # from the previous forward's final states (values only: no gradient flows back).
         self.carry_state = False
@@ -190,6 +201,10 @@ class _RNNBase(Module):
         for name, value in self._spec.options:  # GRU's reset_after=False, ...
             if name != "nonlinearity" and value != defaults[name]:
                 s += f", {name}={value!r}"
+        if self._gates:  # ONNX's options
+            s += f", activations={self.activations!r}, clip={self.clip!r}"
+            if self.input_forget:
+                s += ", input_forget=True"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False), ("proj_size", 0)):
             if getattr(self, name) != default:
@@ -324,7 +339,7 @@ class _RNNBase(Module):
                     y, state_n, cache = ops.sequence_forward(
                         spec, inp, s0, *w[:4], lengths=lengths, reverse=bool(d),
                         training=run_training, extra=w[4:4 + n_extra],
-                        w_hr=w[-1] if self.proj_size else None,
+                        w_hr=w[-1] if self.proj_size else None, options=self._gates,
                         out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
@@ -472,6 +487,9 @@ class LSTM(_RNNBase):
             h_n and each direction's output are then P wide (c stays hidden_size wide) and
             ``weight_hh_l{k}`` is (4*hidden_size, P), so a torch ``nn.LSTM(proj_size=P)``
             state dict loads unchanged.
+        activations, clip, input_forget: ONNX's options (:mod:`rnnkit.ops.gates`): the
+            activation of each slot f, g, h (default sigmoid, tanh, tanh; also relu and
+            hard_sigmoid), a clip of the gates' inputs, and the coupled gates f = 1 - i.
         peephole: False (default, torch's LSTM) or True: the gates also see the cell state,
             ``i = σ(... + p_i ⊙ c)``, ``f = σ(... + p_f ⊙ c)``, ``o = σ(... + p_o ⊙ c')``
             (ONNX's LSTM with its P input, oneDNN's peephole LSTM). Each layer and direction
@@ -482,18 +500,24 @@ class LSTM(_RNNBase):
 
     _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "proj_size", "dtype", "peephole")
+                    "dropout", "bidirectional", "proj_size", "dtype", "peephole",
+                    "activations", "clip", "input_forget")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, peephole: bool = False,
-                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+                 activations: Sequence[Any] = (), clip: Optional[float] = None,
+                 input_forget: bool = False, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, proj_size=proj_size,
+                         gates=dict(activations=activations, clip=clip,
+                                    input_forget=input_forget),
                          peephole=flag("peephole", peephole))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"peephole": False, "proj_size": 0})
+        return without_defaults(super().get_config(),
+                                {"peephole": False, "proj_size": 0, **GATE_DEFAULTS})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -529,21 +553,26 @@ class GRU(_RNNBase):
             W_hn (r ⊙ h) + b_hn)`` (Cho et al.'s original GRU, ONNX's default
             ``linear_before_reset=0``, Keras's ``reset_after=False``). Same parameter names,
             shapes and gate order either way.
+        activations, clip: ONNX's options (:mod:`rnnkit.ops.gates`): the activation of
+            slots f (r, z) and g (n), and a clip of their inputs.
 """ + _ARGS_DOC
 
     _family = "gru"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype", "reset_after")
+                    "dropout", "bidirectional", "dtype", "reset_after", "activations", "clip")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, reset_after: bool = True,
+                 activations: Sequence[Any] = (), clip: Optional[float] = None,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, reset_after=flag("reset_after", reset_after))
+                         bidirectional, dtype, seed,
+                         gates=dict(activations=activations, clip=clip),
+                         reset_after=flag("reset_after", reset_after))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"reset_after": True})
+        return without_defaults(super().get_config(), {"reset_after": True, **GATE_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -565,18 +594,25 @@ class RNN(_RNNBase):
 
     Args (besides those below):
         nonlinearity: "tanh" or "relu".
+        activations, clip: ONNX's options (:mod:`rnnkit.ops.gates`): one activation (also
+            sigmoid and hard_sigmoid) in place of the nonlinearity, and a clip of its input.
 """ + _ARGS_DOC
 
     _family = "rnn"
     _config_args = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
-                    "batch_first", "dropout", "bidirectional", "dtype")
+                    "batch_first", "dropout", "bidirectional", "dtype", "activations", "clip")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
+                 activations: Sequence[Any] = (), clip: Optional[float] = None,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, nonlinearity)
+                         bidirectional, dtype, seed, nonlinearity,
+                         gates=dict(activations=activations, clip=clip))
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(super().get_config(), dict(GATE_DEFAULTS))
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:

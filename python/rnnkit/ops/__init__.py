@@ -3,7 +3,9 @@ from .cells import (GRUGrads, LSTMGrads, LSTMPeepholeGrads, LSTMProjectedGrads, 
                     SequenceCache,
                     gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward,
                     rnn_forward, sequence_backward, sequence_forward)
+from .gates import GateOptions
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
            "rnn_backward", "sequence_forward", "sequence_backward", "LSTMGrads",
-           "LSTMPeepholeGrads", "LSTMProjectedGrads", "GRUGrads", "RNNGrads", "SequenceCache"]
+           "LSTMPeepholeGrads", "LSTMProjectedGrads", "GRUGrads", "RNNGrads", "SequenceCache",
+           "GateOptions"]

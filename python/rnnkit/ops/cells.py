@@ -26,6 +26,7 @@ import numpy as np
 
 from .._cellspec import CELLS, CellSpec, cell_for, family_cells
 from . import _validate as v
+from .gates import GateOptions
 
 LSTMGrads = CELLS["lstm"].grads
 LSTMPeepholeGrads = CELLS["lstm_peephole"].grads
@@ -39,17 +40,17 @@ class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
-                 "reverse", "extra", "w_hr")
+                 "reverse", "extra", "w_hr", "options")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, has_bias: Tuple[bool, bool],
                  y: np.ndarray, saved: Tuple[np.ndarray, ...], lengths: Optional[np.ndarray],
                  reverse: bool, extra: Tuple[np.ndarray, ...] = (),
-                 w_hr: Optional[np.ndarray] = None) -> None:
+                 w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
         self.has_bias, self.y, self.saved, self.lengths, self.reverse = (has_bias, y, saved,
                                                                          lengths, reverse)
-        self.extra, self.w_hr = extra, w_hr
+        self.extra, self.w_hr, self.options = extra, w_hr, options
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -70,14 +71,15 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                      b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                      reverse: bool = False, training: bool = True,
                      out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = (),
-                     w_hr: Optional[np.ndarray] = None
+                     w_hr: Optional[np.ndarray] = None, options: Optional[GateOptions] = None
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
     ``extra`` holds the cell's own parameters, one (width*H,) array each as ``spec.extra``
     lists them (the peephole LSTM's peephole); none for the other cells. ``w_hr`` (P, H)
     projects the LSTM's output, as torch's ``proj_size=P``: h = W_hr (o ⊙ tanh(c)) is then P
-    wide (y (T,B,P), h0 and h_n (B,P); c stays (B,H)) and w_hh is (4H, P).
+    wide (y (T,B,P), h0 and h_n (B,P); c stays (B,H)) and w_hh is (4H, P). ``options``
+    (:class:`rnnkit.ops.gates.GateOptions`): ONNX's activations, clip and input_forget.
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
     h, then c for the LSTM); the final states come back in the same order. With
@@ -125,14 +127,18 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                 not v.rows_contiguous(out):
             raise ValueError(f"out must be a writable {dt} array (T, B, H) = ({t}, {b}, {p}) "
                              "with a contiguous last axis")
+    if options is not None and not isinstance(options, GateOptions):
+        raise TypeError(f"options must be a rnnkit.ops.gates.GateOptions, got "
+                        f"{type(options).__name__}")
+    core = None if options is None else options.core(spec.family, spec.nonlinearity)
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training), out, extra, w_hr)
+                                    bool(training), out, extra, w_hr, core)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
                               has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
-                              extra=extra, w_hr=w_hr)
+                              extra=extra, w_hr=w_hr, options=core)
     return y, finals, cache
 
 
@@ -194,7 +200,7 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
                                 db_hh if c.has_bias[1] else None, c.extra, dextra, c.w_hr,
-                                dw_hr)
+                                dw_hr, c.options)
     return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
                          db_hh if c.has_bias[1] else None, *dextra) + (
                              (dw_hr,) if projected else ())
@@ -225,7 +231,8 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                  reverse: bool = False, training: bool = True,
-                 peephole: Optional[np.ndarray] = None, w_hr: Optional[np.ndarray] = None
+                 peephole: Optional[np.ndarray] = None, w_hr: Optional[np.ndarray] = None,
+                 options: Optional[GateOptions] = None
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """LSTM over a whole sequence. Returns ``y (T,B,H), h_n (B,H), c_n (B,H), cache``.
 
@@ -234,14 +241,15 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
     order): i = σ(... + p_i⊙c), f = σ(... + p_f⊙c), o = σ(... + p_o⊙c'); its backward then
     returns ``dpeephole`` too. ``w_hr`` (P, H) adds torch's projection (``proj_size=P``):
     h' = W_hr (o⊙tanh(c')), so y, h0 and h_n are P wide and w_hh is (4H, P); its backward then
-    returns :class:`LSTMProjectedGrads` (``dw_hr`` last).
+    returns :class:`LSTMProjectedGrads` (``dw_hr`` last). ``options``: ONNX's activations,
+    clip and input_forget (:class:`rnnkit.ops.gates.GateOptions`).
     """
     spec = cell_for("lstm", peephole=peephole is not None)
     y, (h_n, c_n), cache = sequence_forward(spec, x, (h0, c0), w_ih, w_hh, b_ih, b_hh,
                                             lengths=lengths, reverse=reverse,
                                             training=training,
                                             extra=() if peephole is None else (peephole,),
-                                            w_hr=w_hr)
+                                            w_hr=w_hr, options=options)
     return y, h_n, c_n, cache
 
 
@@ -260,18 +268,21 @@ def lstm_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarra
 def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 lengths: Optional[np.ndarray] = None, reverse: bool = False,
-                training: bool = True, reset_after: bool = True
+                training: bool = True, reset_after: bool = True,
+                options: Optional[GateOptions] = None
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """GRU over a whole sequence. Returns ``y (T,B,H), h_n (B,H), cache``.
 
     r, z = σ(W_i· x + b_i· + W_h· h + b_h·); n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn));
     h' = (1 - z)⊙n + z⊙h. With ``reset_after=False`` (Cho et al.'s original formula, ONNX's
     linear_before_reset=0, Keras's reset_after=False), n = tanh(W_in x + b_in + W_hn (r⊙h) +
-    b_hn); same weights, shapes and gate order.
+    b_hn); same weights, shapes and gate order. ``options``: ONNX's activations and clip
+    (:class:`rnnkit.ops.gates.GateOptions`).
     """
     spec = cell_for("gru", reset_after=reset_after)
     y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
-                                        lengths=lengths, reverse=reverse, training=training)
+                                        lengths=lengths, reverse=reverse, training=training,
+                                        options=options)
     return y, h_n, cache
 
 
@@ -284,15 +295,18 @@ def gru_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray
 def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 nonlinearity: str = "tanh", lengths: Optional[np.ndarray] = None,
-                reverse: bool = False, training: bool = True
+                reverse: bool = False, training: bool = True,
+                options: Optional[GateOptions] = None
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """Elman RNN over a whole sequence: h' = act(W_ih x + b_ih + W_hh h + b_hh).
 
     ``nonlinearity`` is "tanh" or "relu". Returns ``y (T,B,H), h_n (B,H), cache``.
+    ``options``: ONNX's activation and clip (:class:`rnnkit.ops.gates.GateOptions`).
     """
     spec = cell_for("rnn", nonlinearity)
     y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
-                                        lengths=lengths, reverse=reverse, training=training)
+                                        lengths=lengths, reverse=reverse, training=training,
+                                        options=options)
     return y, h_n, cache
 
 
