@@ -214,3 +214,16 @@ def numeric_grad(impl, p, name, *, reverse=False, eps=1e-6, **kw):
         base[idx] = old
         grad[idx] = (lp - lm) / (2.0 * eps)
     return grad
+
+
+def central_differences(loss, params, name, eps=1e-6):
+    """d loss / d params[name] by central differences: loss takes a dict like params (each
+    entry perturbed in a copy)."""
+    grad = np.zeros_like(params[name])
+    for idx in np.ndindex(params[name].shape):
+        q = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in params.items()}
+        q[name][idx] += eps
+        up = loss(q)
+        q[name][idx] -= 2 * eps
+        grad[idx] = (up - loss(q)) / (2 * eps)
+    return grad

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rnnkit
+from helpers import central_differences
 from rnnkit import nn, ops
 from rnnkit.ops.gates import GateOptions
 
@@ -75,13 +76,7 @@ def test_backward_matches_finite_differences(case, lengths, reverse):
         return float(sum((a * u).sum() for a, u in zip(o, ups)))
     for field in g._fields:
         name = names[field]
-        num = np.zeros_like(p[name])
-        for idx in np.ndindex(p[name].shape):
-            q = {k: v.copy() for k, v in p.items()}
-            q[name][idx] += 1e-6
-            up = loss(q)
-            q[name][idx] -= 2e-6
-            num[idx] = (up - loss(q)) / 2e-6
+        num = central_differences(loss, p, name)
         # Clips and hard_sigmoid/relu have kinks: a central difference that straddles one is
         # off, so compare where the function is smooth over the step (almost everywhere).
         np.testing.assert_allclose(getattr(g, field), num, rtol=1e-5, atol=1e-6,

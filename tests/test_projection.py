@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rnnkit
+from helpers import central_differences
 from rnnkit import nn, ops
 
 T, B, I, H, P = 5, 4, 3, 6, 2
@@ -88,14 +89,8 @@ def test_backward_matches_finite_differences(lengths, reverse):
     for name, grad in (("x", g.dx), ("h0", g.dh0), ("c0", g.dc0), ("w_ih", g.dw_ih),
                        ("w_hh", g.dw_hh), ("b_ih", g.db_ih), ("b_hh", g.db_hh),
                        ("w_hr", g.dw_hr)):
-        num = np.zeros_like(p[name])
-        for idx in np.ndindex(p[name].shape):
-            q = {k: v.copy() for k, v in p.items()}
-            q[name][idx] += 1e-6
-            up = loss(q)
-            q[name][idx] -= 2e-6
-            num[idx] = (up - loss(q)) / 2e-6
-        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(grad, central_differences(loss, p, name), rtol=1e-6,
+                                   atol=1e-7, err_msg=name)
 
 
 def test_bitwise_identical_for_any_thread_count():

@@ -83,4 +83,12 @@ struct SlotActivation {
   }
 };
 
+// A cell's slot activations, built once per call (nothing when `o` is nullptr).
+template <class T>
+void make_slots(const GateOptions* o, Activations<T> fns, SlotActivation<T>* slots,
+                int n = kActSlots) {
+  if (o)
+    for (int s = 0; s < n; ++s) slots[s] = SlotActivation<T>(*o, s, fns);
+}
+
 }  // namespace rnnkit

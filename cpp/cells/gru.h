@@ -53,10 +53,7 @@ struct GruCell {
           opts(w.opts) {
       set_slots();
     }
-    void set_slots() {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
-    }
+    void set_slots() { make_slots(opts, act, slot); }
 
     void begin(const Schedule&) {}
     void end(const Schedule&) {}
@@ -103,8 +100,7 @@ struct GruCell {
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), gates(a.saved[0]), hn(a.saved[1]), T_steps(d.T), lengths(d.lengths),
           opts(a.w.opts) {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+      make_slots(opts, fns, slot);
     }
 
     void begin(const Schedule&) {}

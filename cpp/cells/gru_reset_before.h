@@ -55,10 +55,7 @@ struct GruResetBeforeCell {
         : B(batch), H(hidden), act(fns), opts(w.opts) {
       set_slots();
     }
-    void set_slots() {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
-    }
+    void set_slots() { make_slots(opts, act, slot); }
 
     // Steps that never run keep u at zero: backward multiplies all of u by dG (zero there).
     void begin(const Schedule&) {
@@ -116,8 +113,7 @@ struct GruResetBeforeCell {
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), gates(a.saved[0]), opts(a.w.opts) {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+      make_slots(opts, fns, slot);
     }
 
     void begin(const Schedule&) {}

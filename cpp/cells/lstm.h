@@ -67,10 +67,7 @@ struct LstmCellT {
       std::copy(a.state[1], a.state[1] + B * H, c_state);  // updated row by row in place
       set_slots();
     }
-    void set_slots() {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, act);
-    }
+    void set_slots() { make_slots(opts, act, slot); }
 
     void begin(const Schedule& sch) {
       storage.assign(B * H, T(0));
@@ -176,8 +173,7 @@ struct LstmCellT {
         : B(d.B), H(d.H), act(fns), peep(a.w.extra[0]), dpeep(a.dextra[0]), opts(a.w.opts),
           c0(a.state0[1]), gates(a.saved[0]), cells(a.saved[1]), dc_n(a.dstate_n[1]),
           dc0(a.dstate0[1]) {
-      if (opts)
-        for (int s = 0; s < kActSlots; ++s) slot[s] = SlotActivation<T>(*opts, s, fns);
+      make_slots(opts, fns, slot);
     }
 
     void begin(const Schedule& sch) {

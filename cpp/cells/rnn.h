@@ -38,11 +38,11 @@ struct RnnCell {
     SlotActivation<T> slot;
     Forward(const ForwardArrays<T>& a, const SeqDims&, Activations<T> fns)
         : act(fns), opts(a.w.opts) {
-      if (opts) slot = SlotActivation<T>(*opts, 0, act);
+      make_slots(opts, act, &slot, 1);
     }
     Forward(const StepArrays<T>&, int64_t, int64_t, const CellWeights<T>& w, Activations<T> fns)
         : act(fns), opts(w.opts) {
-      if (opts) slot = SlotActivation<T>(*opts, 0, act);
+      make_slots(opts, act, &slot, 1);
     }
 
     void begin(const Schedule&) {}
@@ -72,7 +72,7 @@ struct RnnCell {
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), acts(a.saved[0]), opts(a.w.opts) {
-      if (opts) slot = SlotActivation<T>(*opts, 0, fns);
+      make_slots(opts, fns, &slot, 1);
     }
 
     void begin(const Schedule&) {}

@@ -25,12 +25,22 @@ def without_defaults(config: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[s
     return config
 
 
-def gate_options(family: str, nonlinearity: Optional[str], activations: Sequence[Any],
-                 clip: Optional[float], input_forget: bool) -> Optional[GateOptions]:
-    """ONNX's gate options of a layer or cell (rnnkit.ops.gates), checked for its family; None
-    when they are the cell's usual math."""
-    options = GateOptions(tuple(activations or ()), clip, flag("input_forget", input_forget))
-    return None if options.is_default_for(family, nonlinearity) else options
-
-
+# The gate options' defaults (as the layers take them; left out of get_config at these).
 GATE_DEFAULTS = {"activations": [], "clip": None, "input_forget": False}
+
+
+def set_gate_options(layer: Any, family: str, nonlinearity: Optional[str],
+                     gates: Optional[Dict[str, Any]]) -> Optional[GateOptions]:
+    """ONNX's gate options of a layer or cell (rnnkit.ops.gates), checked for its family, set
+    on it as the attributes get_config reads (activations, clip, input_forget); returns them,
+    or None when they are the cell's usual math."""
+    g = dict(GATE_DEFAULTS, **(gates or {}))
+    options = GateOptions(tuple(g["activations"] or ()), g["clip"],
+                          flag("input_forget", g["input_forget"]))
+    if options.is_default_for(family, nonlinearity):
+        options = None
+    layer.activations = options.get_config()["activations"] if options else []
+    layer.clip = options.clip if options else None
+    layer.input_forget = bool(options and options.input_forget)
+    return options
+

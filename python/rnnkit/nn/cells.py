@@ -24,7 +24,7 @@ from .. import ops
 from .._cellspec import CellSpec, cell_for, default_cell
 from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
-from ._options import GATE_DEFAULTS, flag, gate_options, without_defaults
+from ._options import GATE_DEFAULTS, flag, set_gate_options, without_defaults
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
 from .parameter import Parameter, checked_data
@@ -56,14 +56,9 @@ class _CellBase(Module):
         self.nonlinearity = nonlinearity
         for name, value in cell_options.items():  # e.g. GRUCell's reset_after, for get_config
             setattr(self, name, value)
-        # ONNX's activations, clip and input_forget (rnnkit.ops.gates), kept as given for
-        # get_config; None when they are the cell's usual math.
-        g = dict(GATE_DEFAULTS, **(gates or {}))
-        self._gates = gate_options(self._family, nonlinearity, g["activations"], g["clip"],
-                                   g["input_forget"])
-        self.activations = self._gates.get_config()["activations"] if self._gates else []
-        self.clip = self._gates.clip if self._gates else None
-        self.input_forget = bool(self._gates and self._gates.input_forget)
+        # ONNX's activations, clip and input_forget (rnnkit.ops.gates); None when they are
+        # the cell's usual math.
+        self._gates = set_gate_options(self, self._family, nonlinearity, gates)
         self.dtype = _dtype(dtype)
         g, h = self._spec.gates, self.hidden_size
         rng = np.random.default_rng(seed)

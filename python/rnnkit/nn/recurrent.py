@@ -28,7 +28,7 @@ from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from ._options import GATE_DEFAULTS, flag, gate_options, without_defaults
+from ._options import GATE_DEFAULTS, flag, set_gate_options, without_defaults
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -89,14 +89,9 @@ class _RNNBase(Module):
         self.nonlinearity = nonlinearity
         for name, value in cell_options.items():  # e.g. GRU's reset_after, for get_config
             setattr(self, name, value)
-        # ONNX's activations, clip and input_forget (rnnkit.ops.gates), kept as given for
-        # get_config; None when they are the cell's usual math.
-        g = dict(GATE_DEFAULTS, **(gates or {}))
-        self._gates = gate_options(self._family, nonlinearity, g["activations"], g["clip"],
-                                   g["input_forget"])
-        self.activations = self._gates.get_config()["activations"] if self._gates else []
-        self.clip = self._gates.clip if self._gates else None
-        self.input_forget = bool(self._gates and self._gates.input_forget)
+        # ONNX's activations, clip and input_forget (rnnkit.ops.gates); None when they are
+        # the cell's usual math.
+        self._gates = set_gate_options(self, self._family, nonlinearity, gates)
         self.dtype = _dtype(dtype)
         if self.dropout > 0 and self.num_layers == 1:
             # As torch: dropout acts between layers only, so one layer makes it a no-op.
