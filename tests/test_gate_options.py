@@ -133,8 +133,16 @@ def test_layers_and_cells_take_the_options_and_save_them(tmp_path):
     m2 = rnnkit.load(tmp_path / "m.rnnkit")
     assert "clip=0.8" in repr(m2) and m2.input_forget
     np.testing.assert_array_equal(m2(x)[0], y)
-    m.eval()          # streaming steps (packed weights) carry the options too
-    ys, _ = m(x)
+    # Streaming steps (packed weights) carry the options too: one step per call (eval,
+    # unidirectional) gives the sequence's bits.
+    uni = nn.LSTM(I, H, dtype="float64", seed=2, activations=["relu", "tanh", "hard_sigmoid"],
+                  clip=0.9).eval()
+    ys, _ = uni(x)
+    hx, steps = None, []
+    for t in range(T):
+        yt, hx = uni(x[t:t + 1], hx)
+        steps.append(yt[0])
+    np.testing.assert_array_equal(np.array(steps), ys)
     cell = nn.GRUCell(I, H, activations=["relu", "hard_sigmoid"], clip=0.5, dtype="float64",
                       seed=1)
     layer = nn.GRU(I, H, activations=["relu", "hard_sigmoid"], clip=0.5, dtype="float64",
@@ -148,7 +156,15 @@ def test_layers_and_cells_take_the_options_and_save_them(tmp_path):
     assert "activations" not in nn.LSTM(I, H).get_config()  # default files unchanged
 
 
+def test_options_round_trip_through_their_own_fields():
+    o = GateOptions(("relu", "tanh", ("hard_sigmoid", 0.3, 0.4)), clip=1.0)
+    assert GateOptions(o.activations, o.clip) == o
+    assert GateOptions(input_forget=np.bool_(True)).input_forget is True
+
+
 @pytest.mark.parametrize("make, error, match", [
+    (lambda: GateOptions("relu"), TypeError, "the string 'relu'"),
+    (lambda: GateOptions([None]), TypeError, r"activations\[0\] must be a name"),
     (lambda: nn.LSTM(3, 4, activations=["sigmoid", "tanh"]), ValueError, "3 slot"),
     (lambda: nn.GRU(3, 4, activations=["softplus", "tanh"]), ValueError, "one of sigmoid"),
     (lambda: nn.RNN(3, 4, clip=-1.0), ValueError, "clip must be a finite number > 0"),

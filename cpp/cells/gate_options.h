@@ -8,8 +8,9 @@
 // [-clip, clip] (0: no clip; as ONNX Runtime, the gates' inputs: not the LSTM's cell state before
 // its h activation). The backward takes each derivative from the activation's output
 // (so nothing more is saved): every activation here is monotone, and an output equal to
-// f(±clip) marks a clipped input, whose derivative is 0 (at a saturated output the true
-// derivative is 0 as well, so a coincidence costs nothing).
+// f(±clip) marks a clipped input, whose derivative is 0. An unclipped input whose output rounds
+// to that same value (sigmoid, tanh near saturation) also gets 0 where its true derivative is
+// tiny (float32, clip 10: inputs within ~1e-3 of the clip, derivative ~5e-5).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -46,8 +46,9 @@ def _as_float_array(name: str, a: Any) -> np.ndarray:
 def _state_array(name: str, a: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     arr = _as_float_array(name, a)
     if arr.shape != shape:
-        layout = ("(num_layers*num_directions, B, H)" if len(shape) == 3 else
-                  "(num_layers*num_directions, H) for unbatched input")
+        layout = ("(num_layers*num_directions, B, width)" if len(shape) == 3 else
+                  "(num_layers*num_directions, width) for unbatched input")
+        layout += " (width: hidden_size, or proj_size for a projected LSTM's h)"
         raise ValueError(f"{name} has shape {_shape(arr.shape)}, expected {_shape(shape)} "
                          f"{layout}")
     return np.ascontiguousarray(arr, dtype)

@@ -173,7 +173,7 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     p = c.w_hh.shape[1]      # the width of h and y: H, or the projection's P
     h = c.w_hh.shape[0] // spec.gates
     dt = c.x.dtype
-    dy = v.array("dy", dy, (t, b, p), dt, "(T, B, H), like y")
+    dy = v.array("dy", dy, (t, b, p), dt, "(T, B, P), like y (P: the projection's size, else H)")
     names = spec.dstate_n_names
     dstate_n = (None,) * len(names) if dstate_n is None else tuple(dstate_n)
     dstate_n = tuple([None if a is None else

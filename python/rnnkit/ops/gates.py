@@ -8,7 +8,8 @@
   f). Each is ``"sigmoid"``, ``"tanh"``, ``"relu"`` or ``"hard_sigmoid"`` (ONNX's names, any
   case: ``"HardSigmoid"``), or a tuple ``("hard_sigmoid", alpha, beta)`` (ONNX's defaults 0.2
   and 0.5). Empty: the cell's own.
-- ``clip``: bounds every activation's input to [-clip, clip] (None: no clip).
+- ``clip``: bounds every activation's input to [-clip, clip] (None: no clip), as ONNX Runtime
+  does: the gates' inputs, not the LSTM's cell state before its h activation.
 - ``input_forget``: the LSTM's coupled gates, f = 1 - i.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
 
 _KINDS = {"sigmoid": 0, "tanh": 1, "relu": 2, "hard_sigmoid": 3}
 _ALIASES = {"hardsigmoid": "hard_sigmoid"}
@@ -28,8 +31,11 @@ Activation = Tuple[str, float, float]
 
 
 def _activation(slot: int, a: Any) -> Activation:
-    name, alpha, beta = (a, None, None) if isinstance(a, str) else (tuple(a) + (None, None))[:3]
-    if not isinstance(name, str):
+    if isinstance(a, str):
+        name, alpha, beta = a, None, None
+    elif isinstance(a, (tuple, list)) and 1 <= len(a) <= 3 and isinstance(a[0], str):
+        name, alpha, beta = (tuple(a) + (None, None))[:3]
+    else:
         raise TypeError(f"activations[{slot}] must be a name or (name, alpha, beta), got {a!r}")
     key = name.lower()
     key = _ALIASES.get(key, key)
@@ -39,7 +45,7 @@ def _activation(slot: int, a: Any) -> Activation:
     if key == "hard_sigmoid":
         alpha = _HARD_SIGMOID[0] if alpha is None else alpha
         beta = _HARD_SIGMOID[1] if beta is None else beta
-    elif alpha is not None or beta is not None:
+    elif alpha not in (None, 0.0) or beta not in (None, 0.0):  # (0.0: as normalised here)
         raise ValueError(f"activations[{slot}]: {key} takes no alpha or beta")
     for what, v in (("alpha", alpha), ("beta", beta)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
@@ -57,6 +63,9 @@ class GateOptions:
     input_forget: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.activations, str):
+            raise TypeError(f"activations must be a sequence of names (one per slot), got the "
+                            f"string {self.activations!r}")
         acts = tuple(_activation(i, a) for i, a in enumerate(tuple(self.activations)))
         object.__setattr__(self, "activations", acts)
         if self.clip is not None:
@@ -65,15 +74,17 @@ class GateOptions:
                 raise ValueError(f"clip must be a finite number > 0 (or None), got "
                                  f"{self.clip!r}")
             object.__setattr__(self, "clip", float(self.clip))
-        if not isinstance(self.input_forget, bool):
+        if not isinstance(self.input_forget, (bool, np.bool_)):
             raise TypeError(f"input_forget must be True or False, got {self.input_forget!r}")
+        object.__setattr__(self, "input_forget", bool(self.input_forget))
 
     @classmethod
     def from_onnx(cls, activations: Sequence[str] = (), activation_alpha: Sequence[float] = (),
                   activation_beta: Sequence[float] = (), clip: Optional[float] = None,
                   input_forget: bool = False) -> "GateOptions":
         """From an ONNX node's attributes: alpha and beta are consumed in the order of the
-        activations that take them (here HardSigmoid)."""
+        activations that take them (here HardSigmoid). One direction's: a bidirectional node
+        lists each direction's activations in turn."""
         alphas, betas = list(activation_alpha), list(activation_beta)
         acts = []
         for name in activations:
