@@ -205,7 +205,7 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
     int64_t st, sb;
     y = strided_rows<T>(out, "out", {d.T, d.B, d.P}, &st, &sb, true);
     row_strides(d.T, d.B, d.P, st, sb, &d.y_t, &d.y_b);
-    if (!rows_disjoint(d.T, d.y_t, d.B, d.y_b, d.P))
+    if (y.size() > 0 && !rows_disjoint(d.T, d.y_t, d.B, d.y_b, d.P))  // (empty: no rows)
       throw py::value_error("out: its (t, b) rows overlap in memory");
   }
   a.y = static_cast<T*>(y.mutable_data());

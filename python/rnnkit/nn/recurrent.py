@@ -295,10 +295,7 @@ class _RNNBase(Module):
         else:
             states = self._prepare_states(hx, b, unbatched)
         spec, training = self._spec, self.training
-        # An empty x (T = 0 or B = 0) takes the training kernels, whose C-contiguous form has no
-        # stride to check: numpy gives empty arrays zero strides, which the inference kernels'
-        # "contiguous last axis" check rejects. Nothing is computed either way.
-        run_training = training or xt.size == 0
+        run_training = training
         d_count, h = self.num_directions, self._out_size  # h: each direction's output width
         ld = self.num_layers * d_count
         finals = [np.empty((ld, b, self._state_width(i)), self.dtype)
