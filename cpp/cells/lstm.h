@@ -72,19 +72,15 @@ struct LstmCellT {
     void begin(const Schedule& sch) {
       storage.assign(B * H, T(0));
       c_state = storage.data();
-      if (c0)
-        for (int64_t r = 0; r < B; ++r)
-          std::copy(c0 + sch.batch_index(r) * H, c0 + (sch.batch_index(r) + 1) * H,
-                    c_state + r * H);
+      sch.to_sorted(c0, c_state, H);
     }
-    void end(const Schedule& sch) {
-      for (int64_t r = 0; r < B; ++r)
-        std::copy(c_state + r * H, c_state + (r + 1) * H, c_n + sch.batch_index(r) * H);
-    }
+    void end(const Schedule& sch) { sch.from_sorted(c_state, c_n, H); }
 
+    // Every slot's activation is its usual one (σ, tanh, tanh) unless ONNX's options say
+    // otherwise (cells/gate_options.h); with input_forget, f = 1 - i (the f rows' products
+    // are then unused).
     void forward(const RowRef& row, int64_t j0, int64_t j1, T* gx, int64_t gx_stride, T* gh,
                  const T* /*h_prev*/, T* h_out) {
-      if (opts) return forward_with_options(row, j0, j1, gx, gx_stride, gh, h_out);
       const int64_t n = j1 - j0;
       for (int g = 0; g < G; ++g)
         for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
@@ -101,54 +97,39 @@ struct LstmCellT {
           f[j] += p_f[j] * c[j];
         }
       }
-      act.sigmoid(i, i, n);
-      act.sigmoid(f, f, n);
-      act.tanh(gg, gg, n);
-      if constexpr (!kPeephole) act.sigmoid(o, o, n);
+      gate(i, n);
+      if (opts && opts->input_forget)
+        for (int64_t j = 0; j < n; ++j) f[j] = T(1) - i[j];
+      else
+        gate(f, n);
+      if (opts)
+        slot[1].apply(gg, n);
+      else
+        act.tanh(gg, gg, n);
       for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
+      if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
       if constexpr (kPeephole) {
         const T* p_o = peep + 2 * H + j0;
         for (int64_t j = 0; j < n; ++j) o[j] += p_o[j] * c[j];
-        act.sigmoid(o, o, n);
       }
-      if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
-      T* tanh_c = gh;  // gh is consumed: reuse as scratch
-      act.tanh(tanh_c, c, n);
-      for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * tanh_c[j];
+      gate(o, n);
+      T* act_c = gh;  // gh is consumed: reuse as scratch
+      cell_activation(act_c, c, n);
+      for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * act_c[j];
     }
 
-    // The same with ONNX's options: each slot's activation and clip; f = 1 - i when
-    // input_forget (the f rows' products are then unused).
-    void forward_with_options(const RowRef& row, int64_t j0, int64_t j1, T* gx,
-                              int64_t gx_stride, T* gh, T* h_out) {
-      const int64_t n = j1 - j0;
-      for (int g = 0; g < G; ++g)
-        for (int64_t j = 0; j < n; ++j) gx[g * gx_stride + j] += gh[g * n + j];
-      T* i = gx;
-      T* f = gx + gx_stride;
-      T* gg = gx + 2 * gx_stride;
-      T* o = gx + 3 * gx_stride;
-      T* c = c_state + row.r * H + j0;
-      if constexpr (kPeephole)
-        for (int64_t j = 0; j < n; ++j) {
-          i[j] += peep[j0 + j] * c[j];
-          f[j] += peep[H + j0 + j] * c[j];
-        }
-      slot[0].apply(i, n);
-      if (opts->input_forget)
-        for (int64_t j = 0; j < n; ++j) f[j] = T(1) - i[j];
+    // Slot f (the i, f and o gates) in place; the h slot of c into out (ONNX Runtime does
+    // not clip it).
+    void gate(T* x, int64_t n) const {
+      if (opts)
+        slot[0].apply(x, n);
       else
-        slot[0].apply(f, n);
-      slot[1].apply(gg, n);
-      for (int64_t j = 0; j < n; ++j) c[j] = f[j] * c[j] + i[j] * gg[j];
-      if (cells_out) std::copy(c, c + n, cells_out + (row.t * B + row.b) * H + j0);
-      if constexpr (kPeephole)
-        for (int64_t j = 0; j < n; ++j) o[j] += peep[2 * H + j0 + j] * c[j];
-      slot[0].apply(o, n);
-      T* act_c = gh;  // gh is consumed: reuse as scratch
-      std::copy(c, c + n, act_c);
-      slot[2].apply(act_c, n, false);  // (ONNX Runtime clips the gates' inputs, not c)
-      for (int64_t j = 0; j < n; ++j) h_out[j0 + j] = o[j] * act_c[j];
+        act.sigmoid(x, x, n);
+    }
+    void cell_activation(T* out, const T* c, int64_t n) const {
+      if (!opts) return act.tanh(out, c, n);
+      std::copy(c, c + n, out);
+      slot[2].apply(out, n, false);
     }
   };
 
@@ -178,45 +159,57 @@ struct LstmCellT {
 
     void begin(const Schedule& sch) {
       dc_state.assign(B * H, T(0));
-      if (dc_n)
-        for (int64_t r = 0; r < B; ++r)
-          std::copy(dc_n + sch.batch_index(r) * H, dc_n + (sch.batch_index(r) + 1) * H,
-                    dc_state.data() + r * H);
+      sch.to_sorted(dc_n, dc_state.data(), H);
       zeros.assign(H, T(0));
       if (kPeephole) dpeep_sum.assign(3 * H, T(0));
     }
     void end(const Schedule& sch) {
-      for (int64_t r = 0; r < B; ++r)
-        std::copy(dc_state.data() + r * H, dc_state.data() + (r + 1) * H,
-                  dc0 + sch.batch_index(r) * H);
+      sch.from_sorted(dc_state.data(), dc0, H);
       // Summed apart and added once, so that accumulating into a non-zero gradient rounds as
       // "zeros, then +=" does.
       if (kPeephole)
         for (int64_t k = 0; k < 3 * H; ++k) dpeep[k] += dpeep_sum.data()[k];
     }
 
-    void backward(const RowRef& row, int64_t j0, int64_t j1, const T* h_prev, const T* dy,
+    void backward(const RowRef& row, int64_t j0, int64_t j1, const T* /*h_prev*/, const T* dy,
                   T* dh, T* dg_step, T* dg_seq) {
-      if (opts) return backward_with_options(row, j0, j1, h_prev, dy, dh, dg_step, dg_seq);
       const int64_t n = j1 - j0, tb = row.t * B + row.b;
       const T* gt = gates + tb * 4 * H;
       const T* c = cells + tb * H;
       const T* c_prev = row.first ? (c0 ? c0 + row.b * H : zeros.data())
                                   : cells + (row.t_prev * B + row.b) * H;
-      T* tanh_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
-      act.tanh(tanh_c, c + j0, n);
+      T* act_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
+      if (opts) {
+        std::copy(c + j0, c + j1, act_c);
+        slot[2].apply(act_c, n, false);
+      } else {
+        act.tanh(act_c, c + j0, n);
+      }
+      const bool coupled = opts && opts->input_forget;
       T* dc = dc_state.data() + row.r * H;
+      // Derivatives from the outputs; the usual ones keep their products' order (their bits
+      // must not change), ONNX's options take theirs from the slots.
       for (int64_t j = j0; j < j1; ++j) {
         const T i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
-        const T tc = tanh_c[j - j0];
+        const T tc = act_c[j - j0];
         const T cp = c_prev[j];
         const T dht = dh[j] + dy[j];
-        T dct = dc[j] + dht * o * (T(1) - tc * tc);
-        const T dao = dht * tc * o * (T(1) - o);
+        T dct = opts ? dc[j] + dht * o * slot[2].derivative(tc, false)
+                     : dc[j] + dht * o * (T(1) - tc * tc);
+        const T dao = opts ? dht * tc * slot[0].derivative(o) : dht * tc * o * (T(1) - o);
         if constexpr (kPeephole) dct += dao * peep[2 * H + j];  // o saw c_t
-        const T dai = dct * g * i * (T(1) - i);
-        const T daf = dct * cp * f * (T(1) - f);
-        const T dag = dct * i * (T(1) - g * g);
+        T dai, daf, dag;
+        if (opts) {
+          const T df = dct * cp;
+          // f = 1 - i (coupled): the forget path's gradient reaches i with a minus sign.
+          dai = (dct * g - (coupled ? df : T(0))) * slot[0].derivative(i);
+          daf = coupled ? T(0) : df * slot[0].derivative(f);
+          dag = dct * i * slot[1].derivative(g);
+        } else {
+          dai = dct * g * i * (T(1) - i);
+          daf = dct * cp * f * (T(1) - f);
+          dag = dct * i * (T(1) - g * g);
+        }
         if constexpr (kPeephole) {  // i and f saw c_{t-1}
           dc[j] = dct * f + dai * peep[j] + daf * peep[H + j];
           T* dp = dpeep_sum.data();
@@ -225,47 +218,6 @@ struct LstmCellT {
           dp[2 * H + j] += dao * c[j];
         } else {
           dc[j] = dct * f;
-        }
-        dg_step[j] = dg_seq[j] = dai;
-        dg_step[H + j] = dg_seq[H + j] = daf;
-        dg_step[2 * H + j] = dg_seq[2 * H + j] = dag;
-        dg_step[3 * H + j] = dg_seq[3 * H + j] = dao;
-      }
-    }
-
-    // The backward of forward_with_options; derivatives from the saved outputs.
-    void backward_with_options(const RowRef& row, int64_t j0, int64_t j1, const T*,
-                               const T* dy, T* dh, T* dg_step, T* dg_seq) {
-      const int64_t n = j1 - j0, tb = row.t * B + row.b;
-      const T* gt = gates + tb * 4 * H;
-      const T* c = cells + tb * H;
-      const T* c_prev = row.first ? (c0 ? c0 + row.b * H : zeros.data())
-                                  : cells + (row.t_prev * B + row.b) * H;
-      T* act_c = dg_step + 3 * H + j0;  // scratch until the o-gate gradient overwrites it
-      std::copy(c + j0, c + j1, act_c);
-      slot[2].apply(act_c, n, false);
-      const bool coupled = opts->input_forget;
-      T* dc = dc_state.data() + row.r * H;
-      for (int64_t j = j0; j < j1; ++j) {
-        const T i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
-        const T hc = act_c[j - j0];
-        const T cp = c_prev[j];
-        const T dht = dh[j] + dy[j];
-        T dct = dc[j] + dht * o * slot[2].derivative(hc, false);
-        const T dao = dht * hc * slot[0].derivative(o);
-        if constexpr (kPeephole) dct += dao * peep[2 * H + j];
-        const T df = dct * cp;
-        // f = 1 - i (coupled): the forget path's gradient reaches i with a minus sign.
-        const T dai = (dct * g - (coupled ? df : T(0))) * slot[0].derivative(i);
-        const T daf = coupled ? T(0) : df * slot[0].derivative(f);
-        const T dag = dct * i * slot[1].derivative(g);
-        dc[j] = dct * f;
-        if constexpr (kPeephole) {
-          dc[j] += dai * peep[j] + daf * peep[H + j];
-          T* dp = dpeep_sum.data();
-          dp[j] += dai * cp;
-          dp[H + j] += daf * cp;
-          dp[2 * H + j] += dao * c[j];
         }
         dg_step[j] = dg_seq[j] = dai;
         dg_step[H + j] = dg_seq[H + j] = daf;

@@ -43,9 +43,7 @@ void run_forward_projected(Fwd& cell, T* y, T* h_n, T* m_seq, MakeInput make_inp
   Buffer<T> h_state, m;  // h ping-pong (B, P) by sorted row; m (B, H), all units
   h_state.assign(2 * B * P, T(0));
   m.assign(B * H, T(0));
-  for (int64_t r = 0; r < B; ++r)
-    if (h0) std::copy(h0 + sch.batch_index(r) * P, h0 + (sch.batch_index(r) + 1) * P,
-                      h_state.data() + r * P);
+  sch.to_sorted(h0, h_state.data(), P);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -124,9 +122,7 @@ void run_backward_projected(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* dw_
   dg_step.resize(B * GH);
   dh_seq.assign(TB * P, T(0));  // zero where padded: dW_hr multiplies all of it
   std::vector<T> zeros(H, T(0));
-  for (int64_t r = 0; r < B; ++r)
-    if (dh_n) std::copy(dh_n + sch.batch_index(r) * P, dh_n + (sch.batch_index(r) + 1) * P,
-                        dh.data() + r * P);
+  sch.to_sorted(dh_n, dh.data(), P);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -183,8 +179,7 @@ void run_backward_projected(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* dw_
     }
   });
   lockstep.rethrow();
-  for (int64_t r = 0; r < B; ++r)
-    std::copy(dh.data() + r * P, dh.data() + (r + 1) * P, dh0 + sch.batch_index(r) * P);
+  sch.from_sorted(dh.data(), dh0, P);
 
   add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
   cell.to_hidden_side(dg);

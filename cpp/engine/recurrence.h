@@ -73,9 +73,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
   // 64-byte aligned so that no cache line is shared by two threads' units (runtime/buffer.h).
   Buffer<T> h_state;
   h_state.assign(2 * B * H, T(0));
-  for (int64_t r = 0; r < B; ++r)
-    if (h0) std::copy(h0 + sch.batch_index(r) * H, h0 + (sch.batch_index(r) + 1) * H,
-                      h_state.data() + r * H);
+  sch.to_sorted(h0, h_state.data(), H);
   Buffer<T> u;  // two phases: the first phase's operand for the other gates, sorted rows
   if (kTwoPhase) u.assign(B * H, T(0));
   cell.begin(sch);
@@ -173,9 +171,7 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   dg_step.resize(B * GH);
   if (kTwoPhase) du.resize(B * H);
   std::vector<T> zeros(H, T(0));
-  for (int64_t r = 0; r < B; ++r)
-    if (dh_n) std::copy(dh_n + sch.batch_index(r) * H, dh_n + (sch.batch_index(r) + 1) * H,
-                        dh.data() + r * H);
+  sch.to_sorted(dh_n, dh.data(), H);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -245,8 +241,7 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
     }
   });
   lockstep.rethrow();
-  for (int64_t r = 0; r < B; ++r)
-    std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dh0 + sch.batch_index(r) * H);
+  sch.from_sorted(dh.data(), dh0, H);
 
   add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
 

@@ -40,6 +40,21 @@ class Schedule {
   int64_t time_of(int64_t s, int64_t r) const { return reverse_ ? len_[r] - 1 - s : s; }
   bool reverse() const { return reverse_; }
 
+  // Per-row arrays (B, width) between batch order (the caller's) and sorted-row order (the
+  // loops'): to_sorted(src, dst) reads src's row batch_index(r) into dst's row r (src nullptr:
+  // dst unchanged); from_sorted is the inverse.
+  template <class T>
+  void to_sorted(const T* src, T* dst, int64_t width) const {
+    if (!src) return;
+    for (size_t r = 0; r < order_.size(); ++r)
+      std::copy(src + order_[r] * width, src + (order_[r] + 1) * width, dst + r * width);
+  }
+  template <class T>
+  void from_sorted(const T* src, T* dst, int64_t width) const {
+    for (size_t r = 0; r < order_.size(); ++r)
+      std::copy(src + r * width, src + (r + 1) * width, dst + order_[r] * width);
+  }
+
  private:
   bool reverse_;
   std::vector<int64_t> order_, len_, active_;
