@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from .._cellspec import default_cell
 from ..ops.gates import GateOptions
 
 
@@ -44,3 +45,21 @@ def set_gate_options(layer: Any, family: str, nonlinearity: Optional[str],
     layer.input_forget = bool(options and options.input_forget)
     return options
 
+
+
+def cell_options_repr(layer: Any) -> str:
+    """The part of a layer's or cell's repr that says which cell it runs: the RNN's
+    nonlinearity, options off their family's defaults (reset_after=False, peephole=True) and
+    ONNX's gate options."""
+    s = ""
+    if layer.nonlinearity not in (None, "tanh"):
+        s += f", nonlinearity={layer.nonlinearity!r}"
+    defaults = default_cell(layer._family).kwargs
+    for name, value in layer._spec.options:
+        if name != "nonlinearity" and value != defaults[name]:
+            s += f", {name}={value!r}"
+    if layer._gates:
+        s += f", activations={layer.activations!r}, clip={layer.clip!r}"
+        if layer.input_forget:
+            s += ", input_forget=True"
+    return s

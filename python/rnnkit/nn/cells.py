@@ -21,10 +21,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for, default_cell
+from .._cellspec import CellSpec, cell_for
 from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
-from ._options import GATE_DEFAULTS, flag, set_gate_options, without_defaults
+from ._options import (GATE_DEFAULTS, cell_options_repr, flag, set_gate_options,
+                       without_defaults)
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .packed_steps import PackedSteps
 from .parameter import Parameter, checked_data
@@ -88,16 +89,7 @@ class _CellBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
-        if self.nonlinearity not in (None, "tanh"):
-            s += f", nonlinearity={self.nonlinearity!r}"
-        defaults = default_cell(self._family).kwargs
-        for name, value in self._spec.options:  # GRU's reset_after=False, ...
-            if name != "nonlinearity" and value != defaults[name]:
-                s += f", {name}={value!r}"
-        if self._gates:  # ONNX's options
-            s += f", activations={self.activations!r}, clip={self.clip!r}"
-            if self.input_forget:
-                s += ", input_forget=True"
+        s += cell_options_repr(self)
         return s + f", dtype={self.dtype.name}"
 
     def _array(self, name: str, a: Any, shape: Tuple[int, ...], layout: str) -> np.ndarray:

@@ -23,12 +23,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for, default_cell
+from .._cellspec import CellSpec, cell_for
 from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from ._options import GATE_DEFAULTS, flag, set_gate_options, without_defaults
+from ._options import (GATE_DEFAULTS, cell_options_repr, flag, set_gate_options,
+                       without_defaults)
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -191,16 +192,7 @@ class _RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self.nonlinearity not in (None, "tanh"):
-            s += f", nonlinearity={self.nonlinearity!r}"
-        defaults = default_cell(self._family).kwargs
-        for name, value in self._spec.options:  # GRU's reset_after=False, ...
-            if name != "nonlinearity" and value != defaults[name]:
-                s += f", {name}={value!r}"
-        if self._gates:  # ONNX's options
-            s += f", activations={self.activations!r}, clip={self.clip!r}"
-            if self.input_forget:
-                s += ", input_forget=True"
+        s += cell_options_repr(self)
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False), ("proj_size", 0)):
             if getattr(self, name) != default:
