@@ -227,3 +227,16 @@ def central_differences(loss, params, name, eps=1e-6):
         q[name][idx] -= 2 * eps
         grad[idx] = (up - loss(q)) / (2 * eps)
     return grad
+
+
+def loss_fd_check(fn, pred, target, rng, eps=1e-6, rtol=1e-6, atol=1e-10):
+    """A loss's backward() against directional central finite differences of the (reduced)
+    loss, along 3 random directions."""
+    fn(pred, target)
+    g = fn.backward()
+    assert g.shape == pred.shape and g.dtype == pred.dtype
+    for _ in range(3):
+        v = rng.standard_normal(pred.shape)
+        fd = (fn(pred + eps * v, target) - fn(pred - eps * v, target)) / (2 * eps)
+        an = float(np.sum(g * v))
+        assert abs(fd - an) <= atol + rtol * abs(fd), f"analytic {an!r} vs fd {fd!r}"

@@ -9,22 +9,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from helpers import loss_fd_check as fd_check
+
 import rnnkit
 from rnnkit import io, losses, nn, optim
 from rnnkit.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from rnnkit.train import Trainer
 
 
-def fd_check(fn, pred, target, rng, eps=1e-6, rtol=1e-6, atol=1e-10):
-    """Directional central finite difference of the (reduced) loss against fn.backward()."""
-    fn(pred, target)
-    g = fn.backward()
-    assert g.shape == pred.shape and g.dtype == pred.dtype
-    for _ in range(3):
-        v = rng.standard_normal(pred.shape)
-        fd = (fn(pred + eps * v, target) - fn(pred - eps * v, target)) / (2 * eps)
-        an = float(np.sum(g * v))
-        assert abs(fd - an) <= atol + rtol * abs(fd), f"analytic {an!r} vs fd {fd!r}"
 
 
 def np_log_softmax(z):

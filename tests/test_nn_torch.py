@@ -13,7 +13,7 @@ from helpers import SPECS, pack_state, unpack_state  # noqa: E402
 from rnnkit.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss  # noqa: E402
 from rnnkit.nn.cells import make_cell  # noqa: E402
 from rnnkit.nn.recurrent import make_layer  # noqa: E402
-from torch_peers import torch_cell, torch_layer  # noqa: E402
+from torch_peers import check_like_torch, torch_cell, torch_layer  # noqa: E402
 
 
 def pair(mode, I, H, L, *, bidirectional, batch_first, dtype, seed=0, **kw):
@@ -45,15 +45,7 @@ def t_forward(t, mode, x, hx, lengths, batch_first):
 
 
 def check(actual, expected, rtol, atol, name):
-    e = expected.detach().numpy() if hasattr(expected, "detach") else np.asarray(expected)
-    a = np.asarray(actual)
-    assert a.shape == e.shape, f"{name}: shape {a.shape} vs torch {e.shape}"
-    diff = np.abs(a.astype(np.float64) - e)
-    ok = diff <= atol + rtol * np.abs(e)
-    if not ok.all():
-        bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-        raise AssertionError(f"{name}: max abs diff {diff.max():.3e} vs torch; first bad "
-                             f"index {bad}: {a[bad]!r} vs {e[bad]!r}")
+    check_like_torch(actual, expected, rtol, atol, name, same_dtype=False)
 
 
 def compare(mode, *, bidirectional, batch_first, lengths, dtype, rtol, atol, L=2, seed=0):

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 import rnnkit
 import rnnkit.ops
 import rnnkit.ops.cells
+from torch_peers import check_like_torch
 
 T, B, I, H, P = 6, 4, 5, 7, 3
 # torch's float32 CPU LSTM warns that oneDNN has no projection (it then runs its own code)
@@ -29,16 +30,7 @@ LENGTHS = {"full": None, "padded": np.array([T, 2, 5, 1]), "zero": np.array([3, 
 
 
 def check(actual, expected, rtol, atol, name):
-    e = expected.detach().numpy() if hasattr(expected, "detach") else np.asarray(expected)
-    a = np.asarray(actual)
-    assert a.shape == e.shape, f"{name}: shape {a.shape} vs torch {e.shape}"
-    assert a.dtype == e.dtype, f"{name}: dtype {a.dtype} vs torch {e.dtype}"
-    diff = np.abs(a.astype(np.float64) - e)
-    ok = diff <= atol + rtol * np.abs(e)
-    if not ok.all():
-        bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-        raise AssertionError(f"{name}: max abs diff {diff.max():.3e} vs torch; first bad "
-                             f"index {bad}: {a[bad]!r} vs {e[bad]!r}")
+    check_like_torch(actual, expected, rtol, atol, name, same_dtype=True)
 
 
 def pair(L, *, bidirectional, batch_first, bias=True, dtype="float64", seed=0,

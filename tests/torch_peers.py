@@ -5,6 +5,7 @@ A table of peers, not dispatch: the cell a test runs comes from the registry
 comparisons run over helpers.TORCH_CELLS, the cells torch has (its numpy reference checks
 every other cell everywhere else). Import only where torch is installed.
 """
+import numpy as np
 import pytest
 import torch
 
@@ -31,3 +32,19 @@ def torch_layer(cell, *args, **kw):
 def torch_cell(cell, *args, **kw):
     """torch's single-step cell of rnnkit cell `cell` (torch.nn.LSTMCell, ...)."""
     return _peer(CELLS, cell, *args, **kw)
+
+
+def check_like_torch(actual, expected, rtol, atol, name, same_dtype=False):
+    """actual (numpy) against torch's expected (a tensor or array), np.allclose-style, saying
+    where it is off; same_dtype: the dtypes must match too."""
+    e = expected.detach().numpy() if hasattr(expected, "detach") else np.asarray(expected)
+    a = np.asarray(actual)
+    assert a.shape == e.shape, f"{name}: shape {a.shape} vs torch {e.shape}"
+    if same_dtype:
+        assert a.dtype == e.dtype, f"{name}: dtype {a.dtype} vs torch {e.dtype}"
+    diff = np.abs(a.astype(np.float64) - e)
+    ok = diff <= atol + rtol * np.abs(e)
+    if not ok.all():
+        bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+        raise AssertionError(f"{name}: max abs diff {diff.max():.3e} vs torch; first bad "
+                             f"index {bad}: {a[bad]!r} vs {e[bad]!r}")
