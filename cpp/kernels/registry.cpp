@@ -61,14 +61,17 @@ bool cpu_has(SimdLevel level) {
 
 bool runnable(SimdLevel level) { return compiled(level) && cpu_has(level); }
 
+// The table of `level`, or of the best level below it that this CPU runs: a level's register
+// function is itself compiled for that level (the compiler may use its instructions even to
+// fill the table), so it must not even be called on a CPU without it.
 KernelTable build(SimdLevel level) {
   KernelTable table;
   register_generic(table);
 #if defined(RNNKIT_HAVE_AVX2)
-  if (level >= SimdLevel::avx2) register_avx2(table);
+  if (level >= SimdLevel::avx2 && cpu_has(SimdLevel::avx2)) register_avx2(table);
 #endif
 #if defined(RNNKIT_HAVE_AVX512)
-  if (level >= SimdLevel::avx512) register_avx512(table);
+  if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512)) register_avx512(table);
 #endif
   return table;
 }
