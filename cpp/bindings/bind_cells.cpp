@@ -245,7 +245,7 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
                    bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
                    const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
                    const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
-                   const py::handle& options) {
+                   const py::handle& options, const py::handle& b_ih, const py::handle& b_hh) {
   using Cell = CellT<T>;
   GateOptions opts;
   const bool has_opts = options_of(options, &opts);
@@ -254,7 +254,8 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
   const int64_t GH = Cell::G * d.H;
   BackwardArrays<T> a;
   a.x = input<T>(x, "x", {d.T, d.B, d.I});
-  a.w = weights_of<T>(w_ih, w_hh, py::none(), py::none(), Cell::G, d);
+  a.w = weights_of<T>(w_ih, w_hh, b_ih, b_hh, Cell::G, d);  // the forward's (row-wise cells
+                                                            // recompute with the biases)
   extras_of<Cell>(extra, d.H, a.w);
   a.w.w_hr = projection_of<Cell, T>(w_hr, d);
   if (a.w.w_hr) a.dw_hr = output<T>(dw_hr, "dw_hr", {d.P, d.H});
@@ -389,11 +390,12 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
            bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
            const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
            const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
-           const py::handle& options) {
+           const py::handle& options, const py::handle& b_ih, const py::handle& b_hh) {
           return dispatch_float(dy, "dy", [&](auto tag) {
             return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
                                                   lengths, reverse, dw_ih, dw_hh, db_ih, db_hh,
-                                                  extra, dextra, w_hr, dw_hr, options);
+                                                  extra, dextra, w_hr, dw_hr, options, b_ih,
+                                                  b_hh);
           });
         },
         py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
@@ -401,7 +403,8 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"),
         py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple(),
         py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none(),
-        py::arg("options") = py::none());
+        py::arg("options") = py::none(), py::arg("b_ih") = py::none(),
+        py::arg("b_hh") = py::none());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none(),

@@ -83,6 +83,22 @@
 //   After the loop the engine multiplies the late gates' dg by the saved u for their rows of
 //   dW_hh (u_t pairs with step t itself, so no shift and no h0 term).
 //
+// Row-wise cells (kRowWise = true; the LayerNorm LSTM and GRU, whose row statistics span every
+// unit): a cell may declare `static constexpr bool kRowWise = true;` (absent means false, see
+// row_wise below). The engine (engine/row_wise.h) then forms the whole recurrent product of a
+// step first, and forward/backward are called with j0 = 0, j1 = H: one thread per row, all
+// units. Besides:
+//   - gx is the raw input product x·W_ihᵀ (no bias folded in; in training the first saved
+//     array, which the cell must leave as it is) and gh the raw h·W_hhᵀ, gate g at g*H. The
+//     cell applies b_ih and b_hh itself (CellWeights), and the engine gives it their gradients
+//     (BackwardArrays::db_ih, db_hh) instead of summing dG into them.
+//   - backward writes dg_seq with the gradient of the raw input product and dg_step with that
+//     of the raw recurrent product; to_hidden_side(dg) must then fill dg with the latter for
+//     every (t, b) (zeros where padded), as the cell kept it.
+//   - void reduce_step(int64_t n, int64_t j0, int64_t j1), called after each backward step's
+//     pointwise, on the thread owning units j0..j1: sum what the step's n rows contribute to
+//     parameter gradients of those units (rows in order, so no sum depends on threads).
+//
 // Threading rules: forward/backward of different unit slices (j0..j1) of one row, and of
 // different rows, run concurrently on different threads; a call may read anything of its own
 // row that no other thread writes in the same step (h_prev, dh, dy, saved rows of earlier
@@ -92,6 +108,7 @@
 // thread starts).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cells/gate_options.h"
 #include "engine/seq_dims.h"
@@ -111,8 +128,17 @@ struct RowRef {
 };
 
 constexpr int kMaxStates = 2;  // h, plus at most one state of the cell's own
-constexpr int kMaxSaved = 2;
+constexpr int kMaxSaved = 3;
 constexpr int kMaxExtra = 6;   // a LayerNorm cell's gains and biases
+
+// Whether Cell is row-wise (see above): its kRowWise if it declares one, else false.
+template <class Cell, class = void>
+struct RowWiseTrait : std::false_type {};
+template <class Cell>
+struct RowWiseTrait<Cell, std::void_t<decltype(Cell::kRowWise)>>
+    : std::bool_constant<Cell::kRowWise> {};
+template <class Cell>
+constexpr bool row_wise() { return RowWiseTrait<Cell>::value; }
 
 // The layer's weights in PyTorch's layout: w_ih (G*H, I), w_hh (G*H, H); b_ih, b_hh (G*H) or
 // nullptr; the cell's extra parameters (kExtraWidth[i]*H each).

@@ -7,6 +7,8 @@
 #pragma once
 #include "cells/gru.h"
 #include "cells/gru_reset_before.h"
+#include "cells/layernorm_gru.h"
+#include "cells/layernorm_lstm.h"
 #include "cells/lstm.h"
 #include "cells/rnn.h"
 
@@ -16,4 +18,6 @@
   X(gru, GruCell)               \
   X(gru_reset_before, GruResetBeforeCell) \
   X(rnn_tanh, RnnTanhCell)      \
-  X(rnn_relu, RnnReluCell)
+  X(rnn_relu, RnnReluCell)      \
+  X(layernorm_lstm, LayerNormLstmCell) \
+  X(layernorm_gru, LayerNormGruCell)

@@ -153,7 +153,10 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
 //   nullptr.
 // The loop leaves the input-side gradient in dg (what multiplies W_ih); the cell's
 // to_hidden_side(dg) then turns it into the hidden-side one (what multiplies W_hh), in place.
-template <int G, int HG, bool kDirectHiddenGrad, class T, class Bwd>
+// kRowWise: a row-wise cell (cells/cell.h, engine/row_wise.h): each thread runs the pointwise
+// of whole rows instead of its units of every row, and after each step's dh product the cell's
+// reduce_step(n, j0, j1) sums what the step gave its parameters, on the thread owning j0..j1.
+template <int G, int HG, bool kDirectHiddenGrad, bool kRowWise, class T, class Bwd>
 void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
                   const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
                   const T* u, const T* w_ih, const T* w_hh, const SeqDims& d,
@@ -206,11 +209,18 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
                      : (h0 ? h0 + row.b * H : zeros.data());
       };
       sync.run([&] {
-        for (int64_t r = 0; r < n && nj > 0; ++r) {
+        auto pointwise = [&](int64_t r, int64_t u0, int64_t u1) {
           const RowRef row = row_at(r);
           const int64_t tb = row.t * B + row.b;
-          cell.backward(row, j0, j1, h_prev_of(row), dy + tb * H, dh.data() + r * H,
+          cell.backward(row, u0, u1, h_prev_of(row), dy + tb * H, dh.data() + r * H,
                         dg_step.data() + r * GH, dg + tb * GH);
+        };
+        if constexpr (kRowWise) {  // whole rows: r0..r1 of this step's n
+          int64_t r0, r1;
+          split_range(n, parts, part, 1, &r0, &r1);
+          for (int64_t r = r0; r < r1; ++r) pointwise(r, 0, H);
+        } else {
+          for (int64_t r = 0; r < n && nj > 0; ++r) pointwise(r, j0, j1);
         }
       });
       // dG_step must be complete (all units) before any thread multiplies it.
@@ -233,9 +243,10 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
       }
       // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
       sync.run([&] {
-        if (nj > 0)
-          pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(),
-                  kDirectHiddenGrad ? T(1) : T(0), dh.data() + j0, H);
+        if (nj <= 0) return;
+        pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(), kDirectHiddenGrad ? T(1) : T(0),
+                dh.data() + j0, H);
+        if constexpr (kRowWise) cell.reduce_step(n, j0, j1);
       });
       if (!sync.sync()) return;  // dh complete before the next step reads it
     }

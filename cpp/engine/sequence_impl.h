@@ -8,6 +8,7 @@
 #include "engine/inference.h"
 #include "engine/projection.h"
 #include "engine/recurrence.h"
+#include "engine/row_wise.h"
 #include "engine/sequence.h"
 #include "engine/step.h"
 #include "runtime/buffer.h"
@@ -16,12 +17,14 @@ namespace rnnkit {
 
 // The bias row added to x·W_ihᵀ: b_ih plus the parts of b_hh the cell folds in. Empty when the
 // layer has no biases, unless `always` (single steps always add a bias row).
+// A row-wise cell applies its biases itself, after its row statistics: nothing folds (zeros).
 template <class Cell, class T>
 std::vector<T> folded_bias(const CellWeights<T>& w, int64_t H, bool always) {
   std::vector<T> bias;
-  if (!always && !w.b_ih && !w.b_hh) return bias;
+  if (!always && (row_wise<Cell>() || (!w.b_ih && !w.b_hh))) return bias;
   const int64_t GH = Cell::G * H;
   bias.assign(GH, T(0));
+  if (row_wise<Cell>()) return bias;
   for (int64_t k = 0; k < GH; ++k)
     bias[k] = (w.b_ih ? w.b_ih[k] : T(0)) +
               (w.b_hh && Cell::folds_hh_bias(static_cast<int>(k / H)) ? w.b_hh[k] : T(0));
@@ -29,13 +32,36 @@ std::vector<T> folded_bias(const CellWeights<T>& w, int64_t H, bool always) {
 }
 
 template <class Cell, class T>
+void sequence_forward_by_units(typename Cell::Forward& cell, const ForwardArrays<T>& a,
+                               const SeqDims& d, const KernelTable& k);
+
+template <class Cell, class T>
 void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
-  constexpr int G = Cell::G, HG = Cell::kHGates;
+  constexpr int G = Cell::G;
   const SeqDims d = dims.resolved();  // row strides of x and y, resolved once
   const KernelTable& k = kernels();  // one table for the whole call
+  typename Cell::Forward cell(a, d, activations<T>(k));
+  if constexpr (row_wise<Cell>()) {  // every step's raw input products first (row_wise.h)
+    Buffer<T> inference_gx;
+    T* gx = a.saved[0];
+    if (!gx) {
+      inference_gx.resize(d.T * d.B * G * d.H);
+      gx = inference_gx.data();
+    }
+    raw_input_products(gx, a.x, a.w.w_ih, G * d.H, d, k);
+    run_forward_row_wise<G>(cell, a.y, a.state_n[0], gx, a.state0[0], a.w.w_hh, d, k);
+  } else {
+    sequence_forward_by_units<Cell>(cell, a, d, k);
+  }
+}
+
+// The forward of the other cells (engine/recurrence.h, projection.h): threads own units.
+template <class Cell, class T>
+void sequence_forward_by_units(typename Cell::Forward& cell, const ForwardArrays<T>& a,
+                               const SeqDims& d, const KernelTable& k) {
+  constexpr int G = Cell::G, HG = Cell::kHGates;
   const std::vector<T> folded = folded_bias<Cell>(a.w, d.H, false);
   const T* bias = folded.empty() ? nullptr : folded.data();
-  typename Cell::Forward cell(a, d, activations<T>(k));
   auto run = [&](auto make_input) {
     if constexpr (Cell::kProjectable) {
       if (a.w.w_hr) {  // the projected LSTM (engine/projection.h)
@@ -75,8 +101,11 @@ void sequence_backward(const BackwardArrays<T>& a, const SeqDims& dims) {
     }
   }
   constexpr bool kTwoPhase = Cell::kHGates < Cell::G;  // u is then the last saved array
-  run_backward<Cell::G, Cell::kHGates, Cell::kDirectHiddenGrad>(
-      cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.db_ih, a.db_hh, dg.data(), a.dy,
+  // A row-wise cell sums its bias gradients itself (they are not dG's column sums).
+  constexpr bool kRowWise = row_wise<Cell>();
+  run_backward<Cell::G, Cell::kHGates, Cell::kDirectHiddenGrad, kRowWise>(
+      cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, kRowWise ? nullptr : a.db_ih,
+      kRowWise ? nullptr : a.db_hh, dg.data(), a.dy,
       a.dstate_n[0], a.y, a.x, a.state0[0], kTwoPhase ? a.saved[Cell::kSaved - 1] : nullptr,
       a.w.w_ih, a.w.w_hh, d, k);
 }
@@ -94,7 +123,8 @@ std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64
 template <class Cell, class T>
 void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
   typename Cell::Forward cell(a, B, w.hidden_size(), w.kept(), activations<T>(w.table()));
-  w.template step<(Cell::kHGates < Cell::G)>(cell, a.state_out[0], a.x, a.state[0], B);
+  w.template step<(Cell::kHGates < Cell::G), row_wise<Cell>()>(cell, a.state_out[0], a.x,
+                                                               a.state[0], B);
 }
 
 }  // namespace rnnkit

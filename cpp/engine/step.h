@@ -63,7 +63,9 @@ class StepWeights {
         pack_unit_rows(pg, G - HG_, H, H, s.j0, s.j1, w.w_hh + HG_ * H * H, s.packed_uh);
       unit_bias(G, H, s.j0, s.j1, bias_x, s.bias);
     }
+    if (w.b_ih) b_ih_.assign(w.b_ih, w.b_ih + G * H);
     if (w.b_hh) b_hh_.assign(w.b_hh, w.b_hh + G * H);
+    kept_.b_ih = b_ih_.empty() ? nullptr : b_ih_.data();  // read by row-wise cells only
     kept_.b_hh = b_hh_.empty() ? nullptr : b_hh_.data();
     if (w.opts) {
       opts_ = *w.opts;
@@ -80,18 +82,23 @@ class StepWeights {
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
   int64_t output_size() const { return P_; }  // the width of h
-  // What a step's Forward reads besides the packed weights: b_hh, the extra parameters and the
-  // gate options (copies of the caller's; w_ih and w_hh are not set).
+  // What a step's Forward reads besides the packed weights: the biases, the extra parameters
+  // and the gate options (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
   const KernelTable& table() const { return *table_; }
 
   // h_out (B,P) = cell(x (B,I), h (B,P)); cell state, if any, is the Forward's business
   // (P = H unless projected: then the cell writes m (B,H), and h_out = m · W_hrᵀ).
-  // kTwoPhase: the cell's kHGates < G (it must match the constructor's h_gates).
+  // kTwoPhase: the cell's kHGates < G (it must match the constructor's h_gates); kRowWise: the
+  // cell is row-wise (cells/cell.h), see row_wise_step.
   // No allocation once a batch size has been seen on this thread; a failed allocation throws
   // std::bad_alloc and leaves the object usable.
-  template <bool kTwoPhase, class Fwd>
+  template <bool kTwoPhase, bool kRowWise, class Fwd>
   void step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B) const {
+    if constexpr (kRowWise) {
+      row_wise_step(cell, h_out, x, h, B);
+      return;
+    }
     const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
     // Two phases keep each slice's input products from the first phase to the second, and
     // the operand u of all units: per calling thread, as calls may come from several threads.
@@ -169,6 +176,46 @@ class StepWeights {
     if (projected_) over_slices(projection);
   }
 
+  // A row-wise cell's step: every slice's raw products x·W_ihᵀ and h·W_hhᵀ are gathered into
+  // whole rows (gate g at g*H), then threads run the cell on whole rows (as engine/row_wise.h).
+  template <class Fwd>
+  void row_wise_step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B) const {
+    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const int64_t GH = G_ * H_;
+    thread_local Buffer<T> px_buffer, ph_buffer;  // per calling thread, as in step()
+    px_buffer.resize(B * GH);
+    ph_buffer.resize(B * GH);
+    T* const px_all = px_buffer.data();
+    T* const ph_all = ph_buffer.data();
+    auto products = [&](const Slice& s) {
+      const int64_t nj = s.j1 - s.j0, width = G_ * nj;
+      if (nj <= 0) return;
+      thread_local Buffer<T> px, ph;
+      px.resize(B * width);
+      ph.resize(B * width);
+      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(0), px.data(), width);
+      pg.gemm(B, width, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width);
+      for (int64_t r = 0; r < B; ++r)
+        for (int g = 0; g < G_; ++g) {
+          const int64_t from = r * width + g * nj, to = r * GH + g * H_ + s.j0;
+          std::copy(px.data() + from, px.data() + from + nj, px_all + to);
+          std::copy(ph.data() + from, ph.data() + from + nj, ph_all + to);
+        }
+    };
+    const int n_slices = static_cast<int>(slices_.size());
+    run_parallel(std::min(n_slices, get_num_threads()), [&](int part, int parts) {
+      for (int k = part; k < n_slices; k += parts) products(slices_[k]);
+    });
+    const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), B));
+    run_parallel(nt, [&](int part, int parts) {
+      int64_t r0, r1;
+      split_range(B, parts, part, 1, &r0, &r1);
+      for (int64_t r = r0; r < r1; ++r)
+        cell.forward(RowRef{r, 0, r, true, 0}, 0, H_, px_all + r * GH, H_, ph_all + r * GH,
+                     h + r * H_, h_out + r * H_);
+    });
+  }
+
  private:
   struct Slice {
     int64_t j0 = 0, j1 = 0, p0 = 0, p1 = 0;  // units; outputs of the projection
@@ -179,7 +226,7 @@ class StepWeights {
   bool projected_;
   const KernelTable* table_;
   std::vector<Slice> slices_;
-  std::vector<T> b_hh_, extra_[kMaxExtra];
+  std::vector<T> b_ih_, b_hh_, extra_[kMaxExtra];
   GateOptions opts_;
   CellWeights<T> kept_;
 };

@@ -28,9 +28,18 @@ _PYTHON_SIDE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "gru_reset_before": ("gru", {"reset_after": False}),
     "rnn_tanh": ("rnn", {"nonlinearity": "tanh"}),
     "rnn_relu": ("rnn", {"nonlinearity": "relu"}),
+    "layernorm_lstm": ("layernorm_lstm", {}),
+    "layernorm_gru": ("layernorm_gru", {}),
 }
 
-_GRADS_CLASS = {"lstm": "LSTMGrads", "gru": "GRUGrads", "rnn": "RNNGrads"}
+_GRADS_CLASS = {"lstm": "LSTMGrads", "gru": "GRUGrads", "rnn": "RNNGrads",
+                "layernorm_lstm": "LayerNormLSTMGrads", "layernorm_gru": "LayerNormGRUGrads"}
+
+# The initial value of a cell's extra parameters where it is a constant (a LayerNorm's gains
+# start at 1, its bias at 0, as torch.nn.LayerNorm's); the others (the peephole) are drawn like
+# the weights.
+EXTRA_INIT: Dict[str, float] = {"ln_weight_ih": 1.0, "ln_weight_hh": 1.0, "ln_weight_c": 1.0,
+                                "ln_bias_c": 0.0}
 
 
 @dataclass(frozen=True)
@@ -74,11 +83,15 @@ class CellSpec:
         return tuple(n for n, _ in self.extra)
 
 
-def _grads_type(family: str, states: Tuple[str, ...], extra: Tuple[str, ...]) -> Any:
+def _grads_type(family: str, states: Tuple[str, ...], extra: Tuple[str, ...],
+                intrinsic: Tuple[str, ...] = ()) -> Any:
+    """The named tuple of a backward's results. Its name says the extra parameters an option
+    adds (LSTMPeepholeGrads), not those every cell of the family has (`intrinsic`)."""
     fields = ("dx",) + tuple(f"d{s}0" for s in states) + ("dw_ih", "dw_hh", "db_ih", "db_hh") \
         + tuple(f"d{e}" for e in extra)
     base = _GRADS_CLASS.get(family, family.upper() + "Grads")
-    t = namedtuple(base[:-len("Grads")] + "".join(e.title() for e in extra) + "Grads", fields)
+    t = namedtuple(base[:-len("Grads")] + "".join(e.title() for e in extra
+                                                  if e not in intrinsic) + "Grads", fields)
     t.__module__ = "rnnkit.ops"
     t.__doc__ = ("Gradients from backward: " + ", ".join(fields) +
                  " (db_ih/db_hh are None where the bias was None).")
@@ -108,7 +121,10 @@ def _build() -> Dict[str, CellSpec]:
         extra = tuple((str(n), int(w)) for n, w in c["extra"])
         key = (family, states, tuple(n for n, _ in extra))
         if key not in grads:
-            grads[key] = _grads_type(*key)
+            family_extra = [tuple(n for n, _ in compiled[m]["extra"])
+                            for m, (f, _) in _PYTHON_SIDE.items() if f == family]
+            intrinsic = tuple(n for n in key[2] if all(n in e for e in family_extra))
+            grads[key] = _grads_type(*key, intrinsic)
         specs[name] = CellSpec(name=name, gates=int(c["gates"]), states=states,
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
                                extra=extra,

@@ -33,24 +33,31 @@ LSTMPeepholeGrads = CELLS["lstm_peephole"].grads
 LSTMProjectedGrads = CELLS["lstm"].projected_grads
 GRUGrads = CELLS["gru"].grads
 RNNGrads = CELLS["rnn_tanh"].grads
+LayerNormLSTMGrads = CELLS["layernorm_lstm"].grads
+LayerNormGRUGrads = CELLS["layernorm_gru"].grads
 NONLINEARITIES = tuple(s.nonlinearity for s in family_cells("rnn").values())
 
 
 class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
-    __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "has_bias", "y", "saved", "lengths",
-                 "reverse", "extra", "w_hr", "options")
+    __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "b_ih", "b_hh", "y", "saved",
+                 "lengths", "reverse", "extra", "w_hr", "options")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
-                 w_ih: np.ndarray, w_hh: np.ndarray, has_bias: Tuple[bool, bool],
-                 y: np.ndarray, saved: Tuple[np.ndarray, ...], lengths: Optional[np.ndarray],
-                 reverse: bool, extra: Tuple[np.ndarray, ...] = (),
+                 w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
+                 b_hh: Optional[np.ndarray], y: np.ndarray, saved: Tuple[np.ndarray, ...],
+                 lengths: Optional[np.ndarray], reverse: bool, extra: Tuple[np.ndarray, ...] = (),
                  w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
-        self.has_bias, self.y, self.saved, self.lengths, self.reverse = (has_bias, y, saved,
-                                                                         lengths, reverse)
+        # The biases too: a row-wise cell's backward (the LayerNorm cells) recomputes with them.
+        self.b_ih, self.b_hh = b_ih, b_hh
+        self.y, self.saved, self.lengths, self.reverse = y, saved, lengths, reverse
         self.extra, self.w_hr, self.options = extra, w_hr, options
+
+    @property
+    def has_bias(self) -> Tuple[bool, bool]:
+        return self.b_ih is not None, self.b_hh is not None
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -135,8 +142,8 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                                     bool(training), out, extra, w_hr, core)
     cache = None
     if training:
-        cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh,
-                              has_bias=(b_ih is not None, b_hh is not None), y=_keep(y),
+        cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
+                              b_hh=b_hh, y=_keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
                               extra=extra, w_hr=w_hr, options=core)
     return y, finals, cache
@@ -200,7 +207,7 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
                                 db_hh if c.has_bias[1] else None, c.extra, dextra, c.w_hr,
-                                dw_hr, c.options)
+                                dw_hr, c.options, c.b_ih, c.b_hh)
     return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
                          db_hh if c.has_bias[1] else None, *dextra) + (
                              (dw_hr,) if projected else ())
@@ -314,3 +321,72 @@ def rnn_backward(cache: SequenceCache, dy: np.ndarray, dh_n: Optional[np.ndarray
     """Backpropagation through time for :func:`rnn_forward` (see :func:`lstm_backward`):
     :class:`RNNGrads` ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
     return _grads(cache, dy, (dh_n,), "rnn")
+
+
+def layernorm_lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarray],
+                           w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
+                           b_hh: Optional[np.ndarray], *, ln_weight_ih: np.ndarray,
+                           ln_weight_hh: np.ndarray, ln_weight_c: np.ndarray,
+                           ln_bias_c: np.ndarray, lengths: Optional[np.ndarray] = None,
+                           reverse: bool = False, training: bool = True
+                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
+                                      Optional[SequenceCache]]:
+    """LayerNorm LSTM (Ba et al. 2016; haste's LayerNormLSTM) over a whole sequence. Returns
+    ``y (T,B,H), h_n (B,H), c_n (B,H), cache``.
+
+    With LN(v; γ) = γ ⊙ (v - mean(v)) / sqrt(var(v) + 1e-5) over all 4H values of a row::
+
+        a = LN(W_ih x; ln_weight_ih) + b_ih + LN(W_hh h; ln_weight_hh) + b_hh
+        i, f, o = σ(a_i, a_f, a_o);  g = tanh(a_g);  c' = f⊙c + i⊙g
+        h' = o ⊙ tanh(LN(c'; ln_weight_c) + ln_bias_c)        (LN over the H units)
+
+    Weights and gate order as :func:`lstm_forward`; the biases are the gate LayerNorms' β
+    (None: none). ``ln_weight_ih``, ``ln_weight_hh`` are (4H,), ``ln_weight_c``,
+    ``ln_bias_c`` (H,). The state carried is c' itself, not its normalisation.
+    """
+    spec = cell_for("layernorm_lstm")
+    y, (h_n, c_n), cache = sequence_forward(
+        spec, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, lengths=lengths, reverse=reverse,
+        training=training, extra=(ln_weight_ih, ln_weight_hh, ln_weight_c, ln_bias_c))
+    return y, h_n, c_n, cache
+
+
+def layernorm_lstm_backward(cache: SequenceCache, dy: np.ndarray,
+                            dh_n: Optional[np.ndarray] = None,
+                            dc_n: Optional[np.ndarray] = None) -> Any:
+    """Backpropagation through time for :func:`layernorm_lstm_forward`:
+    :class:`LayerNormLSTMGrads` ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dln_weight_ih,
+    dln_weight_hh, dln_weight_c, dln_bias_c)``, as :func:`lstm_backward`."""
+    return _grads(cache, dy, (dh_n, dc_n), "layernorm_lstm")
+
+
+def layernorm_gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray,
+                          w_hh: np.ndarray, b_ih: Optional[np.ndarray],
+                          b_hh: Optional[np.ndarray], *, ln_weight_ih: np.ndarray,
+                          ln_weight_hh: np.ndarray, lengths: Optional[np.ndarray] = None,
+                          reverse: bool = False, training: bool = True
+                          ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
+    """LayerNorm GRU (haste's LayerNormGRU) over a whole sequence. Returns ``y (T,B,H),
+    h_n (B,H), cache``.
+
+    With LN over all 3H values of a row (see :func:`layernorm_lstm_forward`)::
+
+        ax = LN(W_ih x; ln_weight_ih) + b_ih;   ah = LN(W_hh h; ln_weight_hh) + b_hh
+        r = σ(ax_r + ah_r);  z = σ(ax_z + ah_z);  n = tanh(ax_n + r ⊙ ah_n)
+        h' = (1 - z)⊙n + z⊙h
+
+    Weights and gate order as :func:`gru_forward`; ``ln_weight_ih``, ``ln_weight_hh`` (3H,).
+    """
+    spec = cell_for("layernorm_gru")
+    y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
+                                        lengths=lengths, reverse=reverse, training=training,
+                                        extra=(ln_weight_ih, ln_weight_hh))
+    return y, h_n, cache
+
+
+def layernorm_gru_backward(cache: SequenceCache, dy: np.ndarray,
+                           dh_n: Optional[np.ndarray] = None) -> Any:
+    """Backpropagation through time for :func:`layernorm_gru_forward`:
+    :class:`LayerNormGRUGrads` ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dln_weight_ih,
+    dln_weight_hh)``."""
+    return _grads(cache, dy, (dh_n,), "layernorm_gru")
