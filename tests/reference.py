@@ -317,3 +317,216 @@ def rnn_backward(cache, dy, dh_n=None):
     if not cache["has_bias"]:
         db_ih = db_hh = None
     return Grads(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# ------------------------------------------------------------------------ LayerNorm cells
+# LN(v; gamma) = gamma * (v - mean(v)) / sqrt(var(v) + eps) over the WHOLE vector (all G*H
+# pre-activations of a side, not gate by gate), biased variance and eps as torch.nn.LayerNorm.
+# There is no LN bias on the gate sides: b_ih / b_hh, added right after, play that part.
+
+LN_EPS = 1e-5  # torch.nn.LayerNorm's default; fixed, so the compiled cells must use it too
+
+LayerNormLSTMGrads = namedtuple("LayerNormLSTMGrads", LSTMGrads._fields + (
+    "dln_weight_ih", "dln_weight_hh", "dln_weight_c", "dln_bias_c"))
+LayerNormGRUGrads = namedtuple("LayerNormGRUGrads", Grads._fields + (
+    "dln_weight_ih", "dln_weight_hh"))
+
+
+def _ln_param(name, value, width):
+    """A LayerNorm gain or bias as a float64 (width,) array; refuses None and other shapes."""
+    if value is None:
+        raise ValueError(f"{name}: required, shape ({width},)")
+    v = _f64(value)
+    if v.shape != (width,):
+        raise ValueError(f"{name}: expected shape ({width},), got {v.shape}")
+    return v
+
+
+def _layernorm(v, gamma):
+    """Returns gamma * v_hat, v_hat and rstd = 1 / sqrt(var(v) + eps) (both kept for backward)."""
+    mu = v.mean()
+    rstd = 1.0 / np.sqrt(np.mean((v - mu) ** 2) + LN_EPS)
+    v_hat = (v - mu) * rstd
+    return gamma * v_hat, v_hat, rstd
+
+
+def _layernorm_backward(dout, gamma, v_hat, rstd):
+    """(dv, dgamma) from dout = dL/d(gamma * v_hat).  mean and variance depend on every
+    element, so each dv sees the whole vector: dv = rstd * (dg - mean(dg) - v_hat *
+    mean(dg * v_hat)) with dg = dout * gamma."""
+    dg = dout * gamma
+    dv = rstd * (dg - dg.mean() - v_hat * np.mean(dg * v_hat))
+    return dv, dout * v_hat
+
+
+def layernorm_lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False,
+                           ln_weight_ih, ln_weight_hh, ln_weight_c, ln_bias_c):
+    """Returns y (T,B,H), h_n (B,H), c_n (B,H), cache.
+
+    a = LN(W_ih x; ln_weight_ih) + b_ih + LN(W_hh h; ln_weight_hh) + b_hh   (LN over all 4H)
+    i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g);  c' = f * c + i * g  (c not normalised)
+    h' = o * tanh(LN(c'; ln_weight_c) + ln_bias_c)                         (LN over H)
+    ln_weight_ih, ln_weight_hh: (4H,); ln_weight_c, ln_bias_c: (H,).  The tape keeps the
+    normalised rows x_hat, h_hat (4H,) and c_hat (H,) of every step.
+    """
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
+        x, h0, w_ih, w_hh, b_ih, b_hh, 4, lengths)
+    T, B, _, H = dims
+    g_ih = _ln_param("ln_weight_ih", ln_weight_ih, 4 * H)
+    g_hh = _ln_param("ln_weight_hh", ln_weight_hh, 4 * H)
+    g_c = _ln_param("ln_weight_c", ln_weight_c, H)
+    beta_c = _ln_param("ln_bias_c", ln_bias_c, H)
+    c0 = np.zeros((B, H)) if c0 is None else _f64(c0)
+    y = np.zeros((T, B, H))
+    h_n = np.zeros((B, H))
+    c_n = np.zeros((B, H))
+    tape = []
+    for b in range(B):
+        h, c = h0[b].copy(), c0[b].copy()
+        steps = []
+        for t in _time_order(lengths[b], reverse):
+            lx, x_hat, rstd_x = _layernorm(w_ih @ x[t, b], g_ih)
+            lh, h_hat, rstd_h = _layernorm(w_hh @ h, g_hh)
+            a = lx + b_ih + lh + b_hh
+            i = sigmoid(a[0 * H:1 * H])
+            f = sigmoid(a[1 * H:2 * H])
+            g = np.tanh(a[2 * H:3 * H])
+            o = sigmoid(a[3 * H:4 * H])
+            c_new = f * c + i * g
+            lc, c_hat, rstd_c = _layernorm(c_new, g_c)
+            tanh_m = np.tanh(lc + beta_c)
+            h_new = o * tanh_m
+            steps.append({"t": t, "h_prev": h, "c_prev": c, "i": i, "f": f, "g": g, "o": o,
+                          "tanh_m": tanh_m, "x_hat": x_hat, "rstd_x": rstd_x, "h_hat": h_hat,
+                          "rstd_h": rstd_h, "c_hat": c_hat, "rstd_c": rstd_c})
+            h, c = h_new, c_new
+            y[t, b] = h
+        h_n[b], c_n[b] = h, c
+        tape.append(steps)
+    cache = {"x": x, "w_ih": w_ih, "w_hh": w_hh, "has_bias": has_bias, "tape": tape,
+             "dims": dims, "gates": 4,
+             "ln_weight_ih": g_ih, "ln_weight_hh": g_hh, "ln_weight_c": g_c}
+    return y, h_n, c_n, cache
+
+
+def layernorm_lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    """Gradients of <dy, y> + <dh_n, h_n> + <dc_n, c_n>: LayerNormLSTMGrads (LSTMGrads' fields,
+    then dln_weight_ih, dln_weight_hh (4H,), dln_weight_c, dln_bias_c (H,))."""
+    dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
+    _, B, _, H = cache["dims"]
+    dc_n = np.zeros((B, H)) if dc_n is None else _f64(dc_n)
+    dc0 = np.zeros((B, H))
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    g_ih, g_hh, g_c = cache["ln_weight_ih"], cache["ln_weight_hh"], cache["ln_weight_c"]
+    dg_ih, dg_hh = np.zeros(4 * H), np.zeros(4 * H)
+    dg_c, dbeta_c = np.zeros(H), np.zeros(H)
+    for b in range(B):
+        dh = dh_n[b].copy()  # dL/dh after the current step (excluding its own output)
+        dc = dc_n[b].copy()  # dL/dc after the current step
+        for s in reversed(cache["tape"][b]):
+            t, i, f, g, o, tanh_m = s["t"], s["i"], s["f"], s["g"], s["o"], s["tanh_m"]
+            dh = dh + dy[t, b]
+            dao = dh * tanh_m * o * (1.0 - o)
+            dm = dh * o * (1.0 - tanh_m ** 2)   # d(LN(c') + ln_bias_c)
+            dbeta_c += dm
+            dc_ln, dgc = _layernorm_backward(dm, g_c, s["c_hat"], s["rstd_c"])
+            dg_c += dgc
+            # c' reaches the loss through h' (via its LN) and through the next step's f * c
+            dc = dc + dc_ln
+            dai = dc * g * i * (1.0 - i)
+            daf = dc * s["c_prev"] * f * (1.0 - f)
+            dag = dc * i * (1.0 - g ** 2)
+            da = np.concatenate([dai, daf, dag, dao])
+            db_ih += da
+            db_hh += da
+            # both LN outputs enter a with weight one, so each side's LN gets all of da
+            dux, dgx = _layernorm_backward(da, g_ih, s["x_hat"], s["rstd_x"])
+            duh, dgh = _layernorm_backward(da, g_hh, s["h_hat"], s["rstd_h"])
+            dg_ih += dgx
+            dg_hh += dgh
+            dx[t, b] = w_ih.T @ dux
+            dw_ih += np.outer(dux, x[t, b])
+            dw_hh += np.outer(duh, s["h_prev"])
+            dh = w_hh.T @ duh
+            dc = dc * f
+        dh0[b] = dh
+        dc0[b] = dc
+    if not cache["has_bias"]:
+        db_ih = db_hh = None
+    return LayerNormLSTMGrads(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dg_ih, dg_hh, dg_c,
+                              dbeta_c)
+
+
+def layernorm_gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False,
+                          ln_weight_ih, ln_weight_hh):
+    """Returns y (T,B,H), h_n (B,H), cache.
+
+    ax = LN(W_ih x; ln_weight_ih) + b_ih;  ah = LN(W_hh h; ln_weight_hh) + b_hh  (LN over 3H)
+    r = sigmoid(ax_r + ah_r);  z = sigmoid(ax_z + ah_z);  n = tanh(ax_n + r * ah_n)
+    h' = (1 - z) * n + z * h      (reset_after=True: r scales the normalised ah_n, b_hn too)
+    ln_weight_ih, ln_weight_hh: (3H,).  The tape keeps the normalised rows x_hat, h_hat.
+    """
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, has_bias, dims = _setup(
+        x, h0, w_ih, w_hh, b_ih, b_hh, 3, lengths)
+    T, B, _, H = dims
+    g_ih = _ln_param("ln_weight_ih", ln_weight_ih, 3 * H)
+    g_hh = _ln_param("ln_weight_hh", ln_weight_hh, 3 * H)
+    y = np.zeros((T, B, H))
+    h_n = np.zeros((B, H))
+    tape = []
+    for b in range(B):
+        h = h0[b].copy()
+        steps = []
+        for t in _time_order(lengths[b], reverse):
+            lx, x_hat, rstd_x = _layernorm(w_ih @ x[t, b], g_ih)
+            lh, h_hat, rstd_h = _layernorm(w_hh @ h, g_hh)
+            ax = lx + b_ih  # input side, gates r, z, n
+            ah = lh + b_hh  # hidden side, gates r, z, n
+            r = sigmoid(ax[0 * H:1 * H] + ah[0 * H:1 * H])
+            z = sigmoid(ax[1 * H:2 * H] + ah[1 * H:2 * H])
+            hn = ah[2 * H:3 * H]  # what r multiplies
+            n = np.tanh(ax[2 * H:3 * H] + r * hn)
+            h_new = (1.0 - z) * n + z * h
+            steps.append({"t": t, "h_prev": h, "r": r, "z": z, "n": n, "hn": hn,
+                          "x_hat": x_hat, "rstd_x": rstd_x, "h_hat": h_hat, "rstd_h": rstd_h})
+            h = h_new
+            y[t, b] = h
+        h_n[b] = h
+        tape.append(steps)
+    cache = {"x": x, "w_ih": w_ih, "w_hh": w_hh, "has_bias": has_bias, "tape": tape,
+             "dims": dims, "gates": 3, "ln_weight_ih": g_ih, "ln_weight_hh": g_hh}
+    return y, h_n, cache
+
+
+def layernorm_gru_backward(cache, dy, dh_n=None):
+    """Gradients of <dy, y> + <dh_n, h_n>: LayerNormGRUGrads (the GRU's fields, then
+    dln_weight_ih, dln_weight_hh (3H,))."""
+    dy, dh_n, dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _grad_buffers(cache, dy, dh_n)
+    _, B, _, H = cache["dims"]
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    g_ih, g_hh = cache["ln_weight_ih"], cache["ln_weight_hh"]
+    dg_ih, dg_hh = np.zeros(3 * H), np.zeros(3 * H)
+    for b in range(B):
+        dh = dh_n[b].copy()
+        for s in reversed(cache["tape"][b]):
+            t, r, z, n, hn, h_prev = s["t"], s["r"], s["z"], s["n"], s["hn"], s["h_prev"]
+            dh = dh + dy[t, b]
+            dan = dh * (1.0 - z) * (1.0 - n ** 2)  # d pre-activation of n
+            daz = dh * (h_prev - n) * z * (1.0 - z)
+            dar = dan * hn * r * (1.0 - r)
+            dax = np.concatenate([dar, daz, dan])      # d(LN(W_ih x) + b_ih)
+            dah = np.concatenate([dar, daz, dan * r])  # d(LN(W_hh h) + b_hh)
+            db_ih += dax
+            db_hh += dah
+            dux, dgx = _layernorm_backward(dax, g_ih, s["x_hat"], s["rstd_x"])
+            duh, dgh = _layernorm_backward(dah, g_hh, s["h_hat"], s["rstd_h"])
+            dg_ih += dgx
+            dg_hh += dgh
+            dx[t, b] = w_ih.T @ dux
+            dw_ih += np.outer(dux, x[t, b])
+            dw_hh += np.outer(duh, h_prev)
+            dh = dh * z + w_hh.T @ duh
+        dh0[b] = dh
+    if not cache["has_bias"]:
+        db_ih = db_hh = None
+    return LayerNormGRUGrads(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg_ih, dg_hh)

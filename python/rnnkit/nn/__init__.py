@@ -1,4 +1,5 @@
-"""Layers, modelled on ``torch.nn``: recurrent layers and cells, Embedding, Linear, Dropout,
+"""Layers, modelled on ``torch.nn``: recurrent layers and cells (and the LayerNorm LSTM and
+GRU, which torch lacks), Embedding, Linear, Dropout,
 Last, Sequential and the activations Tanh, ReLU, Sigmoid, GELU, Softmax and LogSoftmax.
 Each layer has ``forward`` (also ``__call__``) and an explicit ``backward`` that adds into
 ``Parameter.grad`` and returns the input gradient;
@@ -6,16 +7,17 @@ Each layer has ``forward`` (also ``__call__``) and an explicit ``backward`` that
 torch's names, so torch state dicts load unchanged.
 """
 from .activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .cells import GRUCell, LSTMCell, RNNCell
+from .cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from .dropout import Dropout
 from .embedding import Embedding
 from .last import Last
 from .linear import Linear
 from .module import Module
 from .parameter import Parameter
-from .recurrent import GRU, LSTM, RNN
+from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 from .sequential import Sequential
 
-__all__ = ["Module", "Parameter", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+__all__ = ["Module", "Parameter", "RNN", "LSTM", "GRU", "LayerNormLSTM", "LayerNormGRU",
+           "RNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell", "LayerNormGRUCell",
            "Embedding", "Linear", "Dropout", "Last", "Sequential", "Tanh", "ReLU", "Sigmoid",
            "GELU", "Softmax", "LogSoftmax"]

@@ -35,7 +35,10 @@ def set_gate_options(layer: Any, family: str, nonlinearity: Optional[str],
     """ONNX's gate options of a layer or cell (rnnkit.ops.gates), checked for its family, set
     on it as the attributes get_config reads (activations, clip, input_forget); returns them,
     or None when they are the cell's usual math."""
-    g = dict(GATE_DEFAULTS, **(gates or {}))
+    if gates is None:  # a family without ONNX's options (the LayerNorm cells)
+        layer.activations, layer.clip, layer.input_forget = [], None, False
+        return None
+    g = dict(GATE_DEFAULTS, **gates)
     options = GateOptions(tuple(g["activations"] or ()), g["clip"],
                           flag("input_forget", g["input_forget"]))
     if options.is_default_for(family, nonlinearity):

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for
+from .._cellspec import EXTRA_INIT, CellSpec, cell_for
 from ..ops._validate import _shape_str as _shape
 from ._calls import CallState
 from ._options import (GATE_DEFAULTS, cell_options_repr, flag, set_gate_options,
@@ -69,7 +69,9 @@ class _CellBase(Module):
             shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
         extra = [(name, (width * h,)) for name, width in self._spec.extra]
         for name, shape in shapes + extra:
-            setattr(self, name, Parameter(rng.uniform(-bound, bound, shape), self.dtype))
+            w = np.full(shape, EXTRA_INIT[name]) if name in EXTRA_INIT else \
+                rng.uniform(-bound, bound, shape)  # a LayerNorm's gains and bias: 1 and 0
+            setattr(self, name, Parameter(w, self.dtype))
         g_h = self._spec.gates * self.hidden_size
         # The four weights and biases, then the cell's extra parameters (the peephole).
         self._weight_checks = [("weight_ih", (g_h, self.input_size)), ("weight_hh", (g_h, h)),
@@ -237,7 +239,8 @@ class LSTMCell(_CellBase):
         if hx is None:
             hx = (None, None)
         elif not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"LSTMCell hx must be a tuple (h, c), got {type(hx).__name__}")
+            raise TypeError(f"{type(self).__name__} hx must be a tuple (h, c), got "
+                            f"{type(hx).__name__}")
         (h, c), _ = self._step(x, list(hx))
         return h, c
 
@@ -315,6 +318,51 @@ class RNNCell(_CellBase):
     def backward(self, dh: Any) -> Tuple[np.ndarray, np.ndarray]:
         dx, (dh0,) = self._backstep([dh])
         return dx, dh0
+
+
+class LayerNormLSTMCell(_CellBase):
+    """One step of :class:`~rnnkit.nn.LayerNormLSTM` (its formula, LN over the 4H products of
+    a row and over the H units of c')::
+
+        a = LN(W_ih x; γ_ih) + b_ih + LN(W_hh h; γ_hh) + b_hh
+        i, f, o = σ(a_i, a_f, a_o);  g = tanh(a_g);  c' = f ⊙ c + i ⊙ g
+        h' = o ⊙ tanh(LN(c'; γ_c) + β_c)
+
+    Call ``h', c' = cell(x, (h, c))``; backward as :class:`LSTMCell`'s. Parameters:
+    weight_ih, weight_hh, bias_ih, bias_hh (with bias), ln_weight_ih, ln_weight_hh (4H,),
+    ln_weight_c, ln_bias_c (H,). Args: input_size I, hidden_size H, bias=True,
+    dtype="float32", seed=None.
+    """
+
+    _family = "layernorm_lstm"
+    _config_args = ("input_size", "hidden_size", "bias", "dtype")
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        _CellBase.__init__(self, input_size, hidden_size, bias, dtype, seed)
+
+    forward = LSTMCell.forward
+    backward = LSTMCell.backward
+
+
+class LayerNormGRUCell(_CellBase):
+    """One step of :class:`~rnnkit.nn.LayerNormGRU` (LN over the 3H products of a row)::
+
+        ax = LN(W_ih x; γ_ih) + b_ih;   ah = LN(W_hh h; γ_hh) + b_hh
+        r = σ(ax_r + ah_r);  z = σ(ax_z + ah_z);  n = tanh(ax_n + r ⊙ ah_n)
+        h' = (1 - z) ⊙ n + z ⊙ h
+
+    Call ``h' = cell(x, h)``; backward as :class:`GRUCell`'s. Parameters: weight_ih,
+    weight_hh, bias_ih, bias_hh (with bias), ln_weight_ih, ln_weight_hh (3H,). Args as
+    :class:`LayerNormLSTMCell`'s.
+    """
+
+    _family = "layernorm_gru"
+    _config_args = LayerNormLSTMCell._config_args
+
+    __init__ = LayerNormLSTMCell.__init__
+    forward = GRUCell.forward
+    backward = GRUCell.backward
 
 
 def make_cell(spec: CellSpec, *args: Any, **kwargs: Any) -> _CellBase:

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import ops
-from .._cellspec import CellSpec, cell_for
+from .._cellspec import EXTRA_INIT, CellSpec, cell_for
 from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
@@ -120,10 +120,13 @@ class _RNNBase(Module):
              for d in range(d_count)] for k in range(self.num_layers)]
         for k in range(self.num_layers):
             for d in range(d_count):
-                for name, shape in self._weight_checks[k][d]:
+                for (name, shape), base in zip(self._weight_checks[k][d], self._weight_names):
                     if not self.bias and name.startswith("bias_"):
                         continue
-                    w = self._rng.uniform(-bound, bound, shape)
+                    if base in EXTRA_INIT:  # a LayerNorm's gain (1) or bias (0): no draw
+                        w = np.full(shape, EXTRA_INIT[base])
+                    else:
+                        w = self._rng.uniform(-bound, bound, shape)
                     setattr(self, name, Parameter(w, self.dtype))
         self._hx_names = self._state_names("hx", self._spec.state0_names)
         self._dhx_names = self._state_names("dhx", self._spec.dstate_n_names)
@@ -514,8 +517,8 @@ class LSTM(_RNNBase):
         if dhx is None:
             dhx = (None, None)
         elif not isinstance(dhx, (tuple, list)) or len(dhx) != 2:
-            raise TypeError("LSTM.backward: dhx must be a tuple (dh_n, dc_n) or None, got "
-                            f"{type(dhx).__name__}")
+            raise TypeError(f"{type(self).__name__}.backward: dhx must be a tuple (dh_n, dc_n) "
+                            f"or None, got {type(dhx).__name__}")
         dx, (dh0, dc0) = self._backprop(dy, list(dhx))
         return dx, (dh0, dc0)
 
@@ -609,7 +612,76 @@ class RNN(_RNNBase):
         return dx, dh0
 
 
-RecurrentLayer = Union[RNN, LSTM, GRU]
+_LAYERNORM_ARGS_DOC = """
+    Args: as :class:`LSTM`'s and :class:`GRU`'s (input_size, hidden_size, num_layers, bias,
+    batch_first, dropout, bidirectional, dtype, seed); no proj_size and no ONNX options.
+
+    Parameters per layer k (``_reverse`` suffix for direction 1): torch's weight_ih_l{k},
+    weight_hh_l{k} and, with bias, bias_ih_l{k}, bias_hh_l{k} (the two gate LayerNorms' β),
+    initialised as torch's; then the gains ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` (G*H,)
+    (and for the LSTM the cell LayerNorm's ``ln_weight_c_l{k}`` and ``ln_bias_c_l{k}`` (H,)),
+    initialised to 1 (gains) and 0 (bias), as ``torch.nn.LayerNorm``'s.
+
+    The LayerNorms run inside the fused kernels: each step's statistics span a whole row of
+    G*H products, so the step's recurrent product is formed whole before one thread per row
+    normalises it (results do not depend on the thread count). LN uses eps = 1e-5.
+"""
+
+
+class LayerNormLSTM(_RNNBase):
+    __doc__ = """Multi-layer LayerNorm LSTM (Ba et al. 2016; haste's LayerNormLSTM).
+
+    Per layer and direction, with LN(v; γ) = γ ⊙ (v - mean(v)) / sqrt(var(v) + 1e-5) over all
+    4H products of a row (gates i, f, g, o stacked as :class:`LSTM`'s)::
+
+        a = LN(W_ih x; γ_ih) + b_ih + LN(W_hh h; γ_hh) + b_hh
+        i, f, o = σ(a_i, a_f, a_o);  g = tanh(a_g);  c' = f ⊙ c + i ⊙ g
+        h' = o ⊙ tanh(LN(c'; γ_c) + β_c)                  (LN over the H units)
+
+    The state carried from step to step is c' itself. Calls as :class:`LSTM`:
+    ``y, (h_n, c_n) = layer(x, hx=None, lengths=None)``;
+    ``dx, (dh0, dc0) = layer.backward(dy, dhx=None)``.
+""" + _LAYERNORM_ARGS_DOC
+
+    _family = "layernorm_lstm"
+    _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                    "dropout", "bidirectional", "dtype")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        # (explicit base: LayerNormGRU shares this constructor)
+        _RNNBase.__init__(self, input_size, hidden_size, num_layers, bias, batch_first,
+                          dropout, bidirectional, dtype, seed)
+
+    forward = LSTM.forward
+    backward = LSTM.backward
+
+
+class LayerNormGRU(_RNNBase):
+    __doc__ = """Multi-layer LayerNorm GRU (haste's LayerNormGRU).
+
+    Per layer and direction, with LN over all 3H products of a row (gates r, z, n stacked as
+    :class:`GRU`'s; see :class:`LayerNormLSTM`)::
+
+        ax = LN(W_ih x; γ_ih) + b_ih;   ah = LN(W_hh h; γ_hh) + b_hh
+        r = σ(ax_r + ah_r);  z = σ(ax_z + ah_z);  n = tanh(ax_n + r ⊙ ah_n)
+        h' = (1 - z) ⊙ n + z ⊙ h
+
+    Calls as :class:`GRU`: ``y, h_n = layer(x, hx=None, lengths=None)``;
+    ``dx, dh0 = layer.backward(dy, dhx=None)``.
+""" + _LAYERNORM_ARGS_DOC
+
+    _family = "layernorm_gru"
+    _config_args = LayerNormLSTM._config_args
+
+    __init__ = LayerNormLSTM.__init__
+    forward = GRU.forward
+    backward = GRU.backward
+
+
+RecurrentLayer = Union[RNN, LSTM, GRU, LayerNormLSTM, LayerNormGRU]
 
 
 def make_layer(spec: CellSpec, *args: Any, **kwargs: Any) -> "_RNNBase":
