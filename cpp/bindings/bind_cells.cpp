@@ -151,6 +151,35 @@ void extras_of(const py::handle& extra, int64_t H, CellWeights<T>& w) {
                           {extra_width<Cell>(i) * H});
 }
 
+// Recurrent dropout and zoneout (engine/regularizers.h) from Python: recurrent_mask None or
+// (B, H); zoneout None, a probability, or (T, B, H) weights. Neither with a projection, and no
+// recurrent mask for a two-phase cell (its second product reads r ⊙ h).
+template <class Cell, class T>
+Regularizers<T> regularizers_of(const py::handle& recurrent_mask, const py::handle& zoneout,
+                                const SeqDims& d, bool projected) {
+  Regularizers<T> reg;
+  const bool any = !recurrent_mask.is_none() || !zoneout.is_none();
+  if (any && projected)
+    throw py::value_error("recurrent dropout and zoneout are not supported with a projection");
+  if (!recurrent_mask.is_none()) {
+    if (Cell::kHGates < Cell::G)
+      throw py::value_error(std::string("the ") + Cell::kName + " cell takes no recurrent "
+                            "mask: its second recurrent product reads r ⊙ h");
+    reg.recurrent_mask = input<T>(recurrent_mask, "recurrent_mask", {d.B, d.H});
+  }
+  if (zoneout.is_none()) return reg;
+  if (py::isinstance<py::float_>(zoneout) || py::isinstance<py::int_>(zoneout)) {
+    const double p = zoneout.cast<double>();
+    if (!(p >= 0.0 && p <= 1.0))
+      throw py::value_error("zoneout must be a probability in [0, 1], got " +
+                            std::to_string(p));
+    reg.zoneout_p = static_cast<T>(p);
+  } else {
+    reg.zoneout = input<T>(zoneout, "zoneout", {d.T, d.B, d.H});
+  }
+  return reg;
+}
+
 // Strides of a (T, B, ·) operand for SeqDims, normalised so that an axis of length 1 reads as
 // contiguous (its stride is never used).
 void row_strides(int64_t T, int64_t B, int64_t width, int64_t st, int64_t sb, int64_t* out_t,
@@ -175,7 +204,8 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
                   const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
                   const py::handle& lengths, bool reverse, bool training,
                   const py::handle& out, const py::handle& extra, const py::handle& w_hr,
-                  const py::handle& options) {
+                  const py::handle& options, const py::handle& recurrent_mask,
+                  const py::handle& zoneout) {
   using Cell = CellT<T>;
   GateOptions opts;
   const bool has_opts = options_of(options, &opts);
@@ -194,6 +224,7 @@ py::tuple forward(const py::array& x, const py::handle& state0, const py::handle
   extras_of<Cell>(extra, d.H, a.w);
   a.w.w_hr = projection_of<Cell, T>(w_hr, d);
   if (has_opts) a.w.opts = &opts;
+  a.reg = regularizers_of<Cell, T>(recurrent_mask, zoneout, d, a.w.w_hr != nullptr);
   py::tuple s0 = tuple_of(state0, "state0", Cell::kStates);
   for (int i = 0; i < Cell::kStates; ++i)
     a.state0[i] = optional_input<T>(s0[i], ItemNames<Cell>::get().state0[i].c_str(),
@@ -245,7 +276,8 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
                    bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
                    const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
                    const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
-                   const py::handle& options, const py::handle& b_ih, const py::handle& b_hh) {
+                   const py::handle& options, const py::handle& b_ih, const py::handle& b_hh,
+                   const py::handle& recurrent_mask, const py::handle& zoneout) {
   using Cell = CellT<T>;
   GateOptions opts;
   const bool has_opts = options_of(options, &opts);
@@ -260,6 +292,7 @@ py::tuple backward(const py::array& dy, const py::handle& dstate_n, const py::ha
   a.w.w_hr = projection_of<Cell, T>(w_hr, d);
   if (a.w.w_hr) a.dw_hr = output<T>(dw_hr, "dw_hr", {d.P, d.H});
   if (has_opts) a.w.opts = &opts;
+  a.reg = regularizers_of<Cell, T>(recurrent_mask, zoneout, d, a.w.w_hr != nullptr);
   py::tuple de = tuple_of(dextra, "dextra", Cell::kExtra);
   for (int i = 0; i < Cell::kExtra; ++i)
     a.dextra[i] = output<T>(de[i], ItemNames<Cell>::get().dextra[i].c_str(),
@@ -373,16 +406,19 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         [](const py::array& x, const py::handle& state0, const py::handle& w_ih,
            const py::handle& w_hh, const py::handle& b_ih, const py::handle& b_hh,
            const py::handle& lengths, bool reverse, bool training, const py::handle& out,
-           const py::handle& extra, const py::handle& w_hr, const py::handle& options) {
+           const py::handle& extra, const py::handle& w_hr, const py::handle& options,
+           const py::handle& recurrent_mask, const py::handle& zoneout) {
           return dispatch_float(x, "x", [&](auto tag) {
             return forward<CellT, decltype(tag)>(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                                 reverse, training, out, extra, w_hr, options);
+                                                 reverse, training, out, extra, w_hr, options,
+                                                 recurrent_mask, zoneout);
           });
         },
         py::arg("x"), py::arg("state0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
         py::arg("out") = py::none(), py::arg("extra") = py::tuple(),
-        py::arg("w_hr") = py::none(), py::arg("options") = py::none());
+        py::arg("w_hr") = py::none(), py::arg("options") = py::none(),
+        py::arg("recurrent_mask") = py::none(), py::arg("zoneout") = py::none());
   m.def((n + "_backward").c_str(),
         [](const py::array& dy, const py::handle& dstate_n, const py::handle& x,
            const py::handle& state0, const py::handle& w_ih, const py::handle& w_hh,
@@ -390,12 +426,13 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
            bool reverse, const py::handle& dw_ih, const py::handle& dw_hh,
            const py::handle& db_ih, const py::handle& db_hh, const py::handle& extra,
            const py::handle& dextra, const py::handle& w_hr, const py::handle& dw_hr,
-           const py::handle& options, const py::handle& b_ih, const py::handle& b_hh) {
+           const py::handle& options, const py::handle& b_ih, const py::handle& b_hh,
+           const py::handle& recurrent_mask, const py::handle& zoneout) {
           return dispatch_float(dy, "dy", [&](auto tag) {
             return backward<CellT, decltype(tag)>(dy, dstate_n, x, state0, w_ih, w_hh, y, saved,
                                                   lengths, reverse, dw_ih, dw_hh, db_ih, db_hh,
                                                   extra, dextra, w_hr, dw_hr, options, b_ih,
-                                                  b_hh);
+                                                  b_hh, recurrent_mask, zoneout);
           });
         },
         py::arg("dy"), py::arg("dstate_n"), py::arg("x"), py::arg("state0"), py::arg("w_ih"),
@@ -404,7 +441,8 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         py::arg("extra") = py::tuple(), py::arg("dextra") = py::tuple(),
         py::arg("w_hr") = py::none(), py::arg("dw_hr") = py::none(),
         py::arg("options") = py::none(), py::arg("b_ih") = py::none(),
-        py::arg("b_hh") = py::none());
+        py::arg("b_hh") = py::none(), py::arg("recurrent_mask") = py::none(),
+        py::arg("zoneout") = py::none());
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none(),
@@ -432,6 +470,7 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   spec["saved"] = saved;
   spec["extra"] = extra;
   spec["projectable"] = Cf::kProjectable;
+  spec["two_phase"] = Cf::kHGates < Cf::G;  // its second product reads r ⊙ h: no recurrent mask
   spec["forward"] = m.attr((n + "_forward").c_str());
   spec["backward"] = m.attr((n + "_backward").c_str());
   spec["step"] = m.attr((n + "_step").c_str());

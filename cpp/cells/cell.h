@@ -111,6 +111,7 @@
 #include <type_traits>
 
 #include "cells/gate_options.h"
+#include "engine/regularizers.h"
 #include "engine/seq_dims.h"
 #include "kernels/kernels.h"
 
@@ -175,6 +176,7 @@ struct ForwardArrays {
   const T* state0[kMaxStates] = {};   // (B, H) each, or nullptr (zeros); h is (B, P)
   CellWeights<T> w;
   T* m_saved = nullptr;               // projected, training: out, (T, B, H) m_t for backward
+  Regularizers<T> reg;                // recurrent dropout, zoneout (engine/regularizers.h)
 };
 
 // The arrays of one backward: outputs, the incoming gradients, then the forward's inputs and
@@ -197,6 +199,7 @@ struct BackwardArrays {
   CellWeights<T> w;
   const T* y = nullptr;               // the forward's y
   const T* saved[kMaxSaved] = {};     // the forward's saved arrays
+  Regularizers<T> reg;                // the forward's
 };
 
 // One step of a batch: state_out (B, H) each = cell(x (B, I), state (B, H) each). No output

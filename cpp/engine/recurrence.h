@@ -16,10 +16,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/padding.h"
 #include "engine/products.h"
+#include "engine/regularizers.h"
 #include "engine/schedule.h"
 #include "engine/sequence_edges.h"
 #include "engine/unit_split.h"
@@ -61,19 +63,26 @@ void input_projection(T* gx, const T* x, const T* w_ih, const T* bias, int G, co
 //     engine/inference.h); it may allocate.
 // HG < G: a two-phase cell (cells/cell.h): gates < HG first, then the others' rows of W_hh
 // multiply the operand u the first phase wrote, after a second barrier.
+// reg: recurrent dropout and zoneout (engine/regularizers.h; no recurrent mask for two phases).
 template <int G, int HG, class T, class Fwd, class MakeInput>
 void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, const T* w_hh,
-                 const SeqDims& d, const KernelTable& k) {
+                 const Regularizers<T>& reg, const SeqDims& d, const KernelTable& k) {
   static_assert(0 < HG && HG <= G, "kHGates must be in [1, G]");
   constexpr bool kTwoPhase = HG < G;
   const int64_t B = d.B, H = d.H;
   const Schedule sch(d);
+  if (kTwoPhase && reg.recurrent_mask)
+    throw std::invalid_argument("recurrent dropout is not supported by two-phase cells");
   zero_padded_rows(y, d, H);
   // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
   // 64-byte aligned so that no cache line is shared by two threads' units (runtime/buffer.h).
   Buffer<T> h_state;
   h_state.assign(2 * B * H, T(0));
   sch.to_sorted(h0, h_state.data(), H);
+  // Recurrent dropout: the products read h ⊙ m, kept beside h (ping-pong alike).
+  const Buffer<T> mask = sorted_mask(reg, sch, B, H);
+  Buffer<T> hm_state;
+  if (reg.recurrent_mask) masked_rows(h_state.data(), mask.data(), B * H, hm_state);
   Buffer<T> u;  // two phases: the first phase's operand for the other gates, sorted rows
   if (kTwoPhase) u.assign(B * H, T(0));
   cell.begin(sch);
@@ -106,6 +115,9 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
       const int64_t n = sch.active(s);
       const T* hp = h_state.data() + (s & 1) * B * H;
       T* hn = h_state.data() + ((s + 1) & 1) * B * H;
+      // the recurrent product's operand, and where this step writes the next one
+      const T* operand = reg.recurrent_mask ? hm_state.data() + (s & 1) * B * H : hp;
+      T* next_operand = reg.recurrent_mask ? hm_state.data() + ((s + 1) & 1) * B * H : nullptr;
       auto row_at = [&](int64_t r) {
         const int64_t t = sch.time_of(s, r);
         return RowRef{r, t, sch.batch_index(r), s == 0, t - step};
@@ -127,12 +139,16 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
         if (nj <= 0) return;
         if (!kTwoPhase) in->prepare(s);
         const int64_t width = kTwoPhase ? width_u : width_h;
-        pg.gemm(n, width, H, kTwoPhase ? u.data() : hp, H,
+        pg.gemm(n, width, H, kTwoPhase ? u.data() : operand, H,
                 kTwoPhase ? packed_uh.data() : packed_hh.data(), T(0), gh.data(), width);
         for (int64_t r = 0; r < n; ++r) {
           const RowRef row = row_at(r);
           cell.forward(row, j0, j1, in->row(s, r, row.t, row.b), in->stride(),
                        gh.data() + r * width, hp + r * H, hn + r * H);
+          reg.zone(row.t, row.b, B, H, j0, j1, hp + r * H, hn + r * H);
+          if (next_operand)
+            for (int64_t j = j0; j < j1; ++j)
+              next_operand[r * H + j] = hn[r * H + j] * mask.data()[r * H + j];
           std::copy(hn + r * H + j0, hn + r * H + j1, y + d.y_row(row.t, row.b) + j0);
         }
       });
@@ -159,8 +175,8 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
 template <int G, int HG, bool kDirectHiddenGrad, bool kRowWise, class T, class Bwd>
 void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, T* dg,
                   const T* dy, const T* dh_n, const T* hs, const T* x, const T* h0,
-                  const T* u, const T* w_ih, const T* w_hh, const SeqDims& d,
-                  const KernelTable& k) {
+                  const T* u, const T* w_ih, const T* w_hh, const Regularizers<T>& reg,
+                  const SeqDims& d, const KernelTable& k) {
   constexpr bool kTwoPhase = HG < G;
   static_assert(!kTwoPhase || kDirectHiddenGrad,
                 "a two-phase cell adds to dh_{t-1} itself (backward_second)");
@@ -175,6 +191,18 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   if (kTwoPhase) du.resize(B * H);
   std::vector<T> zeros(H, T(0));
   sch.to_sorted(dh_n, dh.data(), H);
+  if (kTwoPhase && reg.recurrent_mask)
+    throw std::invalid_argument("recurrent dropout is not supported by two-phase cells");
+  // Zoneout: its direct share of dh_{t-1} per sorted row; recurrent dropout: the mask and
+  // the unmasked product dG·W_hh before the mask applies.
+  const bool zoned = reg.zoned();
+  const Buffer<T> mask = sorted_mask(reg, sch, B, H);
+  Buffer<T> direct, dh_product;
+  if (zoned) direct.resize(B * H);
+  if (reg.recurrent_mask) dh_product.resize(B * H);
+  // dh (+)= dG·W_hh adds to what the pointwise left in dh: a direct term of the cell or of
+  // zoneout.
+  const T beta = (kDirectHiddenGrad || zoned) ? T(1) : T(0);
   cell.begin(sch);
 
   const PackedGemm<T> pg = packed_gemm_fns<T>(k);
@@ -212,8 +240,17 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
         auto pointwise = [&](int64_t r, int64_t u0, int64_t u1) {
           const RowRef row = row_at(r);
           const int64_t tb = row.t * B + row.b;
-          cell.backward(row, u0, u1, h_prev_of(row), dy + tb * H, dh.data() + r * H,
-                        dg_step.data() + r * GH, dg + tb * GH);
+          T* dhr = dh.data() + r * H;
+          const T* dyr = dy + tb * H;
+          if (zoned) {  // the cell sees (1 - z) ⊙ (dh + dy) as its output's gradient
+            reg.unzone(row.t, row.b, B, H, u0, u1, dhr, dyr, dhr, direct.data() + r * H);
+            dyr = zeros.data();
+          }
+          cell.backward(row, u0, u1, h_prev_of(row), dyr, dhr, dg_step.data() + r * GH,
+                        dg + tb * GH);
+          if (zoned)
+            for (int64_t j = u0; j < u1; ++j)
+              dhr[j] = (kDirectHiddenGrad ? dhr[j] : T(0)) + direct.data()[r * H + j];
         };
         if constexpr (kRowWise) {  // whole rows: r0..r1 of this step's n
           int64_t r0, r1;
@@ -244,8 +281,17 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
       // dh_{t-1} (+)= dG_t · W_hh for this thread's units; GRU keeps a direct term (beta 1).
       sync.run([&] {
         if (nj <= 0) return;
-        pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(), kDirectHiddenGrad ? T(1) : T(0),
-                dh.data() + j0, H);
+        if (reg.recurrent_mask) {  // the product saw h ⊙ m: its gradient reaches h through m
+          pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(), T(0), dh_product.data() + j0,
+                  H);
+          for (int64_t r = 0; r < n; ++r)
+            for (int64_t j = j0; j < j1; ++j) {
+              const int64_t e = r * H + j;
+              dh.data()[e] = beta * dh.data()[e] + dh_product.data()[e] * mask.data()[e];
+            }
+        } else {
+          pg.gemm(n, nj, GHh, dg_step.data(), GH, packed.data(), beta, dh.data() + j0, H);
+        }
         if constexpr (kRowWise) cell.reduce_step(n, j0, j1);
       });
       if (!sync.sync()) return;  // dh complete before the next step reads it
@@ -257,7 +303,14 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
 
   cell.to_hidden_side(dg);
-  // dW_hh += Σ_t dG_tᵀ h_{t-1} for the rows that multiply h ...
+  // dW_hh += Σ_t dG_tᵀ h_{t-1} for the rows that multiply h (h_{t-1} ⊙ m with recurrent
+  // dropout) ...
+  Buffer<T> hs_masked, h0_masked;
+  if (reg.recurrent_mask) {
+    masked_states(hs, h0, reg.recurrent_mask, d, hs_masked, h0_masked);
+    hs = hs_masked.data();
+    h0 = h0 ? h0_masked.data() : nullptr;
+  }
   add_recurrent_weight_grad(sch, d, GHh, GH, dg, hs, h0, H, dw_hh, k);
   // ... and, for two phases, the late rows, which multiplied u_t, formed at step t itself
   // (zero where padded).

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "engine/products.h"
+#include "engine/regularizers.h"
 #include "engine/schedule.h"
 #include "engine/sequence_edges.h"
 #include "engine/unit_split.h"
@@ -43,13 +44,16 @@ void raw_input_products(T* gx, const T* x, const T* w_ih, int64_t GH, const SeqD
 // every step (raw_input_products); the other arguments as run_forward's.
 template <int G, class T, class Fwd>
 void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* w_hh,
-                          const SeqDims& d, const KernelTable& k) {
+                          const Regularizers<T>& reg, const SeqDims& d, const KernelTable& k) {
   const int64_t B = d.B, H = d.H, GH = G * H;
   const Schedule sch(d);
   zero_padded_rows(y, d, H);
   Buffer<T> h_state;  // ping-pong hidden state in sorted row order, as in run_forward
   h_state.assign(2 * B * H, T(0));
   sch.to_sorted(h0, h_state.data(), H);
+  const Buffer<T> mask = sorted_mask(reg, sch, B, H);  // recurrent dropout, as run_forward
+  Buffer<T> hm_state;
+  if (reg.recurrent_mask) masked_rows(h_state.data(), mask.data(), B * H, hm_state);
   Buffer<T> gh(B * GH);  // the step's recurrent product, sorted rows; the cells' scratch after
   cell.begin(sch);
 
@@ -69,8 +73,11 @@ void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* 
       const int64_t n = sch.active(s);
       const T* hp = h_state.data() + (s & 1) * B * H;
       T* hn = h_state.data() + ((s + 1) & 1) * B * H;
+      const T* operand = reg.recurrent_mask ? hm_state.data() + (s & 1) * B * H : hp;
+      T* next_operand = reg.recurrent_mask ? hm_state.data() + ((s + 1) & 1) * B * H : nullptr;
       sync.run([&] {
-        if (c1 > c0) pg.gemm(n, c1 - c0, H, hp, H, packed.data(), T(0), gh.data() + c0, GH);
+        if (c1 > c0)
+          pg.gemm(n, c1 - c0, H, operand, H, packed.data(), T(0), gh.data() + c0, GH);
       });
       if (!sync.sync()) return;  // gh complete before any row's statistics
       sync.run([&] {
@@ -81,6 +88,10 @@ void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* 
           const RowRef row{r, t, b, s == 0, t - step};
           cell.forward(row, 0, H, gx + (t * B + b) * GH, H, gh.data() + r * GH, hp + r * H,
                        hn + r * H);
+          reg.zone(t, b, B, H, 0, H, hp + r * H, hn + r * H);
+          if (next_operand)
+            for (int64_t j = 0; j < H; ++j)
+              next_operand[r * H + j] = hn[r * H + j] * mask.data()[r * H + j];
           std::copy(hn + r * H, hn + (r + 1) * H, y + d.y_row(t, b));
         }
       });

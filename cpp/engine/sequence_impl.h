@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/inference.h"
@@ -49,7 +50,7 @@ void sequence_forward(const ForwardArrays<T>& a, const SeqDims& dims) {
       gx = inference_gx.data();
     }
     raw_input_products(gx, a.x, a.w.w_ih, G * d.H, d, k);
-    run_forward_row_wise<G>(cell, a.y, a.state_n[0], gx, a.state0[0], a.w.w_hh, d, k);
+    run_forward_row_wise<G>(cell, a.y, a.state_n[0], gx, a.state0[0], a.w.w_hh, a.reg, d, k);
   } else {
     sequence_forward_by_units<Cell>(cell, a, d, k);
   }
@@ -65,12 +66,16 @@ void sequence_forward_by_units(typename Cell::Forward& cell, const ForwardArrays
   auto run = [&](auto make_input) {
     if constexpr (Cell::kProjectable) {
       if (a.w.w_hr) {  // the projected LSTM (engine/projection.h)
+        if (a.reg.any())
+          throw std::invalid_argument("recurrent dropout and zoneout are not supported with "
+                                      "a projection");
         run_forward_projected<G>(cell, a.y, a.state_n[0], a.m_saved, make_input, a.state0[0],
                                  a.w.w_hh, a.w.w_hr, d, k);
         return;
       }
     }
-    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, d, k);
+    run_forward<G, HG>(cell, a.y, a.state_n[0], make_input, a.state0[0], a.w.w_hh, a.reg, d,
+                       k);
   };
   if (T* gx = a.saved[0]) {  // training: project every step now, into the buffer backward keeps
     input_projection(gx, a.x, a.w.w_ih, bias, G, d, k);
@@ -93,6 +98,9 @@ void sequence_backward(const BackwardArrays<T>& a, const SeqDims& dims) {
   typename Cell::Backward cell(a, d, activations<T>(k));
   if constexpr (Cell::kProjectable) {
     if (a.w.w_hr) {
+      if (a.reg.any())
+        throw std::invalid_argument("recurrent dropout and zoneout are not supported with a "
+                                    "projection");
       run_backward_projected<Cell::G>(cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, a.dw_hr,
                                       a.db_ih, a.db_hh, dg.data(), a.dy, a.dstate_n[0], a.y,
                                       a.m_saved, a.x, a.state0[0], a.w.w_ih, a.w.w_hh,
@@ -107,7 +115,7 @@ void sequence_backward(const BackwardArrays<T>& a, const SeqDims& dims) {
       cell, a.dx, a.dstate0[0], a.dw_ih, a.dw_hh, kRowWise ? nullptr : a.db_ih,
       kRowWise ? nullptr : a.db_hh, dg.data(), a.dy,
       a.dstate_n[0], a.y, a.x, a.state0[0], kTwoPhase ? a.saved[Cell::kSaved - 1] : nullptr,
-      a.w.w_ih, a.w.w_hh, d, k);
+      a.w.w_ih, a.w.w_hh, a.reg, d, k);
 }
 
 template <class Cell, class T>

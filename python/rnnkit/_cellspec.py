@@ -60,6 +60,8 @@ class CellSpec:
     grads: Any                         # named tuple type of the backward's results (plus
                                        # d<extra> for each extra parameter)
     projectable: bool                  # takes a projection w_hr (torch's proj_size): the LSTM
+    two_phase: bool                    # a second recurrent product of r ⊙ h (GRU with
+                                       # reset_after=False): it takes no recurrent mask
     projected_grads: Any               # grads plus dw_hr, for a projected forward (or None)
     state0_names: Tuple[str, ...]      # argument names of the initial states: ("h0", "c0")
     state_n_names: Tuple[str, ...]     # names of the final states: ("h_n", "c_n")
@@ -129,6 +131,7 @@ def _build() -> Dict[str, CellSpec]:
                                saved=tuple((str(n), int(w)) for n, w in c["saved"]),
                                extra=extra,
                                projectable=bool(c["projectable"]),
+                               two_phase=bool(c["two_phase"]),
                                projected_grads=_projected(grads[key]) if c["projectable"]
                                else None,
                                family=family, options=tuple(options.items()),

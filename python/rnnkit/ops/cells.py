@@ -12,7 +12,8 @@ is the state after step lengths[b]-1 (h0 if 0). ``reverse`` runs each sequence f
 last valid step back to 0. With ``training=True`` the forward returns an opaque cache that the
 matching backward consumes; it holds references to the inputs and weights, so do not modify
 them in place in between, and y comes back read-only (the cache reads h_t from it; copy y to
-edit it). The cache keeps its own copy of ``lengths``.
+edit it). The cache keeps its own copy of ``lengths``. Every function takes the recurrence's
+regularisers ``recurrent_mask`` and ``zoneout`` (see :func:`sequence_forward`).
 
 Every cell runs through the two generic functions :func:`sequence_forward` and
 :func:`sequence_backward`, driven by its :class:`rnnkit._cellspec.CellSpec`; ``lstm_forward``
@@ -42,14 +43,16 @@ class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "b_ih", "b_hh", "y", "saved",
-                 "lengths", "reverse", "extra", "w_hr", "options")
+                 "lengths", "reverse", "extra", "w_hr", "options", "recurrent_mask", "zoneout")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], y: np.ndarray, saved: Tuple[np.ndarray, ...],
                  lengths: Optional[np.ndarray], reverse: bool, extra: Tuple[np.ndarray, ...] = (),
-                 w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None) -> None:
+                 w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None,
+                 recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
+        self.recurrent_mask, self.zoneout = recurrent_mask, zoneout
         # The biases too: a row-wise cell's backward (the LayerNorm cells) recomputes with them.
         self.b_ih, self.b_hh = b_ih, b_hh
         self.y, self.saved, self.lengths, self.reverse = y, saved, lengths, reverse
@@ -78,7 +81,8 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                      b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                      reverse: bool = False, training: bool = True,
                      out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = (),
-                     w_hr: Optional[np.ndarray] = None, options: Optional[GateOptions] = None
+                     w_hr: Optional[np.ndarray] = None, options: Optional[GateOptions] = None,
+                     recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
@@ -87,6 +91,14 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     projects the LSTM's output, as torch's ``proj_size=P``: h = W_hr (o ⊙ tanh(c)) is then P
     wide (y (T,B,P), h0 and h_n (B,P); c stays (B,H)) and w_hh is (4H, P). ``options``
     (:class:`rnnkit.ops.gates.GateOptions`): ONNX's activations, clip and input_forget.
+
+    Recurrence regularisers (masks drawn by the caller, e.g. from a seeded generator):
+    ``recurrent_mask`` (B, H) multiplies h_{t-1} in every step's recurrent product (recurrent
+    dropout, Keras's recurrent_dropout: one mask per sequence; what the cell itself reads of
+    h_{t-1}, GRU's z ⊙ h, is unmasked; not for the GRU with reset_after=False).
+    ``zoneout`` (Krueger et al.), a probability p or (T, B, H) weights z: h_t = z ⊙ h_{t-1} +
+    (1 - z) ⊙ ĥ_t with ĥ_t the cell's output (0/1 weights in training, p in inference; the
+    LSTM's c is not zoned). Neither with ``w_hr``.
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
     h, then c for the LSTM); the final states come back in the same order. With
@@ -138,15 +150,45 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
         raise TypeError(f"options must be a rnnkit.ops.gates.GateOptions, got "
                         f"{type(options).__name__}")
     core = None if options is None else options.core(spec.family, spec.nonlinearity)
+    recurrent_mask, zoneout = _regularizers(spec, recurrent_mask, zoneout, (t, b, h), dt,
+                                            w_hr is not None)
     y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training), out, extra, w_hr, core)
+                                    bool(training), out, extra, w_hr, core, recurrent_mask,
+                                    zoneout)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
                               b_hh=b_hh, y=_keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
-                              extra=extra, w_hr=w_hr, options=core)
+                              extra=extra, w_hr=w_hr, options=core,
+                              recurrent_mask=recurrent_mask, zoneout=zoneout)
     return y, finals, cache
+
+
+def _regularizers(spec: CellSpec, recurrent_mask: Any, zoneout: Any, shape: Tuple[int, ...],
+                  dt: np.dtype, projected: bool) -> Tuple[Optional[np.ndarray], Any]:
+    """recurrent_mask and zoneout checked (see sequence_forward): arrays of x's dtype, or a
+    float zoneout probability (None where 0: the plain recurrence)."""
+    t, b, h = shape
+    if (recurrent_mask is not None or zoneout is not None) and projected:
+        raise ValueError("recurrent_mask and zoneout are not supported with a projection (w_hr)")
+    if recurrent_mask is not None:
+        if spec.two_phase:
+            raise ValueError(f"the {spec.name} cell takes no recurrent_mask: its second "
+                             "recurrent product reads r ⊙ h (use reset_after=True)")
+        recurrent_mask = v.array("recurrent_mask", recurrent_mask, (b, h), dt, "(B, H)")
+    if zoneout is None or isinstance(zoneout, np.ndarray):
+        if zoneout is not None:
+            zoneout = v.array("zoneout", zoneout, (t, b, h), dt, "(T, B, H), like y")
+        return recurrent_mask, zoneout
+    if isinstance(zoneout, (bool, np.bool_)) or not isinstance(zoneout, (int, float,
+                                                                        np.integer,
+                                                                        np.floating)):
+        raise TypeError(f"zoneout must be a probability or a (T, B, H) array, got "
+                        f"{type(zoneout).__name__}")
+    if not 0.0 <= float(zoneout) <= 1.0:
+        raise ValueError(f"zoneout must be a probability in [0, 1], got {zoneout!r}")
+    return recurrent_mask, (float(zoneout) or None)
 
 
 def _extra_arrays(spec: CellSpec, extra: Sequence[Any], h: int,
@@ -207,7 +249,8 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
                                 c.lengths, c.reverse, dw_ih, dw_hh,
                                 db_ih if c.has_bias[0] else None,
                                 db_hh if c.has_bias[1] else None, c.extra, dextra, c.w_hr,
-                                dw_hr, c.options, c.b_ih, c.b_hh)
+                                dw_hr, c.options, c.b_ih, c.b_hh, c.recurrent_mask,
+                                c.zoneout)
     return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
                          db_hh if c.has_bias[1] else None, *dextra) + (
                              (dw_hr,) if projected else ())
@@ -239,7 +282,8 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
                  b_hh: Optional[np.ndarray], *, lengths: Optional[np.ndarray] = None,
                  reverse: bool = False, training: bool = True,
                  peephole: Optional[np.ndarray] = None, w_hr: Optional[np.ndarray] = None,
-                 options: Optional[GateOptions] = None
+                 options: Optional[GateOptions] = None,
+                 recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """LSTM over a whole sequence. Returns ``y (T,B,H), h_n (B,H), c_n (B,H), cache``.
 
@@ -256,7 +300,8 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
                                             lengths=lengths, reverse=reverse,
                                             training=training,
                                             extra=() if peephole is None else (peephole,),
-                                            w_hr=w_hr, options=options)
+                                            w_hr=w_hr, options=options,
+                                            recurrent_mask=recurrent_mask, zoneout=zoneout)
     return y, h_n, c_n, cache
 
 
@@ -276,7 +321,8 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 lengths: Optional[np.ndarray] = None, reverse: bool = False,
                 training: bool = True, reset_after: bool = True,
-                options: Optional[GateOptions] = None
+                options: Optional[GateOptions] = None,
+                recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """GRU over a whole sequence. Returns ``y (T,B,H), h_n (B,H), cache``.
 
@@ -289,7 +335,8 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
     spec = cell_for("gru", reset_after=reset_after)
     y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
                                         lengths=lengths, reverse=reverse, training=training,
-                                        options=options)
+                                        options=options, recurrent_mask=recurrent_mask,
+                                        zoneout=zoneout)
     return y, h_n, cache
 
 
@@ -303,7 +350,8 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
                 b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], *,
                 nonlinearity: str = "tanh", lengths: Optional[np.ndarray] = None,
                 reverse: bool = False, training: bool = True,
-                options: Optional[GateOptions] = None
+                options: Optional[GateOptions] = None,
+                recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """Elman RNN over a whole sequence: h' = act(W_ih x + b_ih + W_hh h + b_hh).
 
@@ -313,7 +361,8 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndarray, w_hh:
     spec = cell_for("rnn", nonlinearity)
     y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
                                         lengths=lengths, reverse=reverse, training=training,
-                                        options=options)
+                                        options=options, recurrent_mask=recurrent_mask,
+                                        zoneout=zoneout)
     return y, h_n, cache
 
 
@@ -328,7 +377,8 @@ def layernorm_lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional
                            b_hh: Optional[np.ndarray], *, ln_weight_ih: np.ndarray,
                            ln_weight_hh: np.ndarray, ln_weight_c: np.ndarray,
                            ln_bias_c: np.ndarray, lengths: Optional[np.ndarray] = None,
-                           reverse: bool = False, training: bool = True
+                           reverse: bool = False, training: bool = True,
+                           recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
                                       Optional[SequenceCache]]:
     """LayerNorm LSTM (Ba et al. 2016; haste's LayerNormLSTM) over a whole sequence. Returns
@@ -347,7 +397,8 @@ def layernorm_lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional
     spec = cell_for("layernorm_lstm")
     y, (h_n, c_n), cache = sequence_forward(
         spec, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, lengths=lengths, reverse=reverse,
-        training=training, extra=(ln_weight_ih, ln_weight_hh, ln_weight_c, ln_bias_c))
+        training=training, extra=(ln_weight_ih, ln_weight_hh, ln_weight_c, ln_bias_c),
+        recurrent_mask=recurrent_mask, zoneout=zoneout)
     return y, h_n, c_n, cache
 
 
@@ -364,7 +415,8 @@ def layernorm_gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndar
                           w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                           b_hh: Optional[np.ndarray], *, ln_weight_ih: np.ndarray,
                           ln_weight_hh: np.ndarray, lengths: Optional[np.ndarray] = None,
-                          reverse: bool = False, training: bool = True
+                          reverse: bool = False, training: bool = True,
+                          recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
                           ) -> Tuple[np.ndarray, np.ndarray, Optional[SequenceCache]]:
     """LayerNorm GRU (haste's LayerNormGRU) over a whole sequence. Returns ``y (T,B,H),
     h_n (B,H), cache``.
@@ -380,7 +432,8 @@ def layernorm_gru_forward(x: np.ndarray, h0: Optional[np.ndarray], w_ih: np.ndar
     spec = cell_for("layernorm_gru")
     y, (h_n,), cache = sequence_forward(spec, x, (h0,), w_ih, w_hh, b_ih, b_hh,
                                         lengths=lengths, reverse=reverse, training=training,
-                                        extra=(ln_weight_ih, ln_weight_hh))
+                                        extra=(ln_weight_ih, ln_weight_hh),
+                                        recurrent_mask=recurrent_mask, zoneout=zoneout)
     return y, h_n, cache
 
 

@@ -1,0 +1,94 @@
+// Recurrent dropout and zoneout: regularisers of the recurrence itself, applied by the time
+// loops around any cell's pointwise (the masks are drawn by the caller, from Python's seeded
+// generator, so a run is reproducible and the kernels stay deterministic).
+//
+//   recurrent dropout (Gal & Ghahramani; Keras's recurrent_dropout): the recurrent product of
+//     every step reads h_{t-1} ⊙ m_b, one mask row per sequence for the whole call; what the
+//     cell itself reads of h_{t-1} (GRU's z ⊙ h) is unmasked.
+//   zoneout (Krueger et al.; haste's zoneout): h_t = z ⊙ h_{t-1} + (1 - z) ⊙ ĥ_t, ĥ_t the cell's
+//     output, with per-step weights z (0/1 in training, the probability itself in inference).
+//     The LSTM's cell state is not zoned (as haste's).
+//
+// Backward: with s = dh_t + dy_t reaching h_t, the cell sees (1 - z) ⊙ s as its output's
+// gradient and z ⊙ s goes straight to h_{t-1}; the recurrent product's gradient reaching
+// h_{t-1} is masked by m, and dW_hh pairs with the masked h_{t-1}.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/schedule.h"
+#include "engine/seq_dims.h"
+#include "runtime/buffer.h"
+
+namespace rnnkit {
+
+template <class T>
+struct Regularizers {
+  const T* recurrent_mask = nullptr;  // (B, H) in batch order, or nullptr
+  const T* zoneout = nullptr;         // (T, B, H) weights z, or nullptr: then zoneout_p for all
+  T zoneout_p = T(0);
+
+  bool zoned() const { return zoneout || zoneout_p != T(0); }
+  bool any() const { return recurrent_mask || zoned(); }
+
+  // h_out[j] = z ⊙ h_prev[j] + (1 - z) ⊙ h_out[j], units j0..j1 of row (t, b).
+  void zone(int64_t t, int64_t b, int64_t B, int64_t H, int64_t j0, int64_t j1,
+            const T* h_prev, T* h_out) const {
+    if (zoneout) {
+      const T* z = zoneout + (t * B + b) * H;
+      for (int64_t j = j0; j < j1; ++j) h_out[j] = z[j] * h_prev[j] + (T(1) - z[j]) * h_out[j];
+    } else if (zoneout_p != T(0)) {
+      const T p = zoneout_p;
+      for (int64_t j = j0; j < j1; ++j) h_out[j] = p * h_prev[j] + (T(1) - p) * h_out[j];
+    }
+  }
+
+  // Backward of zone(): s = dh + dy of units j0..j1 split into the cell's share, written to
+  // dh_cell, and the direct share of h_{t-1}, written to direct.
+  void unzone(int64_t t, int64_t b, int64_t B, int64_t H, int64_t j0, int64_t j1, const T* dh,
+              const T* dy, T* dh_cell, T* direct) const {
+    for (int64_t j = j0; j < j1; ++j) {
+      const T z = zoneout ? zoneout[(t * B + b) * H + j] : zoneout_p;
+      const T s = dh[j] + dy[j];
+      direct[j] = z * s;
+      dh_cell[j] = (T(1) - z) * s;
+    }
+  }
+};
+
+// The recurrent mask in sorted row order (empty when there is none).
+template <class T>
+Buffer<T> sorted_mask(const Regularizers<T>& reg, const Schedule& sch, int64_t B, int64_t H) {
+  Buffer<T> m;
+  if (!reg.recurrent_mask) return m;
+  m.resize(B * H);
+  sch.to_sorted(reg.recurrent_mask, m.data(), H);
+  return m;
+}
+
+// The forward's ping-pong buffer of recurrent-product operands (2 n values): the first half
+// h ⊙ m (n values each; h, m in sorted row order), the second written by the first step.
+template <class T>
+void masked_rows(const T* h, const T* m, int64_t n, Buffer<T>& out) {
+  out.assign(2 * n, T(0));
+  for (int64_t k = 0; k < n; ++k) out.data()[k] = h[k] * m[k];
+}
+
+// out (T, B, H) = hs ⊙ m row by row (m (B, H), batch order), and out0 (B, H) = h0 ⊙ m (h0
+// nullptr: out0 stays empty): the masked states the recurrent products of the forward read,
+// which the weight gradient dW_hh pairs with.
+template <class T>
+void masked_states(const T* hs, const T* h0, const T* m, const SeqDims& d, Buffer<T>& out,
+                   Buffer<T>& out0) {
+  const int64_t B = d.B, H = d.H;
+  out.resize(d.T * B * H);
+  for (int64_t t = 0; t < d.T; ++t)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j)
+        out.data()[(t * B + b) * H + j] = hs[(t * B + b) * H + j] * m[b * H + j];
+  if (!h0) return;
+  out0.resize(B * H);
+  for (int64_t k = 0; k < B * H; ++k) out0.data()[k] = h0[k] * m[k];
+}
+
+}  // namespace rnnkit
