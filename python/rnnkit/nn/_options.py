@@ -28,6 +28,8 @@ def without_defaults(config: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[s
 
 # The gate options' defaults (as the layers take them; left out of get_config at these).
 GATE_DEFAULTS = {"activations": [], "clip": None, "input_forget": False}
+# The recurrence's regularisers' (the sequence layers' recurrent_dropout and zoneout), alike.
+REGULARIZER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0}
 
 
 def set_gate_options(layer: Any, family: str, nonlinearity: Optional[str],

@@ -28,8 +28,8 @@ from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from ._options import (GATE_DEFAULTS, cell_options_repr, flag, set_gate_options,
-                       without_defaults)
+from ._options import (GATE_DEFAULTS, REGULARIZER_DEFAULTS, cell_options_repr, flag,
+                       set_gate_options, without_defaults)
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -78,6 +78,7 @@ class _RNNBase(Module):
                  batch_first: bool, dropout: float, bidirectional: bool, dtype: Any,
                  seed: Optional[int], nonlinearity: Optional[str] = None,
                  proj_size: int = 0, gates: Optional[Dict[str, Any]] = None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0,
                  **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
@@ -101,6 +102,15 @@ class _RNNBase(Module):
                           "is applied to the outputs of every layer but the last",
                           UserWarning, stacklevel=3)
         self.proj_size = self._checked_proj_size(proj_size)
+        # The recurrence's own regularisers (ops.sequence_forward), masks from self._rng.
+        self.recurrent_dropout = _probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = _probability("zoneout", zoneout)
+        if (self.recurrent_dropout or self.zoneout) and self.proj_size:
+            raise ValueError("recurrent_dropout and zoneout are not supported with proj_size")
+        if self.recurrent_dropout and self._spec.two_phase:
+            raise ValueError(f"recurrent_dropout is not supported by {type(self).__name__}'s "
+                             f"{self._spec.name} cell (its second recurrent product reads "
+                             "r ⊙ h); use reset_after=True")
         g, h = self._spec.gates, self.hidden_size
         out = self.proj_size or h  # the width of h and of each direction's output
         self._out_size = out
@@ -197,7 +207,8 @@ class _RNNBase(Module):
             s += f", num_layers={self.num_layers}"
         s += cell_options_repr(self)
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0)):
+                              ("bidirectional", False), ("proj_size", 0),
+                              ("recurrent_dropout", 0.0), ("zoneout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype.name}"
@@ -266,6 +277,22 @@ class _RNNBase(Module):
         keep = self._rng.random(shape) >= p
         return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
 
+    def _regularizers(self, shape: Tuple[int, int, int]) -> Dict[str, Any]:
+        """One layer and direction's recurrent_mask and zoneout for ops.sequence_forward, at
+        shape (T, B, H): in training masks drawn from the layer's generator (recurrent mask
+        first), in eval no recurrent dropout and zoneout's expectation (its probability)."""
+        t, b, h = shape
+        kw: Dict[str, Any] = {}
+        if self.training and self.recurrent_dropout > 0:
+            p = self.recurrent_dropout
+            keep = self._rng.random((b, h)) >= p
+            kw["recurrent_mask"] = keep.astype(self.dtype) * self.dtype.type(
+                0.0 if p >= 1.0 else 1.0 / (1.0 - p))
+        if self.zoneout > 0:
+            kw["zoneout"] = ((self._rng.random(shape) < self.zoneout).astype(self.dtype)
+                             if self.training else self.zoneout)
+        return kw
+
     # ------------------------------------------------------------------ forward
     def _run(self, x: Any, hx: Any, lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
         with self._calls.lock:
@@ -320,6 +347,9 @@ class _RNNBase(Module):
                     s0 = [np.zeros((b, self._state_width(i)), self.dtype) if a is None
                           else np.ascontiguousarray(a) for i, a in enumerate(s0)]
                     state_n = self._packed.step(k, np.ascontiguousarray(inp[0]), s0)
+                    if self.zoneout:  # its expectation, as the sequence kernel's inference
+                        p = self.dtype.type(self.zoneout)
+                        state_n = (p * s0[0] + (1 - p) * state_n[0],) + tuple(state_n[1:])
                     y, cache = state_n[0][None], None
                 else:
                     w = self._weight_data(k, d)
@@ -328,7 +358,8 @@ class _RNNBase(Module):
                         spec, inp, s0, *w[:4], lengths=lengths, reverse=bool(d),
                         training=run_training, extra=w[4:4 + n_extra],
                         w_hr=w[-1] if self.proj_size else None, options=self._gates,
-                        out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h])
+                        out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h],
+                        **self._regularizers((t, b, h)))
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
                 ys.append(y)
@@ -435,6 +466,14 @@ _ARGS_DOC = """
             training mode only (inverted dropout; masks from the layer's seeded generator).
         bidirectional: add a reverse direction per layer; outputs are concatenated
             [forward, reverse] on the last axis.
+        recurrent_dropout: probability of dropping each unit of h in the recurrent product,
+            in training mode only, with one mask per sequence and call, as Keras's
+            ``recurrent_dropout`` (Gal & Ghahramani); the cell's own use of h (GRU's z ⊙ h) is
+            unmasked. Not with proj_size, nor with GRU(reset_after=False).
+        zoneout: probability that a unit of h keeps its previous value at a step (Krueger et
+            al.; haste's zoneout): h' = z ⊙ h + (1 - z) ⊙ cell(x, h); in eval mode the
+            expectation z = zoneout. The LSTM's c is not zoned. Not with proj_size.
+            Both draw their masks from the layer's seeded generator.
         dtype: "float32" (default) or "float64"; inputs are converted to it.
         seed: seeds ``np.random.default_rng`` for the initialisation U(-1/sqrt(H), 1/sqrt(H))
             (drawn in parameter order) and the dropout masks.
@@ -489,23 +528,25 @@ class LSTM(_RNNBase):
     _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                     "dropout", "bidirectional", "proj_size", "dtype", "peephole",
-                    "activations", "clip", "input_forget")
+                    "activations", "clip", "input_forget", "recurrent_dropout", "zoneout")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, peephole: bool = False,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
-                 input_forget: bool = False, dtype: Any = "float32",
+                 input_forget: bool = False, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, proj_size=proj_size,
                          gates=dict(activations=activations, clip=clip,
                                     input_forget=input_forget),
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
                          peephole=flag("peephole", peephole))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(),
-                                {"peephole": False, "proj_size": 0, **GATE_DEFAULTS})
+        return without_defaults(super().get_config(), {"peephole": False, "proj_size": 0,
+                                                       **GATE_DEFAULTS, **REGULARIZER_DEFAULTS})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -547,20 +588,24 @@ class GRU(_RNNBase):
 
     _family = "gru"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype", "reset_after", "activations", "clip")
+                    "dropout", "bidirectional", "dtype", "reset_after", "activations", "clip",
+                    "recurrent_dropout", "zoneout")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, reset_after: bool = True,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed,
                          gates=dict(activations=activations, clip=clip),
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
                          reset_after=flag("reset_after", reset_after))
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), {"reset_after": True, **GATE_DEFAULTS})
+        return without_defaults(super().get_config(), {"reset_after": True, **GATE_DEFAULTS,
+                                                       **REGULARIZER_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -588,19 +633,23 @@ class RNN(_RNNBase):
 
     _family = "rnn"
     _config_args = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
-                    "batch_first", "dropout", "bidirectional", "dtype", "activations", "clip")
+                    "batch_first", "dropout", "bidirectional", "dtype", "activations", "clip",
+                    "recurrent_dropout", "zoneout")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, nonlinearity,
-                         gates=dict(activations=activations, clip=clip))
+                         gates=dict(activations=activations, clip=clip),
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
     def get_config(self) -> Dict[str, Any]:
-        return without_defaults(super().get_config(), dict(GATE_DEFAULTS))
+        return without_defaults(super().get_config(),
+                                {**GATE_DEFAULTS, **REGULARIZER_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -614,7 +663,8 @@ class RNN(_RNNBase):
 
 _LAYERNORM_ARGS_DOC = """
     Args: as :class:`LSTM`'s and :class:`GRU`'s (input_size, hidden_size, num_layers, bias,
-    batch_first, dropout, bidirectional, dtype, seed); no proj_size and no ONNX options.
+    batch_first, dropout, bidirectional, recurrent_dropout, zoneout, dtype, seed); no
+    proj_size and no ONNX options.
 
     Parameters per layer k (``_reverse`` suffix for direction 1): torch's weight_ih_l{k},
     weight_hh_l{k} and, with bias, bias_ih_l{k}, bias_hh_l{k} (the two gate LayerNorms' β),
@@ -645,15 +695,20 @@ class LayerNormLSTM(_RNNBase):
 
     _family = "layernorm_lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                    "dropout", "bidirectional", "dtype")
+                    "dropout", "bidirectional", "dtype", "recurrent_dropout", "zoneout")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, dtype: Any = "float32",
+                 bidirectional: bool = False, *, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
         # (explicit base: LayerNormGRU shares this constructor)
         _RNNBase.__init__(self, input_size, hidden_size, num_layers, bias, batch_first,
-                          dropout, bidirectional, dtype, seed)
+                          dropout, bidirectional, dtype, seed,
+                          recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+    def get_config(self) -> Dict[str, Any]:
+        return without_defaults(_RNNBase.get_config(self), dict(REGULARIZER_DEFAULTS))
 
     forward = LSTM.forward
     backward = LSTM.backward
@@ -677,6 +732,7 @@ class LayerNormGRU(_RNNBase):
     _config_args = LayerNormLSTM._config_args
 
     __init__ = LayerNormLSTM.__init__
+    get_config = LayerNormLSTM.get_config
     forward = GRU.forward
     backward = GRU.backward
 
