@@ -114,17 +114,22 @@ struct LayerNormGruCell {
     Buffer<T> dAx, dAh, xhat, hhat, ah_n, dgh;  // dgh (T,B,3H): the hidden-side dG
     Buffer<T> sum_ax, sum_ah, sum_ih, sum_hh;
     int64_t T_;
+    bool padded;  // lengths given: some (t, b) never run, and their dgh rows must be zero
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), p(a.w, d.H, fns), input_products(a.saved[0]),
           recurrent_products(a.saved[1]), db_ih(a.db_ih), db_hh(a.db_hh), dg_ih(a.dextra[0]),
-          dg_hh(a.dextra[1]), T_(d.T) {}
+          dg_hh(a.dextra[1]), T_(d.T),
+          padded(d.lengths != nullptr) {}
 
     void begin(const Schedule&) {
       const int64_t GH = G * H;
       for (Buffer<T>* b : {&dAx, &dAh, &xhat, &hhat}) b->resize(B * GH);
       ah_n.resize(B * H);
-      dgh.assign(T_ * B * GH, T(0));  // zero where padded: to_hidden_side copies all of it
+      if (padded)  // to_hidden_side copies all of it; without lengths every row is written
+        dgh.assign(T_ * B * GH, T(0));
+      else
+        dgh.resize(T_ * B * GH);
       for (Buffer<T>* b : {&sum_ax, &sum_ah, &sum_ih, &sum_hh}) b->assign(GH, T(0));
     }
     void end(const Schedule&) {

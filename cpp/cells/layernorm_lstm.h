@@ -144,12 +144,14 @@ struct LayerNormLstmCell {
     Buffer<T> sum_dA, sum_ih, sum_hh, sum_c, sum_dcn;     // this call's parameter sums
     std::vector<T> zeros;
     int64_t T_;
+    bool padded;  // lengths given: some (t, b) never run, and their dgh rows must be zero
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), p(a.w, d.H, fns), c0(a.state0[1]), input_products(a.saved[0]),
           recurrent_products(a.saved[1]), cells(a.saved[2]), dc_n(a.dstate_n[1]),
           dc0(a.dstate0[1]), db_ih(a.db_ih), db_hh(a.db_hh), dg_ih(a.dextra[0]),
-          dg_hh(a.dextra[1]), dg_c(a.dextra[2]), db_c(a.dextra[3]), T_(d.T) {}
+          dg_hh(a.dextra[1]), dg_c(a.dextra[2]), db_c(a.dextra[3]), T_(d.T),
+          padded(d.lengths != nullptr) {}
 
     void begin(const Schedule& sch) {
       const int64_t GH = G * H;
@@ -158,7 +160,10 @@ struct LayerNormLstmCell {
       for (Buffer<T>* b : {&dA, &xhat, &hhat}) b->resize(B * GH);
       dcn.resize(B * H);
       chat.resize(B * H);
-      dgh.assign(T_ * B * GH, T(0));  // zero where padded: to_hidden_side copies all of it
+      if (padded)  // to_hidden_side copies all of it; without lengths every row is written
+        dgh.assign(T_ * B * GH, T(0));
+      else
+        dgh.resize(T_ * B * GH);
       for (Buffer<T>* b : {&sum_dA, &sum_ih, &sum_hh}) b->assign(GH, T(0));
       sum_c.assign(H, T(0));
       sum_dcn.assign(H, T(0));
