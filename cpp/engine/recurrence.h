@@ -74,15 +74,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
   if (kTwoPhase && reg.recurrent_mask)
     throw std::invalid_argument("recurrent dropout is not supported by two-phase cells");
   zero_padded_rows(y, d, H);
-  // Ping-pong hidden state in sorted row order: step s reads one buffer and writes the other.
-  // 64-byte aligned so that no cache line is shared by two threads' units (runtime/buffer.h).
-  Buffer<T> h_state;
-  h_state.assign(2 * B * H, T(0));
-  sch.to_sorted(h0, h_state.data(), H);
-  // Recurrent dropout: the products read h ⊙ m, kept beside h (ping-pong alike).
-  const Buffer<T> mask = sorted_mask(reg, sch, B, H);
-  Buffer<T> hm_state;
-  if (reg.recurrent_mask) masked_rows(h_state.data(), mask.data(), B * H, hm_state);
+  RecurrentState<T> state(h0, sch, B, H, reg);  // h by sorted row, ping-pong (regularizers.h)
   Buffer<T> u;  // two phases: the first phase's operand for the other gates, sorted rows
   if (kTwoPhase) u.assign(B * H, T(0));
   cell.begin(sch);
@@ -113,11 +105,9 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
     if (!sync.sync()) return;
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const int64_t n = sch.active(s);
-      const T* hp = h_state.data() + (s & 1) * B * H;
-      T* hn = h_state.data() + ((s + 1) & 1) * B * H;
-      // the recurrent product's operand, and where this step writes the next one
-      const T* operand = reg.recurrent_mask ? hm_state.data() + (s & 1) * B * H : hp;
-      T* next_operand = reg.recurrent_mask ? hm_state.data() + ((s + 1) & 1) * B * H : nullptr;
+      const T* hp = state.prev(s);
+      T* hn = state.next(s);
+      const T* operand = state.operand(s);  // h, or h ⊙ m with recurrent dropout
       auto row_at = [&](int64_t r) {
         const int64_t t = sch.time_of(s, r);
         return RowRef{r, t, sch.batch_index(r), s == 0, t - step};
@@ -145,10 +135,7 @@ void run_forward(Fwd& cell, T* y, T* h_n, MakeInput make_input, const T* h0, con
           const RowRef row = row_at(r);
           cell.forward(row, j0, j1, in->row(s, r, row.t, row.b), in->stride(),
                        gh.data() + r * width, hp + r * H, hn + r * H);
-          reg.zone(row.t, row.b, B, H, j0, j1, hp + r * H, hn + r * H);
-          if (next_operand)
-            for (int64_t j = j0; j < j1; ++j)
-              next_operand[r * H + j] = hn[r * H + j] * mask.data()[r * H + j];
+          state.finish(s, r, row.t, row.b, j0, j1);  // zoneout; the masked copy
           std::copy(hn + r * H + j0, hn + r * H + j1, y + d.y_row(row.t, row.b) + j0);
         }
       });

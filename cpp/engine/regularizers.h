@@ -66,13 +66,43 @@ Buffer<T> sorted_mask(const Regularizers<T>& reg, const Schedule& sch, int64_t B
   return m;
 }
 
-// The forward's ping-pong buffer of recurrent-product operands (2 n values): the first half
-// h ⊙ m (n values each; h, m in sorted row order), the second written by the first step.
+// A forward loop's hidden state by sorted row (B, H), ping-pong between steps: step s reads
+// prev(s) and writes next(s). With recurrent dropout it keeps beside it h ⊙ m, which the
+// recurrent products read (operand(s)); finish() applies zoneout to a row's new units and
+// writes their masked copy. 64-byte aligned so that no cache line is shared by two threads'
+// units (runtime/buffer.h).
 template <class T>
-void masked_rows(const T* h, const T* m, int64_t n, Buffer<T>& out) {
-  out.assign(2 * n, T(0));
-  for (int64_t k = 0; k < n; ++k) out.data()[k] = h[k] * m[k];
-}
+class RecurrentState {
+ public:
+  RecurrentState(const T* h0, const Schedule& sch, int64_t B, int64_t H,
+                 const Regularizers<T>& reg)
+      : B_(B), H_(H), reg_(reg), mask_(sorted_mask(reg, sch, B, H)) {
+    h_.assign(2 * B * H, T(0));
+    sch.to_sorted(h0, h_.data(), H);
+    if (!reg.recurrent_mask) return;
+    hm_.assign(2 * B * H, T(0));
+    for (int64_t k = 0; k < B * H; ++k) hm_.data()[k] = h_.data()[k] * mask_.data()[k];
+  }
+  const T* prev(int64_t s) const { return h_.data() + (s & 1) * B_ * H_; }
+  T* next(int64_t s) { return h_.data() + ((s + 1) & 1) * B_ * H_; }
+  const T* operand(int64_t s) const {
+    return reg_.recurrent_mask ? hm_.data() + (s & 1) * B_ * H_ : prev(s);
+  }
+  // Units j0..j1 of sorted row r (time t, batch b) of next(s), written by the cell, made final.
+  void finish(int64_t s, int64_t r, int64_t t, int64_t b, int64_t j0, int64_t j1) {
+    T* h = next(s) + r * H_;
+    reg_.zone(t, b, B_, H_, j0, j1, prev(s) + r * H_, h);
+    if (!reg_.recurrent_mask) return;
+    T* hm = hm_.data() + ((s + 1) & 1) * B_ * H_ + r * H_;
+    const T* m = mask_.data() + r * H_;
+    for (int64_t j = j0; j < j1; ++j) hm[j] = h[j] * m[j];
+  }
+
+ private:
+  int64_t B_, H_;
+  const Regularizers<T>& reg_;
+  Buffer<T> mask_, h_, hm_;
+};
 
 // out (T, B, H) = hs ⊙ m row by row (m (B, H), batch order), and out0 (B, H) = h0 ⊙ m (h0
 // nullptr: out0 stays empty): the masked states the recurrent products of the forward read,

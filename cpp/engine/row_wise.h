@@ -48,12 +48,7 @@ void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* 
   const int64_t B = d.B, H = d.H, GH = G * H;
   const Schedule sch(d);
   zero_padded_rows(y, d, H);
-  Buffer<T> h_state;  // ping-pong hidden state in sorted row order, as in run_forward
-  h_state.assign(2 * B * H, T(0));
-  sch.to_sorted(h0, h_state.data(), H);
-  const Buffer<T> mask = sorted_mask(reg, sch, B, H);  // recurrent dropout, as run_forward
-  Buffer<T> hm_state;
-  if (reg.recurrent_mask) masked_rows(h_state.data(), mask.data(), B * H, hm_state);
+  RecurrentState<T> state(h0, sch, B, H, reg);  // as run_forward's
   Buffer<T> gh(B * GH);  // the step's recurrent product, sorted rows; the cells' scratch after
   cell.begin(sch);
 
@@ -71,10 +66,9 @@ void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* 
     if (!sync.sync()) return;
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const int64_t n = sch.active(s);
-      const T* hp = h_state.data() + (s & 1) * B * H;
-      T* hn = h_state.data() + ((s + 1) & 1) * B * H;
-      const T* operand = reg.recurrent_mask ? hm_state.data() + (s & 1) * B * H : hp;
-      T* next_operand = reg.recurrent_mask ? hm_state.data() + ((s + 1) & 1) * B * H : nullptr;
+      const T* hp = state.prev(s);
+      T* hn = state.next(s);
+      const T* operand = state.operand(s);
       sync.run([&] {
         if (c1 > c0)
           pg.gemm(n, c1 - c0, H, operand, H, packed.data(), T(0), gh.data() + c0, GH);
@@ -88,10 +82,7 @@ void run_forward_row_wise(Fwd& cell, T* y, T* h_n, T* gx, const T* h0, const T* 
           const RowRef row{r, t, b, s == 0, t - step};
           cell.forward(row, 0, H, gx + (t * B + b) * GH, H, gh.data() + r * GH, hp + r * H,
                        hn + r * H);
-          reg.zone(t, b, B, H, 0, H, hp + r * H, hn + r * H);
-          if (next_operand)
-            for (int64_t j = 0; j < H; ++j)
-              next_operand[r * H + j] = hn[r * H + j] * mask.data()[r * H + j];
+          state.finish(s, r, t, b, 0, H);
           std::copy(hn + r * H, hn + (r + 1) * H, y + d.y_row(t, b));
         }
       });
