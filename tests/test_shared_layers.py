@@ -76,9 +76,12 @@ def test_shared_recurrent_layer(make):
     for i in range(count):
         for a, b in zip(got[i], expect[i]):
             np.testing.assert_array_equal(a, b)
-    # every backward added its gradient exactly once (order differs: not bitwise)
+    # every backward added its gradient exactly once (order differs: not bitwise; float32
+    # rounding of a reordered sum scales with its largest terms, large for the LayerNorm
+    # cells' input weights)
     for p, g in zip(layer.parameters(), serial_grads):
-        np.testing.assert_allclose(p.grad, g, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(p.grad, g, rtol=1e-4,
+                                   atol=1e-5 * max(1.0, float(np.abs(g).max())))
 
 
 def test_shared_cell_and_linear():
