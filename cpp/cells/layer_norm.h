@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "runtime/buffer.h"
+
 namespace rnnkit {
 
 // torch.nn.LayerNorm's default epsilon.
@@ -64,6 +66,15 @@ void layer_norm_backward(const T* dy, const T* gamma, const T* vhat, T rstd, int
                     }) / T(n);
   for (int64_t i = 0; i < n; ++i)
     dv[i] = rstd * (dy[i] * gamma[i] - mean_d - vhat[i] * mean_dv);
+}
+
+// to[k] += sum[k], k < sum.size(), where a gradient is wanted (to is not nullptr): a call's
+// parameter sums, kept apart and added once, so that accumulating into a non-zero gradient
+// rounds as "zeros, then +=" does.
+template <class T>
+void add_parameter_sums(T* to, const Buffer<T>& sum) {
+  if (!to) return;
+  for (size_t k = 0; k < sum.size(); ++k) to[k] += sum.data()[k];
 }
 
 }  // namespace rnnkit

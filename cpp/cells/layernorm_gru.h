@@ -133,15 +133,10 @@ struct LayerNormGruCell {
       for (Buffer<T>* b : {&sum_ax, &sum_ah, &sum_ih, &sum_hh}) b->assign(GH, T(0));
     }
     void end(const Schedule&) {
-      const int64_t GH = G * H;
-      auto add = [GH](T* to, const Buffer<T>& from) {
-        if (to)
-          for (int64_t k = 0; k < GH; ++k) to[k] += from.data()[k];
-      };
-      add(db_ih, sum_ax);
-      add(db_hh, sum_ah);
-      add(dg_ih, sum_ih);
-      add(dg_hh, sum_hh);
+      add_parameter_sums(db_ih, sum_ax);
+      add_parameter_sums(db_hh, sum_ah);
+      add_parameter_sums(dg_ih, sum_ih);
+      add_parameter_sums(dg_hh, sum_hh);
     }
 
     void backward(const RowRef& row, int64_t, int64_t, const T* h_prev, const T* dy, T* dh,

@@ -90,18 +90,15 @@ struct LayerNormLstmCell {
     T* recurrent_out = nullptr;  // (T,B,4H) raw h·W_hhᵀ kept for backward, or nullptr
     T* cells_out = nullptr;      // (T,B,H) c_t kept for backward, or nullptr
     T* c_state = nullptr;        // (B,H)
-    Buffer<T> storage, chat;     // c_state of a sequence; the normalised c of each row
+    Buffer<T> storage;           // what c_state points to for a sequence
 
     Forward(const ForwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), p(a.w, d.H, fns), c0(a.state0[1]), c_n(a.state_n[1]),
-          recurrent_out(a.saved[1]), cells_out(a.saved[2]) {
-      chat.resize(B * H);
-    }
+          recurrent_out(a.saved[1]), cells_out(a.saved[2]) {}
     Forward(const StepArrays<T>& a, int64_t batch, int64_t hidden, const CellWeights<T>& w,
             Activations<T> fns)
         : B(batch), H(hidden), p(w, hidden, fns), c_state(a.state_out[1]) {
       std::copy(a.state[1], a.state[1] + B * H, c_state);
-      chat.resize(B * H);
     }
 
     void begin(const Schedule& sch) {
@@ -123,8 +120,9 @@ struct LayerNormLstmCell {
       T* c = c_state + row.r * H;
       for (int64_t j = 0; j < H; ++j) c[j] = f[j] * c[j] + i[j] * g[j];
       if (cells_out) std::copy(c, c + H, cells_out + tb * H);
-      T* out = gh + 2 * H;  // g is consumed: tanh(LN(c) + b_c) goes there
-      p.cell_output(c, chat.data() + row.r * H, out);
+      // i and g are consumed: the normalised c and tanh(LN(c) + b_c) go there
+      T* out = gh + 2 * H;
+      p.cell_output(c, gh, out);
       for (int64_t j = 0; j < H; ++j) h_out[j] = o[j] * out[j];
     }
   };
@@ -171,18 +169,12 @@ struct LayerNormLstmCell {
     }
     void end(const Schedule& sch) {
       sch.from_sorted(dc_state.data(), dc0, H);
-      // Summed apart and added once (as the LSTM's peephole sums).
-      auto add = [](T* to, const Buffer<T>& from, int64_t n) {
-        if (to)
-          for (int64_t k = 0; k < n; ++k) to[k] += from.data()[k];
-      };
-      const int64_t GH = G * H;
-      add(db_ih, sum_dA, GH);
-      add(db_hh, sum_dA, GH);  // both biases enter a alike
-      add(dg_ih, sum_ih, GH);
-      add(dg_hh, sum_hh, GH);
-      add(dg_c, sum_c, H);
-      add(db_c, sum_dcn, H);
+      add_parameter_sums(db_ih, sum_dA);
+      add_parameter_sums(db_hh, sum_dA);  // both biases enter a alike
+      add_parameter_sums(dg_ih, sum_ih);
+      add_parameter_sums(dg_hh, sum_hh);
+      add_parameter_sums(dg_c, sum_c);
+      add_parameter_sums(db_c, sum_dcn);
     }
 
     void backward(const RowRef& row, int64_t, int64_t, const T*, const T* dy, T* dh,

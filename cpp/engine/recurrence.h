@@ -230,7 +230,7 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
           T* dhr = dh.data() + r * H;
           const T* dyr = dy + tb * H;
           if (zoned) {  // the cell sees (1 - z) ⊙ (dh + dy) as its output's gradient
-            reg.unzone(row.t, row.b, B, H, u0, u1, dhr, dyr, dhr, direct.data() + r * H);
+            reg.unzone(row.t, row.b, B, H, u0, u1, dhr, dyr, direct.data() + r * H);
             dyr = zeros.data();
           }
           cell.backward(row, u0, u1, h_prev_of(row), dyr, dhr, dg_step.data() + r * GH,

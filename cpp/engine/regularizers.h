@@ -43,15 +43,15 @@ struct Regularizers {
     }
   }
 
-  // Backward of zone(): s = dh + dy of units j0..j1 split into the cell's share, written to
-  // dh_cell, and the direct share of h_{t-1}, written to direct.
-  void unzone(int64_t t, int64_t b, int64_t B, int64_t H, int64_t j0, int64_t j1, const T* dh,
-              const T* dy, T* dh_cell, T* direct) const {
+  // Backward of zone(): s = dh + dy of units j0..j1 split into the cell's share, left in dh,
+  // and the direct share of h_{t-1}, written to direct.
+  void unzone(int64_t t, int64_t b, int64_t B, int64_t H, int64_t j0, int64_t j1, T* dh,
+              const T* dy, T* direct) const {
     for (int64_t j = j0; j < j1; ++j) {
       const T z = zoneout ? zoneout[(t * B + b) * H + j] : zoneout_p;
       const T s = dh[j] + dy[j];
       direct[j] = z * s;
-      dh_cell[j] = (T(1) - z) * s;
+      dh[j] = (T(1) - z) * s;
     }
   }
 };
