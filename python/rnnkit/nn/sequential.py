@@ -1,7 +1,7 @@
 """Sequential: layers applied in order, backpropagated in reverse."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, List
 
 from .module import Module
 
@@ -60,11 +60,39 @@ class Sequential(Module):
 
     def backward(self, dy: Any) -> Any:
         grad = dy
-        for layer in reversed(list(self)):
+        layers = list(self)
+        hooks = self.__dict__.get("_layer_backward_hooks")
+        for i in reversed(range(len(layers))):
             if grad is None:
                 break
+            layer = layers[i]
             out = layer.backward(grad)
             grad = out[0] if getattr(layer, "_returns_state", False) else out
+            for hook in list(hooks or ()):
+                hook(i, layer)
         return grad
+
+    def register_layer_backward_hook(self, hook: Callable[[int, Module], None]) -> "_HookHandle":
+        """Call ``hook(index, layer)`` each time a layer's backward has finished inside
+        :meth:`backward` (so that layer's parameter gradients are complete for this pass):
+        rnnkit.distributed starts summing them over the ranks there, while the earlier layers'
+        backward runs. Layers before an Embedding (which returns no input gradient) are not
+        reached. Returns a handle whose ``remove()`` unregisters the hook."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault("_layer_backward_hooks", [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+
+class _HookHandle:
+    """Removes a registered hook (torch's ``RemovableHandle``)."""
+
+    def __init__(self, hooks: List[Any], hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 

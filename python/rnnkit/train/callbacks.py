@@ -140,6 +140,8 @@ class ModelCheckpoint(Callback):
             if v is None or not self.tracker.improved(v):
                 return
             self.tracker.best = v
+        if not getattr(trainer, "is_main", True):
+            return   # distributed: rank 0 writes; every rank holds the same state
         path = self.path.format(epoch=epoch + 1, **logs)
         save(trainer, path)
         self.saved.append(path)

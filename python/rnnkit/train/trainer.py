@@ -36,6 +36,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from ..distributed import DataParallel
 from ..ops import _validate
 from ..optim import clip_grad_norm_
 from . import tbptt as _tbptt
@@ -244,11 +245,18 @@ class Trainer:
             class sets ``_steps_on_metric = True`` (ReduceLROnPlateau) is stepped with
             ``val_loss`` when there is validation data, else ``loss``; others with ``step()``.
         seed: seeds the shuffling generator (its state is part of checkpoints).
+        distributed: train data-parallel over MPI (``rnnkit.distributed``; launch the script
+            with ``mpiexec -n N``): ``True``, or a :class:`rnnkit.distributed.DataParallel`
+            for its options. Each rank then takes its share of every global batch of
+            ``N * batch_size`` samples, and training equals one process's with that batch:
+            gradients and metrics are summed over the ranks, every rank holds the same
+            parameters, and only rank 0 prints and writes checkpoints. ``fit`` and
+            ``evaluate`` become collective: call them on every rank with the same data.
     """
 
     def __init__(self, model: Any, loss: Any, optimizer: Any,
                  clip_grad_norm: Optional[float] = None, *, scheduler: Any = None,
-                 seed: Optional[int] = 0) -> None:
+                 seed: Optional[int] = 0, distributed: Any = False) -> None:
         if clip_grad_norm is not None and not clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -263,6 +271,27 @@ class Trainer:
         # Set by load_state_dict: the next fit counts `epochs` from the run's start (resume).
         self._resumed = False
         self._guard = _StepGuard()
+        if isinstance(distributed, DataParallel):
+            self._dist: Optional[DataParallel] = distributed
+        elif distributed is True:
+            self._dist = DataParallel(model)
+        elif distributed is False or distributed is None:
+            self._dist = None
+        else:
+            raise TypeError(f"distributed must be True, False or a DataParallel, got "
+                            f"{distributed!r}")
+        # Distributed: whether any rank had Ctrl-C at the last step's reduction. Every rank
+        # stops on this agreed value, never on its own flag (signals reach ranks at
+        # different moments).
+        self._agreed_interrupt = False
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process prints and saves: rank 0 when distributed, else True."""
+        return self._dist is None or self._dist.is_main
+
+    def _interrupt_seen(self) -> bool:
+        return self._interrupted if self._dist is None else self._agreed_interrupt
 
     # ------------------------------------------------------------------ fit
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
@@ -312,6 +341,10 @@ class Trainer:
                                 f"epochs={epochs} in total; pass epochs={self.epoch + 1} or more "
                                 f"(later fit calls count epochs per call)")
         self._resumed = False
+        if self._dist is not None:
+            self._dist.begin_fit(self, (x.shape, batch_size, end, shuffle, tbptt))
+            verbose = verbose if self._dist.is_main else 0
+            self._agreed_interrupt = False
         for cb in callbacks:
             cb.on_train_begin(self, {})
         with self._sigint_guard():
@@ -332,7 +365,9 @@ class Trainer:
                 history.record(self.epoch - 1, logs)
                 for cb in callbacks:
                     cb.on_epoch_end(self, self.epoch - 1, logs)
-                if self._interrupted and not self.stop_training:  # Ctrl-C between batches
+                if self._dist is not None:
+                    self._agree_on_stop()
+                if self._interrupt_seen() and not self.stop_training:  # Ctrl-C between batches
                     self.stop_training = True
                     self.stop_reason = (f"interrupted (Ctrl-C) after epoch {self.epoch}; the "
                                         "model holds the parameters of that epoch's end")
@@ -347,13 +382,17 @@ class Trainer:
                      callbacks) -> Optional[Tuple[Dict[str, float], Progress]]:
         n = x.shape[0]
         order = self.rng.permutation(n) if shuffle else np.arange(n)
+        # Distributed: every rank draws the same order and steps through the same global
+        # batches, keeping its own share of each.
+        step = batch_size if self._dist is None else self._dist.global_batch(batch_size)
         self.model.train()
         for cb in callbacks:
             cb.on_epoch_begin(self, self.epoch, {})
         progress = Progress(n, self.epoch, epochs, verbose)
         totals = _Totals()
-        for b, start in enumerate(range(0, n, batch_size)):
-            idx = order[start:start + batch_size]
+        for b, start in enumerate(range(0, n, step)):
+            batch_idx = order[start:start + step]
+            idx = batch_idx if self._dist is None else self._dist.shard(batch_idx)
             xb, yb = x[idx], y[idx]
             lb = None if lengths is None else lengths[idx]
             batch = self._train_batch(xb, yb, lb, tbptt, b, callbacks)
@@ -362,10 +401,10 @@ class Trainer:
                 return None
             totals.add(batch)
             logs = totals.logs()
-            progress.update(len(idx), logs)
+            progress.update(len(batch_idx), logs)
             for cb in callbacks:
                 cb.on_batch_end(self, b, batch.logs())
-            if self._interrupted:
+            if self._interrupt_seen():
                 self.stop_reason = (f"interrupted (Ctrl-C) after batch {b + 1} of epoch "
                                     f"{self.epoch + 1}; the model holds the parameters after "
                                     "that batch")
@@ -392,15 +431,27 @@ class Trainer:
         return totals
 
     def _step(self, xb, yb, lb, batch, callbacks) -> Optional[_Totals]:
+        dist = self._dist
+        # Distributed, a rank may have no sample of a short last batch: its forward of zero
+        # rows still runs, so that it reports the same metrics (with count 0) as the others.
         pred, loss = self._forward_loss(xb, yb, lb)
         stats = self._totals(loss, pred, yb)
+        local_count = stats.count
+        if dist is not None:
+            stats = self._reduce_totals(stats, self._interrupted, "the step's loss")
+            loss = stats.loss / stats.count if stats.count else math.nan
         if stats.count == 0:  # nothing counted (all targets ignored): the mean is NaN, as in
             return stats      # torch, and there is nothing to learn from: no step
         if not math.isfinite(loss):
             self._stop_nonfinite(f"the loss became {loss}")
             return None
         self.optimizer.zero_grad()
-        self.model.backward(self.loss.backward())
+        if dist is None:
+            self.model.backward(self.loss.backward())
+        else:
+            dist.backward(None if local_count == 0 else
+                          lambda: self.model.backward(self._share_of_gradient(
+                              self.loss.backward(), local_count / stats.count)))
         # Frozen parameters (requires_grad False) take no step, and a gradient they kept from
         # earlier must not scale the others' clipping.
         params = [p for p in self.model.parameters() if getattr(p, "requires_grad", True)]
@@ -423,6 +474,31 @@ class Trainer:
         self.global_step += 1
         return stats
 
+    def _share_of_gradient(self, dy: Any, share: float) -> Any:
+        """This rank's loss gradient weighted for the sum over ranks: a mean loss is the
+        global batch's mean only when each rank's mean is weighted by its share of the counted
+        targets; a summed loss adds up as it is."""
+        if getattr(self.loss, "reduction", "mean") != "mean" or share == 1.0:
+            return dy
+        return dy * np.asarray(share, dtype=dy.dtype)
+
+    def _reduce_totals(self, t: _Totals, flag: bool, what: str) -> _Totals:
+        """``t`` summed over the ranks (distributed only); records the agreed Ctrl-C flag."""
+        out = _Totals()
+        out.loss, out.count, out.metrics, agreed = self._dist.reduce_totals(
+            t.loss, t.count, t.metrics, flag, what)
+        self._agreed_interrupt = self._agreed_interrupt or agreed
+        return out
+
+    def _agree_on_stop(self) -> None:
+        """After an epoch: stop everywhere when a callback stopped any rank, and check that
+        every rank still holds the same parameters."""
+        stop = self._dist.any(self.stop_training, "agreeing on stopping")
+        if stop and not self.stop_training:
+            self.stop_training = True
+            self.stop_reason = "a callback on another rank stopped training"
+        self._dist.check_in_sync(self.epoch - 1)
+
     def _stop_nonfinite(self, what: str) -> None:
         self.stop_training = True
         self.stop_reason = (f"{what} at step {self.global_step + 1} (epoch {self.epoch + 1}); "
@@ -444,18 +520,29 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
                  lengths: Optional[np.ndarray] = None) -> Dict[str, float]:
-        """Mean loss (and accuracy for classification) over ``x, y`` in eval mode."""
+        """Mean loss (and accuracy for classification) over ``x, y`` in eval mode.
+
+        Distributed, it is collective: every rank must call it with the same data; each
+        evaluates its share and all get the totals over the whole of ``x``."""
         x, y, lengths = _check_data(x, y, lengths)
         batch_size = _check_batch_size(batch_size)
         was_training = getattr(self.model, "training", True)
         self.model.eval()
+        # Distributed: each rank evaluates its contiguous share and the sums are reduced.
+        first, stop = (0, x.shape[0]) if self._dist is None else \
+            self._dist.shard_range(x.shape[0])
         try:
             totals = _Totals()
-            for start in range(0, x.shape[0], batch_size):
-                sl = slice(start, start + batch_size)
+            starts = range(first, stop, batch_size)
+            if self._dist is not None and not starts:
+                starts = range(first, first + 1)   # an empty share: report zero counts
+            for start in starts:
+                sl = slice(start, min(start + batch_size, stop))
                 pred, loss = self._forward_loss(x[sl], y[sl],
                                                 None if lengths is None else lengths[sl])
                 totals.add(self._totals(loss, pred, y[sl]))
+            if self._dist is not None:
+                totals = self._reduce_totals(totals, False, "the evaluation's sums")
             return totals.logs()
         finally:
             self.model.train(was_training)
