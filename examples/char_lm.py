@@ -9,6 +9,7 @@ with ``rnnkit.sample`` at temperatures from cautious (0.3: repetitive, common wo
 
     python examples/char_lm.py            # a few minutes on 2 cores
     python examples/char_lm.py --quick    # under a minute
+    mpiexec -n 2 python examples/char_lm.py --distributed   # data-parallel over 2 ranks (MPI)
     python -m rnnkit sample char_lm.npz --prompt "My lord, "    # more text from the checkpoint
 """
 from __future__ import annotations
@@ -20,18 +21,29 @@ import numpy as np
 from _shared import parser, report, save_checkpoint, setup
 
 import rnnkit
-from rnnkit import losses, nn, optim
+from rnnkit import distributed, losses, nn, optim
 from rnnkit.datasets import Vocab, shakespeare
 from rnnkit.train import Trainer
 
 WINDOW = 100
 
 
+def _quiet(*args, **kwargs) -> None:
+    """print's stand-in on the ranks other than 0."""
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--batch", type=int, default=32,
+                   help="batch per rank: with --distributed the global batch is N times it")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over the ranks of mpiexec (needs rnnkit[mpi])")
     args = p.parse_args()
+    if args.distributed:
+        distributed.init()   # before setup: with k ranks per machine, cores / k threads each
+    say = print if distributed.is_main() else _quiet
     start = setup(args, "char_lm")
     train_text, valid_text = shakespeare()
     valid_text = valid_text[:100_000]
@@ -49,7 +61,7 @@ def main() -> None:
     xv, yv = rows(vids)
     counts = np.bincount(ids, minlength=len(vocab)) + 1.0
     unigram = float(-np.log2(counts / counts.sum())[yv].mean())
-    print(f"{ids.size:,} training characters, {vids.size:,} validation (held-out plays); "
+    say(f"{ids.size:,} training characters, {vids.size:,} validation (held-out plays); "
           f"vocabulary {len(vocab)}; unigram baseline {unigram:.3f} bits/char", flush=True)
 
     model = nn.Sequential(nn.Embedding(len(vocab), 48, seed=args.seed),
@@ -57,9 +69,11 @@ def main() -> None:
                           nn.Linear(args.hidden, len(vocab), seed=args.seed + 2))
     trainer = Trainer(model, losses.CrossEntropyLoss(),
                       optim.Adam(model.parameters(), lr=3e-3), clip_grad_norm=1.0,
-                      seed=args.seed)
-    trainer.fit(x, y, epochs=args.epochs, batch_size=32, validation_data=(xv, yv))
+                      seed=args.seed, distributed=args.distributed)
+    trainer.fit(x, y, epochs=args.epochs, batch_size=args.batch, validation_data=(xv, yv))
     bpc = trainer.evaluate(xv, yv)["loss"] / math.log(2.0)
+    if not trainer.is_main:
+        return   # distributed: every rank holds the same model; rank 0 samples and saves
     print(f"validation {bpc:.3f} bits/char (unigram baseline {unigram:.3f})", flush=True)
 
     prompt = vocab.encode("The king ")

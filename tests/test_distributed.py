@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from _run_helpers import ROOT, child_env
 from conftest import mpiexec
 from rnnkit import distributed, nn
 from rnnkit.distributed.buckets import GradientBuckets
@@ -27,7 +28,7 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_worker.py
 
 
 def _env():
-    env = dict(os.environ)
+    env = child_env()
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", RNNKIT_NUM_THREADS="1")
     return env
 
@@ -298,6 +299,22 @@ def test_ctrl_c_on_the_launcher_stops_every_rank_at_the_same_step(tmp_path):
     assert int(ranked[0]["global_step"]) == int(ranked[1]["global_step"]) > 0
     for k in _params(ranked[0]):
         assert np.array_equal(ranked[0][k], ranked[1][k])
+
+
+@pytest.mark.needs_mpi
+@pytest.mark.needs_data("shakespeare")
+def test_char_lm_example_trains_over_two_ranks(tmp_path):
+    proc = subprocess.run([mpiexec(), "-n", "2", sys.executable,
+                           str(ROOT / "examples" / "char_lm.py"), "--quick", "--distributed",
+                           "--threads", "1", "--out", str(tmp_path / "m.npz")],
+                          capture_output=True, text=True, timeout=300, env=_env(),
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    assert len(results) == 1                 # rank 0 alone reports, samples and saves
+    assert results[0]["value"] < results[0]["baseline"] - 1.0, results
+    assert (tmp_path / "m.npz").exists()
 
 
 def test_public_names():

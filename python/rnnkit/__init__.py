@@ -4,14 +4,14 @@ The hot paths (forward over a sequence, backpropagation through time) are C++ ke
 SIMD and OpenMP; this package validates arguments and holds models, losses, optimisers and
 training loops. Layers, weight names and gate order follow torch.nn.
 """
-from . import losses, nn, ops, optim, train
+from . import distributed, losses, nn, ops, optim, train
 from ._runtime import __version__, build_info, get_num_threads, set_num_threads
 from .generate import sample
 from .io import load, load_metadata, save
 from .nn import (GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Last, Linear, LSTMCell, Module,
                  Parameter, RNNCell, Sequential)
 
-__all__ = ["ops", "nn", "losses", "optim", "train", "save", "load", "load_metadata", "sample", "build_info", "get_num_threads",
+__all__ = ["ops", "nn", "losses", "optim", "train", "distributed", "save", "load", "load_metadata", "sample", "build_info", "get_num_threads",
            "set_num_threads", "__version__", "Module", "Parameter", "RNN", "LSTM", "GRU",
            "RNNCell", "LSTMCell", "GRUCell", "Embedding", "Linear", "Dropout", "Last",
            "Sequential"]

@@ -23,6 +23,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._runtime import get_num_threads, set_num_threads
+
 # Seconds a rank waits for the others in one collective before it gives up. A wait covers the
 # slowest rank's compute since the last collective (a forward, or a validation pass), so it
 # must be far longer than a step; RNNKIT_MPI_TIMEOUT overrides it for the whole job.
@@ -81,6 +83,24 @@ def init(comm: Any = None, *, timeout: Optional[float] = None) -> None:
     if _state.previous_hook is None:
         _state.previous_hook = sys.excepthook
         sys.excepthook = _abort_on_uncaught
+    _share_cores(comm, mpi)
+
+
+def _share_cores(comm: Any, mpi: Any) -> None:
+    """With k ranks on one machine and no thread count chosen (OMP_NUM_THREADS unset, the
+    default cap of all cores still in place), give each rank cores / k kernel threads: k ranks
+    each starting a thread per core would oversubscribe every core k times."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    local = comm.Split_type(mpi.COMM_TYPE_SHARED)
+    try:
+        k = local.Get_size()
+    finally:
+        local.Free()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    if k > 1 and get_num_threads() >= cores:
+        set_num_threads(max(1, cores // k))
 
 
 def _abort_on_uncaught(kind: Any, value: Any, tb: Any) -> None:
