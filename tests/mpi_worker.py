@@ -6,7 +6,9 @@ compares to ``OUT_DIR/rank{r}.npz``: the final parameters, the History and the s
 
 Scenarios:
 - ``train``: plain training (options: dtype, cell, batch, epochs, optimizer, lengths, tbptt,
-  n, ignore, checkpoint, resume, stop_rank, stop_epoch).
+  n, ignore, checkpoint, resume, stop_rank, stop_epoch, bucket_bytes, jitter: each rank
+  sleeps a random 0-2 ms after each layer's backward, so ranks reach their buckets at
+  different moments).
 - ``kill``: rank 1 kills itself with SIGKILL in its third step.
 - ``raise``: rank 1 raises in its third step.
 - ``stall``: rank 1 sleeps in its third step, far longer than the collectives' timeout.
@@ -86,8 +88,14 @@ def main() -> None:
     params = model.parameters()
     opt = optim.Adam(params, lr=1e-2) if opts.get("optimizer", "adam") == "adam" \
         else optim.SGD(params, lr=0.5, momentum=0.9)
+    dist = under_mpi
+    if under_mpi and opts.get("bucket_bytes"):
+        dist = distributed.DataParallel(model, bucket_bytes=opts["bucket_bytes"])
+    if opts.get("jitter"):
+        jitter = np.random.default_rng(distributed.rank() + 7)
+        model.register_layer_backward_hook(lambda i, layer: time.sleep(jitter.random() * 2e-3))
     trainer = Trainer(model, losses.CrossEntropyLoss(), opt, clip_grad_norm=0.5,
-                      distributed=under_mpi)
+                      distributed=dist)
     if opts.get("resume"):
         trainer = rnnkit.load(opts["resume"], into=trainer)
     callbacks = [_Misbehave(scenario, opts.get("stop_rank", -1), opts.get("stop_epoch", -1))]
@@ -106,6 +114,10 @@ def main() -> None:
     result.update({f"history_{k}": np.array(v) for k, v in history.history.items()})
     result["stop_reason"] = np.array(history.stop_reason or "")
     result["global_step"] = np.array(trainer.global_step)
+    buckets = trainer.distributed.buckets if trainer.distributed is not None else None
+    result["bucket_timings"] = np.array([] if buckets is None else
+                                        [buckets.last_wait_s, buckets.last_comm_s,
+                                         buckets.last_overlap_s])
     result["checkpoints_written"] = np.array(0 if checkpoint is None else len(checkpoint.saved))
     np.savez(os.path.join(out, f"rank{distributed.rank()}.npz"), **result)
 

@@ -16,8 +16,10 @@ rank copies every slice). Every rank therefore holds bitwise the same sums, whic
 Overlap. MPICH moves a non-blocking collective only while some thread is inside MPI, and the
 backward kernels run in C++ for long stretches. So a progress thread starts each bucket as
 soon as the layers it holds have finished their backward (``Sequential`` layer hooks) and
-tests the pending requests every half millisecond, sleeping in between: the summing of the
-last layers' gradients hides behind the first layers' backward. Parameters used by more than
+tests the pending requests every half millisecond while the backward runs, sleeping in
+between: the summing of the last layers' gradients hides behind the first layers' backward.
+Once the backward is done it tests without pausing (MPICH moves a large message one chunk per
+test), so what was not hidden completes at the transport's speed. Parameters used by more than
 one layer, or owned by no top-level layer, go in a last bucket summed after the backward.
 """
 from __future__ import annotations
@@ -32,6 +34,9 @@ from . import _comm
 
 DEFAULT_BUCKET_BYTES = 4 << 20
 _POLL_SECONDS = 5e-4
+# How long the progress thread polls without sleeping once the backward is done; past it (a
+# rank far behind, a stuck one) it goes back to gentle polling until the deadline.
+_SPIN_SECONDS = 0.25
 
 
 class _Bucket:
@@ -53,6 +58,7 @@ class _Bucket:
         self.slice = padded // world
         self.stage = 0                     # 0 waiting, 1 reduce-scatter, 2 allgather, 3 done
         self.request: Any = None
+        self.comm: Any = None              # its own communicator (see GradientBuckets)
 
     def attach(self) -> None:
         """Make each parameter's ``grad`` its view again where something replaced it, keeping
@@ -80,6 +86,12 @@ class GradientBuckets:
     Use per step: :meth:`begin` before the backward (reattaches views, arms the hooks),
     the backward itself, then :meth:`finish` (starts what is left, waits for everything).
     :meth:`close` removes the hooks and stops the progress thread.
+
+    After each :meth:`finish`, ``last_comm_s`` is the time from the first bucket's start to
+    the last bucket's sum and ``last_wait_s`` the part of it that :meth:`finish` waited for:
+    the communication that the backward did not hide, and ``last_overlap_s`` the window the
+    backward left for hiding it (first bucket's start to the backward's end); all 0 with one
+    rank.
     """
 
     def __init__(self, model: Any, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
@@ -125,6 +137,15 @@ class GradientBuckets:
         for dtype in dict.fromkeys(p.data.dtype for p in late):
             same = [p for p in late if p.data.dtype == dtype]
             self.buckets.append(_Bucket(same, [-1], self.world))   # -1: after the backward
+        # One communicator per bucket. MPI matches collectives on a communicator by the order
+        # each rank issues them, and the progress thread issues a bucket's allgather as soon as
+        # its reduce-scatter completes, which races with the next bucket's reduce-scatter
+        # differently on each rank: on a shared communicator the ranks' messages would pair up
+        # wrongly. Per bucket, the order (reduce-scatter, then allgather) is the same everywhere.
+        if self.world > 1:
+            for b in self.buckets:
+                b.comm, request = _comm.comm().Idup()
+                _comm.wait(request, "creating the gradient buckets' communicators")
         self._hook = None
         if owners is not None:
             self._hook = model.register_layer_backward_hook(self._layer_done)
@@ -134,6 +155,18 @@ class GradientBuckets:
         self._closed = False
         self._thread: Optional[threading.Thread] = None
         self._done_layers: set = set()
+        self._hurry: Optional[float] = None   # when finish() started waiting
+        # Timings of the last step (perf_counter seconds), for benchmarks and logs.
+        self.last_wait_s = 0.0        # finish() blocked: communication the backward did not hide
+        self.last_comm_s = 0.0        # first bucket started -> last bucket summed
+        self.last_overlap_s = 0.0     # first bucket started -> backward done (finish called)
+        self._first_start: Optional[float] = None
+        self._last_done: Optional[float] = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes summed per step (every bucket's padded buffer)."""
+        return sum(b.buffer.nbytes for b in self.buckets)
 
     # ------------------------------------------------------------------ per step
     def begin(self) -> None:
@@ -143,6 +176,8 @@ class GradientBuckets:
             b.stage = 0
         self._done_layers = set()
         self._error = None
+        self._first_start = self._last_done = None
+        self._hurry: Optional[float] = None
 
     def _layer_done(self, index: int, layer: Any) -> None:
         self._done_layers.add(index)
@@ -156,6 +191,8 @@ class GradientBuckets:
             for b in buckets:
                 b.stage = 3
             return
+        if self._first_start is None:
+            self._first_start = time.perf_counter()
         for b in buckets:
             b.stage = 1    # claimed: the progress thread issues the reduce-scatter
         with self._cond:
@@ -172,8 +209,11 @@ class GradientBuckets:
         rest = [b for b in self.buckets if b.stage == 0]
         if rest:
             self._start(rest)
-        deadline = time.perf_counter() + _comm._state.timeout
+        waited_from = time.perf_counter()
+        deadline = waited_from + _comm._state.timeout
         with self._cond:
+            self._hurry = waited_from    # the backward is done: the core is free to poll
+            self._cond.notify()
             while (self._pending or any(b.stage != 3 for b in self.buckets)) \
                     and self._error is None:
                 left = deadline - time.perf_counter()
@@ -183,6 +223,11 @@ class GradientBuckets:
                         f"complete within {_comm._state.timeout:g} s; another rank died, is "
                         "stuck, or stopped taking part")
                 self._cond.wait(min(left, 0.05))
+        now = time.perf_counter()
+        self.last_wait_s = now - waited_from
+        start = self._first_start if self._first_start is not None else now
+        self.last_comm_s = (self._last_done or now) - start
+        self.last_overlap_s = max(0.0, waited_from - start)
         if self._error is not None:
             raise _comm.DistributedError(
                 f"rank {_comm.rank()}: summing the gradients failed: {self._error}") \
@@ -198,12 +243,15 @@ class GradientBuckets:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        for b in self.buckets:
+            if b.comm is not None:
+                b.comm.Free()
+                b.comm = None
 
     # ------------------------------------------------------------------ progress thread
     def _progress(self) -> None:
-        comm = _comm.comm()
         mpi = _comm.mpi()
-        me = comm.Get_rank()
+        me = _comm.rank()
         active: List[_Bucket] = []
         try:
             while True:
@@ -214,7 +262,7 @@ class GradientBuckets:
                         return
                     fresh, self._pending = self._pending, []
                 for b in fresh:
-                    b.request = comm.Ireduce_scatter_block(
+                    b.request = b.comm.Ireduce_scatter_block(
                         mpi.IN_PLACE, [b.buffer, b.slice], mpi.SUM)
                 active.extend(fresh)
                 still: List[_Bucket] = []
@@ -228,17 +276,23 @@ class GradientBuckets:
                         if me:
                             b.buffer[me * b.slice:(me + 1) * b.slice] = b.buffer[:b.slice]
                         b.stage = 2
-                        b.request = comm.Iallgather(mpi.IN_PLACE, [b.buffer, b.slice])
+                        b.request = b.comm.Iallgather(mpi.IN_PLACE, [b.buffer, b.slice])
                         still.append(b)
                         continue
                     b.stage, b.request = 3, None
+                    self._last_done = time.perf_counter()
                 finished = len(still) < len(active)
                 active = still
                 if finished:
                     with self._cond:
                         self._cond.notify_all()
                 if active:
-                    time.sleep(_POLL_SECONDS)
+                    # MPICH moves a large message only inside a test call, one chunk per
+                    # call: poll gently while the backward needs the core, flat out (giving
+                    # up the GIL in between) once the main thread only waits.
+                    hurry = self._hurry
+                    fast = hurry is not None and time.perf_counter() - hurry < _SPIN_SECONDS
+                    time.sleep(0.0 if fast else _POLL_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting main thread
             with self._cond:
                 self._error = exc

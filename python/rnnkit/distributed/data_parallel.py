@@ -55,6 +55,12 @@ class DataParallel:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def buckets(self) -> Optional[GradientBuckets]:
+        """The gradient buckets of the current fit (None before the first ``begin_fit``); its
+        ``last_wait_s`` and ``last_comm_s`` time the last step's gradient sum."""
+        return self._buckets
+
     # ------------------------------------------------------------------ start of fit
     def begin_fit(self, trainer: Any, run: Any = ()) -> None:
         """Rank 0's parameters to every rank, gradient buckets for the current parameters,

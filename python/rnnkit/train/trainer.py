@@ -290,6 +290,11 @@ class Trainer:
         """Whether this process prints and saves: rank 0 when distributed, else True."""
         return self._dist is None or self._dist.is_main
 
+    @property
+    def distributed(self) -> Optional[DataParallel]:
+        """The DataParallel half of a distributed Trainer (None when training alone)."""
+        return self._dist
+
     def _interrupt_seen(self) -> bool:
         return self._interrupted if self._dist is None else self._agreed_interrupt
 
