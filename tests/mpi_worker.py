@@ -6,9 +6,9 @@ compares to ``OUT_DIR/rank{r}.npz``: the final parameters, the History and the s
 
 Scenarios:
 - ``train``: plain training (options: dtype, cell, batch, epochs, optimizer, lengths, tbptt,
-  n, ignore, checkpoint, resume, stop_rank, stop_epoch, bucket_bytes, jitter: each rank
-  sleeps a random 0-2 ms after each layer's backward, so ranks reach their buckets at
-  different moments).
+  n, ignore, checkpoint, resume, stop_rank, stop_epoch, reduction, bucket_bytes, jitter:
+  each rank sleeps a random 0-2 ms after each layer's backward, so ranks reach their buckets
+  at different moments).
 - ``kill``: rank 1 kills itself with SIGKILL in its third step.
 - ``raise``: rank 1 raises in its third step.
 - ``stall``: rank 1 sleeps in its third step, far longer than the collectives' timeout.
@@ -94,7 +94,8 @@ def main() -> None:
     if opts.get("jitter"):
         jitter = np.random.default_rng(distributed.rank() + 7)
         model.register_layer_backward_hook(lambda i, layer: time.sleep(jitter.random() * 2e-3))
-    trainer = Trainer(model, losses.CrossEntropyLoss(), opt, clip_grad_norm=0.5,
+    loss = losses.CrossEntropyLoss(reduction=opts.get("reduction", "mean"))
+    trainer = Trainer(model, loss, opt, clip_grad_norm=0.5,
                       distributed=dist)
     if opts.get("resume"):
         trainer = rnnkit.load(opts["resume"], into=trainer)

@@ -214,6 +214,9 @@ CASES = {
     "lstm-f32-3-ranks-short-last-batch": (3, {"n": 49, "lengths": 1}, 1e-6),
     # Different initial parameters on each rank: rank 0's are broadcast.
     "gru-f32-rank-dependent-init": (2, {"cell": "gru", "rank_seed": 1}, 1e-6),
+    # A summed loss: no per-rank weighting, and the reported loss is the global batch's sum.
+    "gru-f32-sum-loss-short-last-batch": (3, {"cell": "gru", "reduction": "sum", "n": 49,
+                                              "ignore": 1}, 1e-6),
     # A bucket per layer, reached at random moments on each rank: the ranks issue one
     # bucket's allgather and the next one's reduce-scatter in different orders (a shared
     # communicator would pair their messages wrongly).
@@ -238,9 +241,10 @@ def test_ranks_train_as_one_process_with_the_n_times_batch(tmp_path, case):
             assert np.array_equal(other[k], ranked[0][k]), k
     got = ranked[0]
     # The last step's gradient sum was timed: it took some time, and finish() waited for
-    # at most all of it.
+    # at most all of it, plus the time the main thread takes to wake once the progress
+    # thread says it is done (a scheduler slice or two when 3 ranks share 2 cores).
     wait, comm, overlap = (float(v) for v in got["bucket_timings"])
-    assert comm > 0 and 0 <= wait <= comm + 1e-3 and overlap >= 0
+    assert comm > 0 and 0 <= wait <= comm + 0.02 and overlap >= 0
     assert int(got["global_step"]) == int(single["global_step"]) > 0
     assert _rel_err(_params(got), _params(single)) <= tol
     for k in (k for k in single if k.startswith("history_")):

@@ -2,7 +2,7 @@
 default layers unchanged when an option is added after the file format's first version."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import numpy as np
 

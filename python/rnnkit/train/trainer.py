@@ -493,6 +493,10 @@ class Trainer:
         out.loss, out.count, out.metrics, agreed = self._dist.reduce_totals(
             t.loss, t.count, t.metrics, flag, what)
         self._agreed_interrupt = self._agreed_interrupt or agreed
+        if getattr(self.loss, "reduction", "mean") != "mean" and out.count:
+            # A summed loss counts 1 per batch (its value is the total already): the ranks'
+            # parts add up to the global batch's total, which counts 1 as in one process.
+            out.count = 1.0
         return out
 
     def _agree_on_stop(self) -> None:
