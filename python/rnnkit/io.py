@@ -72,8 +72,8 @@ import time
 import warnings
 import zipfile
 from io import BytesIO
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Set,
-                    Tuple)
+from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, NamedTuple,
+                    Optional, Set, Tuple)
 
 import numpy as np
 
@@ -1202,6 +1202,13 @@ def _remove_stale_temporaries(directory: str, prefix: str) -> None:
 
 
 def _atomic_write(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path`` and rename it over ``path``: a
+    crash mid-write keeps the previous file (the next write removes the leftover). Symlinks
+    are followed; a directory, FIFO or device raises ValueError and is left alone."""
     target = _save_target(path)
     directory = os.path.dirname(target)
     prefix = _temporary_prefix(target)
@@ -1212,7 +1219,7 @@ def _atomic_write(path: str, arrays: Dict[str, np.ndarray]) -> None:
         with os.fdopen(fd, "wb") as f:
             if _fcntl is not None:  # held until the rename: the file is in use
                 _fcntl.flock(f.fileno(), _fcntl.LOCK_EX)
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
             os.chmod(tmp, mode)  # mkstemp makes 0600; give what open() would
