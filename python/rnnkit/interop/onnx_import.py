@@ -1,0 +1,1044 @@
+"""ONNX import: ``load(path_or_model) -> OnnxModel``, a graph evaluated with numpy whose LSTM,
+GRU and RNN nodes run on rnnkit's kernels.
+
+Scope. The recurrent ops with every attribute of their schemas (``direction`` forward /
+reverse / bidirectional, ``layout`` 0 / 1, ``clip``, ``activations`` with
+``activation_alpha`` / ``activation_beta``, ``input_forget``, ``linear_before_reset``,
+``hidden_size``) and every optional input (B, sequence_lens, initial_h, initial_c, P), and the
+ops that torch's and tf2onnx's exporters put around them (embedding lookups, linear heads, the
+shape arithmetic that builds zero initial states, layout changes): see :data:`SUPPORTED_OPS`.
+Any other op (or an op of a non-default domain) raises :class:`OnnxUnsupportedError` at load,
+naming the op type and the node. The activations rnnkit's kernels compute are Sigmoid, Tanh,
+Relu and HardSigmoid; a recurrent node asking for another (Elu, Softsign, ...) is refused the
+same way.
+
+How it runs. :func:`load` reads the file (bounded by ``max_bytes``; nothing in it is ever
+executed: protobuf is data), checks it with ``onnx.checker``, converts the initializers to
+numpy once, folds every node whose inputs are all constants (a torch export's Constant ->
+Unsqueeze -> Concat chains), and converts each recurrent node's constant W, R, B and P from
+ONNX's gate order (LSTM i, o, f, c; GRU z, r, h) to rnnkit's (torch's: i, f, g, o; r, z, n)
+with :mod:`rnnkit.interop.onnx_layout`, once. :meth:`OnnxModel.run` then evaluates the nodes
+the requested outputs need, in topological order. A recurrent node is one
+``rnnkit.ops.*_forward`` call per direction (``reverse=True`` for the backward direction,
+``lengths`` for sequence_lens, the initial states as given), writing straight into ONNX's
+output layout, (T, D, B, H) or, with layout=1, (B, T, D, H).
+
+sequence_lens. Outputs of Y past a sequence's length are 0, and Y_h / Y_c are the states
+after its last valid step, the backward direction starting at that step (ONNX Runtime's
+behaviour). A sequence of length 0 gets Y_h = Y_c = 0, as ONNX Runtime gives (rnnkit's own
+layers, like torch, return the initial state there instead).
+
+Only the ``onnx`` package is needed (``pip install "rnnkit[onnx]"``); it is imported when
+:func:`load` is called, never by ``import rnnkit``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import stat
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import ops
+from ..ops.gates import GateOptions
+from . import onnx_layout
+
+# Protobuf cannot parse one message of 2 GiB or more, so nothing larger is worth reading.
+DEFAULT_MAX_BYTES = 2 ** 31 - 1
+
+_ONNX_HINT = 'ONNX import needs the onnx package: pip install "rnnkit[onnx]"'
+
+Array = np.ndarray
+
+
+class OnnxUnsupportedError(NotImplementedError):
+    """A graph uses something the importer does not implement: an op (named with its node),
+    an activation or attribute value of a recurrent node, or a tensor type."""
+
+
+def _onnx() -> Any:
+    """The onnx package, imported on first use (``import rnnkit`` must not need it)."""
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - exercised where onnx is absent
+        raise ImportError(_ONNX_HINT) from exc
+    return onnx
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _read_bytes(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, refusing (ValueError) anything else and any
+    file over ``max_bytes`` before reading it. O_NONBLOCK keeps a FIFO from blocking the open;
+    fstat on the open descriptor refuses anything irregular without a window for the path to
+    change in between."""
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"{path!r} cannot be read as an ONNX model "
+                         f"({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path!r} is not a regular file, so not an ONNX model")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{path!r} has {st.st_size} bytes, more than max_bytes="
+                             f"{max_bytes}")
+        data = f.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+    if len(data) > max_bytes:
+        raise ValueError(f"{path!r} grew past max_bytes={max_bytes} while being read")
+    return data
+
+
+def _model_proto(source: Any, max_bytes: int) -> Tuple[Any, str]:
+    """(ModelProto, a name for messages) from a path, bytes or a ModelProto."""
+    onnx = _onnx()
+    if isinstance(source, onnx.ModelProto):
+        return source, "the ModelProto"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, where = bytes(source), "the given bytes"
+        if len(data) > max_bytes:
+            raise ValueError(f"{where}: {len(data)} bytes, more than max_bytes={max_bytes}")
+    elif isinstance(source, (str, os.PathLike)):
+        where = os.fspath(source)
+        if isinstance(where, bytes):
+            where = os.fsdecode(where)
+        data = _read_bytes(where, max_bytes)
+        where = repr(where)
+    else:
+        raise TypeError(f"load() takes a path, bytes or an onnx.ModelProto, got "
+                        f"{type(source).__name__}")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError and friends: not a model
+        raise ValueError(f"{where} is not an ONNX model (protobuf cannot parse it: "
+                         f"{exc})") from None
+    return model, where
+
+
+def _check_model(model: Any, where: str) -> None:
+    """onnx.checker's structural checks, as ValueError naming the source."""
+    onnx = _onnx()
+    if not model.HasField("graph") or not model.graph.output:
+        raise ValueError(f"{where} is not an ONNX model: it has no graph or no graph output")
+    for t in list(model.graph.initializer):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise ValueError(f"{where}: initializer {t.name!r} keeps its data in an external "
+                             "file, which this importer does not read (save the model with "
+                             "its weights inside, onnx.save(..., save_as_external_data=False))")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError, and its C++ errors
+        raise ValueError(f"{where} is not a valid ONNX model: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- graph nodes
+
+
+def _attribute_value(attr: Any) -> Any:
+    """An attribute as plain Python / numpy: strings decoded, tensors as arrays."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+    A = onnx.AttributeProto
+    if attr.type in (A.GRAPH, A.GRAPHS, A.SPARSE_TENSOR, A.SPARSE_TENSORS, A.TYPE_PROTO,
+                     A.TYPE_PROTOS):
+        return attr  # only ops the importer refuses take these
+    value = onnx.helper.get_attribute_value(attr)
+    if attr.type == A.TENSOR:
+        return numpy_helper.to_array(value)
+    if attr.type == A.TENSORS:
+        return [numpy_helper.to_array(t) for t in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode("utf-8") for v in value]
+    return value
+
+
+class _Node:
+    """One graph node: op type, name, inputs ("" for an absent optional one), outputs,
+    attributes as Python values, and the default domain's opset it was exported for."""
+
+    __slots__ = ("op_type", "name", "inputs", "outputs", "attrs", "opset", "index")
+
+    def __init__(self, proto: Any, index: int, opset: int) -> None:
+        self.op_type: str = proto.op_type
+        self.index = index
+        self.name: str = proto.name or f"#{index}"
+        self.inputs: List[str] = list(proto.input)
+        self.outputs: List[str] = list(proto.output)
+        self.attrs: Dict[str, Any] = {a.name: _attribute_value(a) for a in proto.attribute}
+        self.opset = opset
+
+    def where(self) -> str:
+        return f"ONNX node {self.name!r} ({self.op_type})"
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+
+def _input(node: _Node, values: Sequence[Optional[Array]], k: int) -> Optional[Array]:
+    return values[k] if k < len(values) else None
+
+
+def _ints(a: Optional[Array]) -> List[int]:
+    return [] if a is None else [int(v) for v in np.asarray(a).reshape(-1)]
+
+
+# ------------------------------------------------------------------------ the numpy ops
+
+
+def _sigmoid(x: Array) -> Array:
+    # exp of a large positive never happens: e = exp(-|x|) <= 1 (no overflow warning).
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _softmax(x: Array, axis: int, log: bool) -> Array:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    s = np.sum(e, axis=axis, keepdims=True)
+    return shifted - np.log(s) if log else e / s
+
+
+def _softmax_op(log: bool) -> Callable[[_Node, List[Optional[Array]]], Array]:
+    def run(node: _Node, v: List[Optional[Array]]) -> Array:
+        x = v[0]
+        if node.opset >= 13:
+            return _softmax(x, int(node.attr("axis", -1)), log)
+        # Before opset 13: x is coerced to 2-D, (prod(dims[:axis]), prod(dims[axis:])).
+        axis = int(node.attr("axis", 1)) % max(x.ndim, 1)
+        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        return _softmax(x.reshape(rows, -1), 1, log).reshape(x.shape)
+    return run
+
+
+def _gemm(node: _Node, v: List[Optional[Array]]) -> Array:
+    a, b, c = v[0], v[1], _input(node, v, 2)
+    if node.attr("transA", 0):
+        a = a.T
+    if node.attr("transB", 0):
+        b = b.T
+    y = a @ b
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    if alpha != 1.0:
+        y = y * np.asarray(alpha, y.dtype)
+    if c is not None and beta != 0.0:
+        y = y + (c if beta == 1.0 else c * np.asarray(beta, c.dtype))
+    return y
+
+
+def _div(node: _Node, v: List[Optional[Array]]) -> Array:
+    a, b = v
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+        # ONNX (as C) truncates integer quotients toward zero; numpy's // floors.
+        q = np.abs(a) // np.abs(b)
+        return np.where((a < 0) != (b < 0), -q, q).astype(np.result_type(a, b))
+    return a / b
+
+
+def _transpose(node: _Node, v: List[Optional[Array]]) -> Array:
+    perm = node.attr("perm")
+    return np.transpose(v[0], None if perm is None else tuple(perm))
+
+
+def _axes(node: _Node, v: List[Optional[Array]], since: int) -> Optional[List[int]]:
+    """An op's axes: its attribute before opset `since`, its second input from then on."""
+    if node.opset < since:
+        axes = node.attr("axes")
+        return None if axes is None else list(axes)
+    a = _input(node, v, 1)
+    return None if a is None else _ints(a)
+
+
+def _squeeze(node: _Node, v: List[Optional[Array]]) -> Array:
+    axes = _axes(node, v, 13)
+    return np.squeeze(v[0], axis=None if axes is None else tuple(axes))
+
+
+def _unsqueeze(node: _Node, v: List[Optional[Array]]) -> Array:
+    axes = _axes(node, v, 13)
+    if not axes:
+        raise ValueError("Unsqueeze needs axes")
+    return np.expand_dims(v[0], tuple(axes))
+
+
+def _slice(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    if node.opset < 10:
+        starts, ends = list(node.attr("starts")), list(node.attr("ends"))
+        axes = node.attr("axes")
+        steps: List[int] = [1] * len(starts)
+    else:
+        starts, ends = _ints(v[1]), _ints(v[2])
+        axes = _input(node, v, 3)
+        axes = None if axes is None else _ints(axes)
+        st = _input(node, v, 4)
+        steps = [1] * len(starts) if st is None else _ints(st)
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ValueError(f"Slice: starts, ends, axes and steps differ in length ({len(starts)},"
+                         f" {len(ends)}, {len(axes)}, {len(steps)})")
+    index = [slice(None)] * x.ndim
+    for s, e, a, step in zip(starts, ends, axes, steps):
+        if step == 0:
+            raise ValueError("Slice: a step of 0")
+        # Python's slices clamp out-of-range starts and ends exactly as ONNX's Slice does
+        # (INT64_MAX / INT64_MIN included, for either sign of step).
+        index[a % x.ndim] = slice(s, e, step)
+    return x[tuple(index)]
+
+
+def _concat(node: _Node, v: List[Optional[Array]]) -> Array:
+    return np.concatenate([a for a in v if a is not None], axis=int(node.attr("axis")))
+
+
+def _split(node: _Node, v: List[Optional[Array]]) -> List[Array]:
+    x, axis = v[0], int(node.attr("axis", 0))
+    n = len(node.outputs)
+    if node.opset < 13:
+        sizes = node.attr("split")
+    else:
+        s = _input(node, v, 1)
+        sizes = None if s is None else _ints(s)
+    dim = x.shape[axis]
+    if sizes is None:
+        parts = int(node.attr("num_outputs", n))
+        size = -(-dim // parts)  # opset 18: all of ceil(dim / n) but the last
+        sizes = [min(size, max(dim - k * size, 0)) for k in range(parts)]
+    if sum(sizes) != dim:
+        raise ValueError(f"Split: sizes {list(sizes)} do not add up to axis {axis}'s {dim}")
+    return np.split(x, np.cumsum(sizes)[:-1].tolist(), axis=axis)
+
+
+def _reshape(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    shape = _ints(v[1]) if node.opset >= 5 else list(node.attr("shape"))
+    if not node.attr("allowzero", 0):
+        # 0 copies the input's dimension (unless allowzero).
+        shape = [x.shape[k] if d == 0 else d for k, d in enumerate(shape)]
+    return np.reshape(x, shape)
+
+
+def _flatten(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    axis = int(node.attr("axis", 1)) % (x.ndim + 1) if x.ndim else 0
+    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    return x.reshape(rows, int(np.prod(x.shape[axis:], dtype=np.int64)))
+
+
+def _gather(node: _Node, v: List[Optional[Array]]) -> Array:
+    data, idx = v
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"Gather indices must be integers, got {idx.dtype}")
+    axis = int(node.attr("axis", 0))
+    n = data.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ValueError(f"Gather index out of range [-{n}, {n}) on axis {axis}")
+    return np.take(data, idx, axis=axis)
+
+
+def _shape(node: _Node, v: List[Optional[Array]]) -> Array:
+    shape = np.asarray(v[0].shape, np.int64)
+    start, end = node.attr("start", 0), node.attr("end")
+    return shape[start:end]
+
+
+def _constant(node: _Node, v: List[Optional[Array]]) -> Array:
+    a = node.attrs
+    if "value" in a and isinstance(a["value"], np.ndarray):
+        return a["value"]
+    if "value_float" in a:
+        return np.asarray(a["value_float"], np.float32)
+    if "value_floats" in a:
+        return np.asarray(a["value_floats"], np.float32)
+    if "value_int" in a:
+        return np.asarray(a["value_int"], np.int64)
+    if "value_ints" in a:
+        return np.asarray(a["value_ints"], np.int64)
+    raise OnnxUnsupportedError(f"{node.where()}: a Constant of {sorted(a)} (only numeric "
+                               "tensors, value_float(s) and value_int(s) are supported)")
+
+
+def _constant_of_shape(node: _Node, v: List[Optional[Array]]) -> Array:
+    value = node.attr("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    return np.full(_ints(v[0]), value[0], dtype=value.dtype)
+
+
+def _np_dtype(onnx_type: int) -> np.dtype:
+    onnx = _onnx()
+    try:
+        dt = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(onnx_type))
+    except Exception as exc:
+        raise OnnxUnsupportedError(f"ONNX tensor type {onnx_type} has no numpy "
+                                   "equivalent") from exc
+    if dt.kind not in "biuf":  # strings, float8 etc.: not numbers numpy computes with
+        raise OnnxUnsupportedError(f"ONNX tensor type {onnx_type} ({dt}) is not supported")
+    return dt
+
+
+def _cast(node: _Node, v: List[Optional[Array]]) -> Array:
+    return v[0].astype(_np_dtype(int(node.attr("to"))))
+
+
+def _expand(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_ints(v[1]))))
+
+
+def _range(node: _Node, v: List[Optional[Array]]) -> Array:
+    start, limit, delta = (np.asarray(a).reshape(()) for a in v)
+    n = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
+    return (start + np.arange(n, dtype=start.dtype) * delta).astype(start.dtype)
+
+
+def _reduce(fn: Callable[..., Array], axes_input_since: int
+            ) -> Callable[[_Node, List[Optional[Array]]], Array]:
+    def run(node: _Node, v: List[Optional[Array]]) -> Array:
+        axes = _axes(node, v, axes_input_since)
+        keep = bool(node.attr("keepdims", 1))
+        if not axes:
+            if node.attr("noop_with_empty_axes", 0):
+                return v[0]
+            axes = None
+        out = fn(v[0], axis=None if axes is None else tuple(axes), keepdims=keep)
+        return np.asarray(out, dtype=v[0].dtype)
+    return run
+
+
+def _argmax(node: _Node, v: List[Optional[Array]]) -> Array:
+    x, axis = v[0], int(node.attr("axis", 0))
+    if node.attr("select_last_index", 0):
+        idx = x.shape[axis] - 1 - np.argmax(np.flip(x, axis), axis=axis)
+    else:
+        idx = np.argmax(x, axis=axis)
+    idx = idx.astype(np.int64)
+    return np.expand_dims(idx, axis) if node.attr("keepdims", 1) else idx
+
+
+def _dropout(node: _Node, v: List[Optional[Array]]) -> List[Array]:
+    # Inference: the identity (and a mask of ones for a second output).
+    return [v[0], np.ones(v[0].shape, np.bool_)]
+
+
+def _elementwise(fn: Callable[..., Array]) -> Callable[[_Node, List[Optional[Array]]], Array]:
+    def run(node: _Node, v: List[Optional[Array]]) -> Array:
+        return fn(*v)
+    return run
+
+
+def _variadic(fn: Callable[[Array, Array], Array]
+              ) -> Callable[[_Node, List[Optional[Array]]], Array]:
+    def run(node: _Node, v: List[Optional[Array]]) -> Array:
+        out = v[0]
+        for a in v[1:]:
+            out = fn(out, a)
+        return out
+    return run
+
+
+def _leaky_relu(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    return np.where(x >= 0, x, x * np.asarray(node.attr("alpha", 0.01), x.dtype))
+
+
+def _relu(x: Array) -> Array:
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+_NumpyOp = Callable[[_Node, List[Optional[Array]]], Union[Array, List[Array]]]
+
+_NUMPY_OPS: Dict[str, _NumpyOp] = {
+    "Identity": lambda node, v: v[0],
+    "Dropout": _dropout,
+    "Constant": _constant,
+    "ConstantOfShape": _constant_of_shape,
+    "Shape": _shape,
+    "Size": lambda node, v: np.asarray(v[0].size, np.int64),
+    "Cast": _cast,
+    "CastLike": lambda node, v: v[0].astype(v[1].dtype),
+    "Expand": _expand,
+    "Range": _range,
+    "Gather": _gather,
+    "Gemm": _gemm,
+    "MatMul": _elementwise(np.matmul),
+    "Add": _elementwise(np.add),
+    "Sub": _elementwise(np.subtract),
+    "Mul": _elementwise(np.multiply),
+    "Div": _div,
+    "Pow": _elementwise(lambda a, b: np.power(a, b).astype(a.dtype, copy=False)),
+    "Neg": _elementwise(np.negative),
+    "Abs": _elementwise(np.abs),
+    "Sqrt": _elementwise(np.sqrt),
+    "Exp": _elementwise(np.exp),
+    "Log": _elementwise(np.log),
+    "Reciprocal": _elementwise(np.reciprocal),
+    "Relu": _elementwise(_relu),
+    "LeakyRelu": _leaky_relu,
+    "Tanh": _elementwise(np.tanh),
+    "Sigmoid": _elementwise(_sigmoid),
+    "Softmax": _softmax_op(log=False),
+    "LogSoftmax": _softmax_op(log=True),
+    "Max": _variadic(np.maximum),
+    "Min": _variadic(np.minimum),
+    "Sum": _variadic(np.add),
+    "Equal": _elementwise(np.equal),
+    "Less": _elementwise(np.less),
+    "LessOrEqual": _elementwise(np.less_equal),
+    "Greater": _elementwise(np.greater),
+    "GreaterOrEqual": _elementwise(np.greater_equal),
+    "Not": _elementwise(np.logical_not),
+    "And": _elementwise(np.logical_and),
+    "Or": _elementwise(np.logical_or),
+    "Where": _elementwise(np.where),
+    "Transpose": _transpose,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Slice": _slice,
+    "Concat": _concat,
+    "Split": _split,
+    "Reshape": _reshape,
+    "Flatten": _flatten,
+    "Tile": lambda node, v: np.tile(v[0], _ints(v[1])),
+    "ReduceSum": _reduce(np.sum, 13),
+    "ReduceMean": _reduce(np.mean, 18),
+    "ReduceMax": _reduce(np.max, 18),
+    "ReduceMin": _reduce(np.min, 18),
+    "ArgMax": _argmax,
+}
+
+# The recurrent ops, run by rnnkit's kernels (see _Recurrent).
+RECURRENT_OPS = tuple(onnx_layout.FAMILY_OF_OP)
+# Every op type load() accepts (in the default ONNX domain).
+SUPPORTED_OPS = tuple(sorted(RECURRENT_OPS + tuple(_NUMPY_OPS)))
+
+
+# ---------------------------------------------------------------------- the recurrent ops
+
+# rnnkit's kernels compute these of ONNX's activations (rnnkit.ops.gates).
+_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "hardsigmoid": "hard_sigmoid"}
+# ONNX's activations that read alpha and/or beta: how many of each list they consume.
+_ALPHA_BETA_USE = {"hardsigmoid": (1, 1), "leakyrelu": (1, 0), "thresholdedrelu": (1, 0),
+                   "elu": (1, 0), "affine": (1, 1), "scaledtanh": (1, 1)}
+_SLOTS = {"lstm": 3, "gru": 2, "rnn": 1}
+_INPUT_SLOTS = {"lstm": ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"),
+                "gru": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
+                "rnn": ("X", "W", "R", "B", "sequence_lens", "initial_h")}
+_DEFAULT_ACTIVATIONS = {"lstm": ("Sigmoid", "Tanh", "Tanh"), "gru": ("Sigmoid", "Tanh"),
+                        "rnn": ("Tanh",)}
+
+# One direction's weights in rnnkit's layout: w_ih, w_hh, b_ih, b_hh, peephole.
+_Weights = Tuple[Array, Array, Optional[Array], Optional[Array], Optional[Array]]
+
+
+class _Recurrent:
+    """An ONNX LSTM / GRU / RNN node prepared for rnnkit's kernels: attributes checked and
+    turned into kernel arguments once, constant weights converted once."""
+
+    def __init__(self, node: _Node, constants: Mapping[str, Array]) -> None:
+        self.node = node
+        self.family = onnx_layout.FAMILY_OF_OP[node.op_type]
+        a = node.attrs
+        direction = a.get("direction", "forward")
+        if direction not in ("forward", "reverse", "bidirectional"):
+            raise ValueError(f"{node.where()}: direction must be forward, reverse or "
+                             f"bidirectional, got {direction!r}")
+        self.direction = direction
+        self.num_directions = 2 if direction == "bidirectional" else 1
+        self.layout = int(a.get("layout", 0))
+        if self.layout not in (0, 1):
+            raise ValueError(f"{node.where()}: layout must be 0 or 1, got {self.layout}")
+        self.hidden_size = a.get("hidden_size")
+        lbr = int(a.get("linear_before_reset", 0))
+        if lbr not in (0, 1):
+            raise ValueError(f"{node.where()}: linear_before_reset must be 0 or 1, got {lbr}")
+        # ONNX's linear_before_reset=1 is torch's GRU (rnnkit's reset_after=True).
+        self.reset_after = bool(lbr)
+        if self.family != "gru" and "linear_before_reset" in a:
+            raise ValueError(f"{node.where()}: linear_before_reset is the GRU's attribute")
+        if self.family != "lstm" and "input_forget" in a:
+            raise ValueError(f"{node.where()}: input_forget is the LSTM's attribute")
+        self.slot = {s: (node.inputs[k] if k < len(node.inputs) else "")
+                     for k, s in enumerate(_INPUT_SLOTS[self.family])}
+        if not self.slot["X"] or not self.slot["W"] or not self.slot["R"]:
+            raise ValueError(f"{node.where()}: inputs X, W and R are required")
+        self.nonlinearity, self.options = self._gate_options()
+        # Weights that are constants (initializers, folded Constant chains): converted now.
+        names = [self.slot[s] for s in ("W", "R", "B", "P") if s in self.slot]
+        self.weights: Optional[List[_Weights]] = None
+        if all(n == "" or n in constants for n in names):
+            self.weights = self._convert(*(constants.get(self.slot.get(s, "")) if
+                                           self.slot.get(s) else None
+                                           for s in ("W", "R", "B", "P")))
+
+    # --------------------------------------------------------------- attributes
+    def _gate_options(self) -> Tuple[Optional[str], List[Optional[GateOptions]]]:
+        """(the RNN's nonlinearity for the kernels, GateOptions per direction or None where
+        the direction runs the cell's usual math)."""
+        node, family, nd = self.node, self.family, self.num_directions
+        a = node.attrs
+        slots = _SLOTS[family]
+        acts = list(a.get("activations", []) or [])
+        if not acts:
+            acts = list(_DEFAULT_ACTIVATIONS[family]) * nd
+        elif len(acts) == slots and nd == 2:
+            acts = acts * 2  # one direction's list for both (as ONNX Runtime accepts)
+        if len(acts) != slots * nd:
+            raise ValueError(f"{node.where()}: activations lists {len(acts)} function(s), "
+                             f"expected {slots} per direction x {nd} direction(s)")
+        for name in acts:
+            if name.lower() not in _ACTIVATIONS:
+                raise OnnxUnsupportedError(
+                    f"{node.where()}: activation {name!r} is not supported (rnnkit computes "
+                    "Sigmoid, Tanh, Relu and HardSigmoid)")
+        alphas = list(a.get("activation_alpha", []) or [])
+        betas = list(a.get("activation_beta", []) or [])
+        clip = a.get("clip")
+        input_forget = bool(a.get("input_forget", 0))
+        options: List[GateOptions] = []
+        for d in range(nd):
+            mine = acts[d * slots:(d + 1) * slots]
+            # alpha and beta are consumed in turn by the activations that read them, across
+            # both directions' lists: this direction's share comes off the front.
+            n_alpha = sum(_ALPHA_BETA_USE.get(m.lower(), (0, 0))[0] for m in mine)
+            n_beta = sum(_ALPHA_BETA_USE.get(m.lower(), (0, 0))[1] for m in mine)
+            my_alphas, alphas = alphas[:n_alpha], alphas[n_alpha:]
+            my_betas, betas = betas[:n_beta], betas[n_beta:]
+            try:
+                opt = GateOptions.from_onnx(mine, my_alphas, my_betas, clip, input_forget)
+                opt.core(family)  # checks the slots and input_forget against the family
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{node.where()}: {exc}") from None
+            options.append(opt)
+        if family == "rnn":
+            plain = {opt.activations[0][0] for opt in options}
+            if clip is None and len(plain) == 1 and plain <= {"tanh", "relu"}:
+                # An Elman RNN of one plain nonlinearity: the kernels' own cells.
+                return plain.pop(), [None] * nd
+        return None, [None if opt.is_default_for(family) else opt for opt in options]
+
+    # --------------------------------------------------------------- weights
+    def _convert(self, W: Optional[Array], R: Optional[Array], B: Optional[Array],
+                 P: Optional[Array]) -> List[_Weights]:
+        """Per direction, W, R, B (split into its input and recurrent halves) and P in
+        rnnkit's gate order and layout, checked against the node's attributes."""
+        node, family, nd = self.node, self.family, self.num_directions
+        g = onnx_layout.GATES[family]
+        for name, arr in (("W", W), ("R", R)):
+            if arr is None or arr.ndim != 3:
+                raise ValueError(f"{node.where()}: {name} must be 3-D, got shape "
+                                 f"{None if arr is None else arr.shape}")
+        if W.dtype not in (np.float32, np.float64):
+            raise OnnxUnsupportedError(f"{node.where()}: tensors of {W.dtype} are not "
+                                       "supported (float32 and float64 are)")
+        h = R.shape[-1]
+        if self.hidden_size is not None and int(self.hidden_size) != h:
+            raise ValueError(f"{node.where()}: hidden_size={self.hidden_size} but R has shape "
+                             f"{R.shape}")
+        i = W.shape[-1]
+        expect = {"W": (nd, g * h, i), "R": (nd, g * h, h), "B": (nd, 2 * g * h),
+                  "P": (nd, 3 * h)}
+        for name, arr in (("W", W), ("R", R), ("B", B), ("P", P)):
+            if arr is None:
+                continue
+            if arr.shape != expect[name]:
+                raise ValueError(f"{node.where()}: {name} has shape {arr.shape}, expected "
+                                 f"{expect[name]} (direction={self.direction!r}, "
+                                 f"hidden_size={h})")
+            if arr.dtype != W.dtype:
+                raise TypeError(f"{node.where()}: {name} is {arr.dtype}, W is {W.dtype}")
+        if P is not None and not P.any():
+            P = None  # all-zero peepholes add exactly nothing: the faster plain cell
+        out: List[_Weights] = []
+        for d in range(nd):
+            w_ih = onnx_layout.gates_from_onnx(W[d], family)
+            w_hh = onnx_layout.gates_from_onnx(R[d], family)
+            b_ih = b_hh = peep = None
+            if B is not None:
+                b_ih = onnx_layout.gates_from_onnx(B[d, :g * h], family)
+                b_hh = onnx_layout.gates_from_onnx(B[d, g * h:], family)
+            if P is not None:
+                peep = onnx_layout.peephole_from_onnx(P[d])
+            arrays = [None if w is None else np.ascontiguousarray(w)
+                      for w in (w_ih, w_hh, b_ih, b_hh, peep)]
+            for w in arrays:
+                if w is not None:
+                    w.flags.writeable = False  # shared by every run
+            out.append(tuple(arrays))  # type: ignore[arg-type]
+        return out
+
+    # --------------------------------------------------------------- running
+    def run(self, v: Dict[str, Optional[Array]]) -> List[Optional[Array]]:
+        """Y, Y_h[, Y_c] of the node for its input values ``v`` (by slot)."""
+        family, nd = self.family, self.num_directions
+        weights = self.weights
+        if weights is None:
+            weights = self._convert(v["W"], v["R"], v.get("B"), v.get("P"))
+        x = v["X"]
+        if x.ndim != 3:
+            raise ValueError(f"X must be 3-D, got shape {x.shape}")
+        dt = weights[0][0].dtype
+        if x.dtype != dt:
+            raise TypeError(f"X is {x.dtype}, W is {dt}")
+        xt = x.swapaxes(0, 1) if self.layout else x  # time-major view, no copy
+        t, b, _ = xt.shape
+        h = weights[0][1].shape[1]
+        lengths = v.get("sequence_lens")
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.dtype.kind not in "iu":
+                raise TypeError(f"sequence_lens must be integers, got {lengths.dtype}")
+            lengths = lengths.astype(np.int64)
+        states0 = []
+        for s in ("initial_h", "initial_c")[:2 if family == "lstm" else 1]:
+            s0 = v.get(s)
+            if s0 is not None:
+                want = (b, nd, h) if self.layout else (nd, b, h)
+                if s0.shape != want:
+                    raise ValueError(f"{s} has shape {s0.shape}, expected {want}")
+                if s0.dtype != dt:
+                    raise TypeError(f"{s} is {s0.dtype}, X is {dt}")
+                s0 = s0.swapaxes(0, 1) if self.layout else s0  # (D, B, H)
+            states0.append(s0)
+        # Y in ONNX's layout, each direction's (T, B, H) output copied into its view of it.
+        y = np.empty((b, t, nd, h) if self.layout else (t, nd, b, h), dt)
+        finals: List[List[Array]] = [[] for _ in states0]
+        for d in range(nd):
+            w_ih, w_hh, b_ih, b_hh, peep = weights[d]
+            out = y[:, :, d].swapaxes(0, 1) if self.layout else y[:, d]
+            s0 = [None if s is None else np.ascontiguousarray(s[d]) for s in states0]
+            reverse = self.direction == "reverse" or d == 1
+            kw: Dict[str, Any] = dict(lengths=lengths, reverse=reverse, training=False,
+                                      options=self.options[d])
+            if family == "lstm":
+                y_d, h_n, c_n, _ = ops.lstm_forward(xt, s0[0], s0[1], w_ih, w_hh, b_ih,
+                                                    b_hh, peephole=peep, **kw)
+                states = [h_n, c_n]
+            elif family == "gru":
+                y_d, h_n, _ = ops.gru_forward(xt, s0[0], w_ih, w_hh, b_ih, b_hh,
+                                              reset_after=self.reset_after, **kw)
+                states = [h_n]
+            else:
+                y_d, h_n, _ = ops.rnn_forward(xt, s0[0], w_ih, w_hh, b_ih, b_hh,
+                                              nonlinearity=self.nonlinearity or "tanh", **kw)
+                states = [h_n]
+            out[...] = y_d  # into ONNX's layout (T, D, B, H) or (B, T, D, H)
+            for k, s in enumerate(states):
+                finals[k].append(s)
+        results: List[Optional[Array]] = [y]
+        for f in finals:
+            s = np.stack(f)  # (D, B, H)
+            if lengths is not None and (lengths == 0).any():
+                s[:, lengths == 0] = 0  # an empty sequence's state is 0, as ONNX Runtime's
+            results.append(np.ascontiguousarray(s.swapaxes(0, 1)) if self.layout else s)
+        return results
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+def _value_info(vi: Any) -> Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]:
+    """(dtype, shape with None for symbolic or unknown dims) of a graph input or output; None
+    for what the file leaves unsaid."""
+    t = vi.type
+    if not t.HasField("tensor_type"):
+        return None, None
+    tt = t.tensor_type
+    dtype = None
+    if tt.elem_type:
+        try:
+            dtype = _np_dtype(tt.elem_type)
+        except OnnxUnsupportedError:
+            dtype = None
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+    return dtype, shape
+
+
+class OnnxModel:
+    """An imported ONNX graph: call it like the model it was exported from.
+
+    ``model(*inputs, **named)`` feeds the graph inputs (positionally in
+    :attr:`input_names` order, or by name) and returns the graph's output, or a tuple of its
+    outputs in :attr:`output_names` order when it has several. :meth:`run` takes and returns
+    dicts and can ask for any subset of the outputs. Inputs are numpy arrays (or anything
+    numpy converts), cast to the dtype the graph declares for them when that is a safe
+    change of the same kind (int32 tokens for an int64 input, say); a float for an integer
+    input, a wrong rank or a wrong fixed dimension raises TypeError / ValueError naming the
+    input. Every run evaluates only the nodes the requested outputs depend on; the LSTM / GRU
+    / RNN nodes run on rnnkit's kernels, the others in numpy, in the input's dtype.
+
+    Attributes:
+        input_names: the graph inputs a caller feeds (initializers excluded).
+        output_names: the graph outputs, in the file's order.
+        inputs: {name: (dtype or None, shape with None for dims the file leaves open)}.
+        opset: the default ONNX domain's opset version of the file.
+        producer: who wrote the file (``producer_name`` and version), for messages.
+        initializers: {name: read-only array} of the graph's weights, as stored (ONNX's gate
+            order and layout for the recurrent nodes).
+    """
+
+    def __init__(self, model: Any, where: str) -> None:
+        """Prepare ``model`` (an onnx.ModelProto already checked by :func:`load`)."""
+        from onnx import numpy_helper
+        graph = model.graph
+        self.opset = 1
+        for o in model.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                self.opset = int(o.version)
+        self.producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+        self._where = where
+        # Initializers once, read-only: shared by every run and returned views.
+        self.initializers: Dict[str, Array] = {}
+        for t in graph.initializer:
+            a = numpy_helper.to_array(t)
+            if a.dtype.kind not in "biuf":
+                raise OnnxUnsupportedError(f"{where}: initializer {t.name!r} is of type "
+                                           f"{a.dtype}, not a numeric tensor")
+            a.flags.writeable = False
+            self.initializers[t.name] = a
+        if len(graph.sparse_initializer):
+            raise OnnxUnsupportedError(f"{where}: sparse initializers are not supported")
+        # Graph inputs that have an initializer of the same name are defaults a caller may
+        # override (older exporters list the weights as inputs too); the others are required.
+        self.inputs: Dict[str, Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]]
+        self.inputs = {vi.name: _value_info(vi) for vi in graph.input}
+        self.input_names: List[str] = [n for n in self.inputs if n not in self.initializers]
+        self._overridable = [n for n in self.inputs if n in self.initializers]
+        self.output_names: List[str] = [vi.name for vi in graph.output]
+        self._nodes = self._sorted_nodes(graph)
+        self._refuse_unsupported()
+        # Fold every node whose inputs are all constants (Constant nodes, the shape chains
+        # hanging off them), once; recurrent nodes get their constant weights converted.
+        const: Dict[str, Array] = dict(self.initializers)
+        for name in self._overridable:
+            const.pop(name)  # a value a caller may replace is no constant
+        self._recurrent: Dict[int, _Recurrent] = {}
+        runtime: List[_Node] = []
+        for node in self._nodes:
+            if node.op_type in RECURRENT_OPS:
+                try:
+                    self._recurrent[node.index] = _Recurrent(node, const)
+                except OnnxUnsupportedError as exc:
+                    raise OnnxUnsupportedError(f"{where}: {exc}") from None
+                except (ValueError, TypeError) as exc:
+                    raise type(exc)(f"{where}: {exc}") from None
+                runtime.append(node)
+                continue
+            if all(n == "" or n in const for n in node.inputs):
+                try:
+                    folded = self._evaluate(node, const)
+                except (ValueError, TypeError) as exc:
+                    raise type(exc)(f"{where}: {exc}") from None
+                for name, val in zip(node.outputs, folded):
+                    if name and val is not None:
+                        val = np.asarray(val)
+                        val.flags.writeable = False
+                        const[name] = val
+                continue
+            runtime.append(node)
+        self._const = const
+        self._runtime = runtime
+
+    # --------------------------------------------------------------- graph checks
+    def _sorted_nodes(self, graph: Any) -> List[_Node]:
+        """The nodes in a topological order (the file's order where it already is one), or
+        ValueError for a cycle or an input nothing produces."""
+        nodes = [_Node(p, k, self.opset) for k, p in enumerate(graph.node)]
+        known = set(self.inputs) | set(self.initializers)
+        producer: Dict[str, int] = {}
+        for node in nodes:
+            for name in node.outputs:
+                if not name:
+                    continue
+                if name in producer or name in known:
+                    raise ValueError(f"{self._where}: {node.where()} writes {name!r}, which "
+                                     "another node or a graph input already defines")
+                producer[name] = node.index
+        for node in nodes:
+            for name in node.inputs:
+                if name and name not in producer and name not in known:
+                    raise ValueError(f"{self._where}: {node.where()} reads {name!r}, which no "
+                                     "node, graph input or initializer defines")
+        for name in self.output_names:
+            if name not in producer and name not in known:
+                raise ValueError(f"{self._where}: graph output {name!r} is never computed")
+        order: List[_Node] = []
+        done = set(known)
+        pending = list(nodes)
+        while pending:
+            rest = [n for n in pending if not all(i == "" or i in done for i in n.inputs)]
+            ready = [n for n in pending if n not in rest]
+            if not ready:
+                raise ValueError(f"{self._where}: the graph has a cycle through "
+                                 f"{rest[0].where()}")
+            for n in ready:
+                order.append(n)
+                done.update(o for o in n.outputs if o)
+            pending = rest
+        return order
+
+    def _refuse_unsupported(self) -> None:
+        for node in self._nodes:
+            if node.op_type not in SUPPORTED_OPS:
+                raise OnnxUnsupportedError(
+                    f"{self._where}: op {node.op_type!r} (node {node.name!r}) is not "
+                    f"supported by rnnkit's ONNX importer; supported ops: "
+                    f"{', '.join(SUPPORTED_OPS)}")
+
+    # --------------------------------------------------------------- evaluation
+    def _evaluate(self, node: _Node, values: Mapping[str, Array]) -> List[Optional[Array]]:
+        """One node's outputs (a list, one per declared output) from ``values``."""
+        args = [values[n] if n else None for n in node.inputs]
+        try:
+            if node.op_type in RECURRENT_OPS:
+                rec = self._recurrent[node.index]
+                slots = {s: a for s, a in zip(_INPUT_SLOTS[rec.family], args)}
+                out: Any = rec.run(slots)
+            else:
+                with np.errstate(all="ignore"):  # inf / nan propagate, as in any runtime
+                    out = _NUMPY_OPS[node.op_type](node, args)
+        except OnnxUnsupportedError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{node.where()}: {exc}") from exc
+        except (IndexError, KeyError, AttributeError) as exc:  # numpy's, on bad values
+            raise ValueError(f"{node.where()}: {type(exc).__name__}: {exc}") from exc
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o) if o is not None else None for o in outs][:len(node.outputs)]
+
+    def _feed(self, name: str, value: Any) -> Array:
+        """A caller's value for graph input ``name``, checked against its declaration."""
+        dtype, shape = self.inputs[name]
+        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if dtype is not None and a.dtype != dtype:
+            same_kind = (a.dtype.kind in "iu") == (dtype.kind in "iu") and \
+                (a.dtype.kind == "b") == (dtype.kind == "b")
+            if not same_kind:
+                raise TypeError(f"input {name!r} must be {dtype}, got {a.dtype}")
+            a = a.astype(dtype)
+        if shape is not None:
+            if a.ndim != len(shape) or any(s is not None and s != n
+                                           for s, n in zip(shape, a.shape)):
+                want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+                raise ValueError(f"input {name!r} has shape {a.shape}, expected {want}")
+        return a
+
+    def run(self, feeds: Mapping[str, Any], output_names: Optional[Sequence[str]] = None
+            ) -> Dict[str, Array]:
+        """Evaluate the graph: ``{output name: array}`` for ``output_names`` (default: every
+        graph output) from ``feeds`` ``{input name: array}``, which must give every name of
+        :attr:`input_names` (and may override an initializer listed as a graph input).
+
+        Raises:
+            KeyError: a missing input, or an unknown input or output name.
+            TypeError, ValueError: an input of the wrong kind or shape, or a node that fails
+                on its values (the message names the node).
+        """
+        names = list(self.output_names if output_names is None else output_names)
+        unknown = [n for n in feeds if n not in self.inputs]
+        if unknown:
+            raise KeyError(f"unknown input(s) {unknown}; the model's inputs are "
+                           f"{self.input_names}")
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise KeyError(f"missing input(s) {missing}; the model's inputs are "
+                           f"{self.input_names}")
+        values: Dict[str, Array] = dict(self._const)
+        for n in self._overridable:
+            values[n] = self.initializers[n]
+        for n, v in feeds.items():
+            values[n] = self._feed(n, v)
+        wanted = set(names)
+        bad = [n for n in names if n not in self.output_names and n not in values and
+               not any(n in node.outputs for node in self._runtime)]
+        if bad:
+            raise KeyError(f"unknown output(s) {bad}; the model's outputs are "
+                           f"{self.output_names}")
+        # Only the nodes the requested outputs depend on, walking back from them.
+        needed = set(wanted)
+        chosen: List[_Node] = []
+        for node in reversed(self._runtime):
+            if any(o in needed for o in node.outputs):
+                chosen.append(node)
+                needed.update(i for i in node.inputs if i)
+        for node in reversed(chosen):
+            for name, val in zip(node.outputs, self._evaluate(node, values)):
+                if name and val is not None:
+                    values[name] = val
+        # A read-only value (an initializer, a folded constant, a view of one) is copied, so
+        # no caller can change the model by writing into a result.
+        return {n: values[n] if values[n].flags.writeable else np.array(values[n])
+                for n in names}
+
+    def __call__(self, *inputs: Any, **named: Any) -> Union[Array, Tuple[Array, ...]]:
+        """``model(x)`` / ``model(tokens=x)``: the graph's output (a tuple of them, in
+        :attr:`output_names` order, when there are several)."""
+        if len(inputs) > len(self.input_names):
+            raise TypeError(f"the model takes {len(self.input_names)} input(s) "
+                            f"{self.input_names}, got {len(inputs)} positional")
+        feeds = dict(zip(self.input_names, inputs))
+        twice = [n for n in named if n in feeds]
+        if twice:
+            raise TypeError(f"input(s) {twice} given both by position and by name")
+        feeds.update(named)
+        out = self.run(feeds)
+        result = tuple(out[n] for n in self.output_names)
+        return result[0] if len(result) == 1 else result
+
+    @property
+    def recurrent_nodes(self) -> List[str]:
+        """The names of the graph's LSTM / GRU / RNN nodes (those rnnkit's kernels run)."""
+        return [r.node.name for r in self._recurrent.values()]
+
+    def __repr__(self) -> str:
+        kinds: Dict[str, int] = {}
+        for node in self._nodes:
+            kinds[node.op_type] = kinds.get(node.op_type, 0) + 1
+        summary = ", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(kinds.items()))
+        return (f"OnnxModel(inputs={self.input_names}, outputs={self.output_names}, "
+                f"opset={self.opset}, nodes: {summary})")
+
+
+def load(source: Union[str, "os.PathLike[str]", bytes, Any], *,
+         max_bytes: int = DEFAULT_MAX_BYTES) -> OnnxModel:
+    """Import an ONNX model: a path, the file's bytes or an ``onnx.ModelProto``.
+
+    Returns an :class:`OnnxModel`: ``model(x)`` or ``model.run({"x": x})``. Its LSTM, GRU and
+    RNN nodes run on rnnkit's kernels (weights converted to rnnkit's gate order once, here);
+    every other node in numpy (see :data:`SUPPORTED_OPS`).
+
+    ``max_bytes`` bounds the file read (a larger file is refused before reading). The file is
+    parsed as protobuf data and checked with ``onnx.checker``; nothing in it is executed, and
+    weights stored in external files are refused rather than followed.
+
+    Raises:
+        ImportError: the onnx package is missing (``pip install "rnnkit[onnx]"``).
+        FileNotFoundError: ``source`` names no file.
+        ValueError: naming the path, for anything that is not a valid ONNX model (not a
+            regular file, over ``max_bytes``, not protobuf, failing onnx.checker, a graph
+            whose nodes read undefined values or form a cycle, a recurrent node whose
+            attributes and weights disagree).
+        OnnxUnsupportedError (a NotImplementedError): an op the importer does not implement,
+            naming the op type and the node, or an activation rnnkit does not compute.
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    model, where = _model_proto(source, max_bytes)
+    _check_model(model, where)
+    for p in model.graph.node:
+        if p.domain not in ("", "ai.onnx"):
+            raise OnnxUnsupportedError(
+                f"{where}: op {p.op_type!r} of domain {p.domain!r} (node {p.name!r}) is not "
+                "supported by rnnkit's ONNX importer (only the default ONNX domain is)")
+    return OnnxModel(model, where)
