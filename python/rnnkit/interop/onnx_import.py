@@ -83,10 +83,15 @@ def _read_bytes(path: str, max_bytes: int) -> bytes:
     except OSError as exc:
         raise ValueError(f"{path!r} cannot be read as an ONNX model "
                          f"({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path!r} is not a regular file, so not an ONNX model")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         if st.st_size > max_bytes:
             raise ValueError(f"{path!r} has {st.st_size} bytes, more than max_bytes="
                              f"{max_bytes}")
