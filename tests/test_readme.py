@@ -2,7 +2,9 @@
 
 One change is made, and only for time: a loop count listed in _FASTER is lowered (the README's
 training loop takes 1000 steps; two show that it runs). A snippet that reads a data set of the
-examples extra runs where that extra is installed (tests/conftest.py, needs_data).
+examples extra runs where that extra is installed (tests/conftest.py, needs_data); one that
+trains with ``distributed=True`` runs as the README says, under ``mpiexec -n 2``, where the mpi
+extra is installed (needs_mpi).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import pytest
 
 from _run_helpers import ROOT, child_env
+from conftest import mpiexec
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SNIPPETS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
@@ -20,8 +23,13 @@ _FASTER = {"range(1000)": "range(2)"}
 _DATA = {"shakespeare(": "shakespeare", "tweets_sentiment(": "tweets", "co2(": "co2"}
 
 
+def _distributed(code: str) -> bool:
+    return "distributed=True" in code
+
+
 def _marks(code: str):
-    return [pytest.mark.needs_data(name) for call, name in _DATA.items() if call in code]
+    marks = [pytest.mark.needs_data(name) for call, name in _DATA.items() if call in code]
+    return marks + ([pytest.mark.needs_mpi] if _distributed(code) else [])
 
 
 @pytest.mark.parametrize("code", [pytest.param(c, marks=_marks(c), id=f"snippet{i}")
@@ -29,7 +37,8 @@ def _marks(code: str):
 def test_readme_snippet_runs(code, tmp_path):
     for slow, fast in _FASTER.items():
         code = code.replace(slow, fast)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(),
+    launch = [mpiexec(), "-n", "2"] if _distributed(code) else []
+    proc = subprocess.run(launch + [sys.executable, "-c", code], cwd=tmp_path, env=child_env(),
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, f"snippet failed:\n{code}\nstderr:\n{proc.stderr[-3000:]}"
 
