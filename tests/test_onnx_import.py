@@ -686,8 +686,9 @@ def test_torch_gru_classifier_and_relu_rnn(tmp_path):
 
 
 def test_unsupported_op_names_the_op_and_the_node():
-    model = _graph_model([_N("Erf", ["x"], ["y"], name="gelu_erf")], {"x": _X}, ["y"])
-    with pytest.raises(OnnxUnsupportedError, match="'Erf' \\(node 'gelu_erf'\\)"):
+    model = _graph_model([_N("Conv", ["x", "w"], ["y"], name="conv1")], {"x": _X}, ["y"],
+                         [("w", np.ones((2, 4, 1), np.float32))])
+    with pytest.raises(OnnxUnsupportedError, match="'Conv' \\(node 'conv1'\\)"):
         load(model)
     assert issubclass(OnnxUnsupportedError, NotImplementedError)
 

@@ -40,8 +40,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import ops
+from .. import nn, ops
 from ..ops.gates import GateOptions
+from ..ops.linear import linear_forward
 from . import onnx_layout
 
 # Protobuf cannot parse one message of 2 GiB or more, so nothing larger is worth reading.
@@ -152,7 +153,9 @@ def _attribute_value(attr: Any) -> Any:
     onnx = _onnx()
     from onnx import numpy_helper
     A = onnx.AttributeProto
-    if attr.type in (A.GRAPH, A.GRAPHS, A.SPARSE_TENSOR, A.SPARSE_TENSORS, A.TYPE_PROTO,
+    if attr.type == A.GRAPH:
+        return attr.g  # a Scan's body, prepared by _Scan
+    if attr.type in (A.GRAPHS, A.SPARSE_TENSOR, A.SPARSE_TENSORS, A.TYPE_PROTO,
                      A.TYPE_PROTOS):
         return attr  # only ops the importer refuses take these
     value = onnx.helper.get_attribute_value(attr)
@@ -168,13 +171,17 @@ def _attribute_value(attr: Any) -> Any:
 
 
 class _Node:
-    """One graph node: op type, name, inputs ("" for an absent optional one), outputs,
-    attributes as Python values, and the default domain's opset it was exported for."""
+    """One graph node: op type, domain, name, inputs ("" for an absent optional one), outputs,
+    attributes as Python values, and the default domain's opset it was exported for.
+    ``cache`` keeps what an op derives from a constant input once (a transposed weight)."""
 
-    __slots__ = ("op_type", "name", "inputs", "outputs", "attrs", "opset", "index")
+    __slots__ = ("op_type", "domain", "name", "inputs", "outputs", "attrs", "opset", "index",
+                 "cache")
 
     def __init__(self, proto: Any, index: int, opset: int) -> None:
         self.op_type: str = proto.op_type
+        self.domain: str = proto.domain
+        self.cache: Dict[str, Any] = {}
         self.index = index
         self.name: str = proto.name or f"#{index}"
         self.inputs: List[str] = list(proto.input)
@@ -206,32 +213,139 @@ def _sigmoid(x: Array) -> Array:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-def _softmax(x: Array, axis: int, log: bool) -> Array:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    s = np.sum(e, axis=axis, keepdims=True)
-    return shifted - np.log(s) if log else e / s
+def _floating(x: Array) -> bool:
+    return x.dtype in (np.float32, np.float64)
+
+
+def _layer_op(make: Callable[[_Node], Any], fallback: Callable[[Array], Array]
+              ) -> Callable[[_Node, List[Optional[Array]]], Array]:
+    """An elementwise op run by the rnnkit.nn activation layer ``make(node)`` builds (in eval
+    mode: what an exported model computed), or by ``fallback`` on other dtypes."""
+    def run(node: _Node, v: List[Optional[Array]]) -> Array:
+        x = v[0]
+        if not _floating(x):
+            return fallback(x)
+        layer = node.cache.get("layer")
+        if layer is None:
+            layer = node.cache["layer"] = make(node).eval()
+        return layer.forward(x)
+    return run
 
 
 def _softmax_op(log: bool) -> Callable[[_Node, List[Optional[Array]]], Array]:
     def run(node: _Node, v: List[Optional[Array]]) -> Array:
         x = v[0]
+        if not _floating(x):
+            raise TypeError(f"Softmax of {x.dtype}: floats only")
+        cls = nn.LogSoftmax if log else nn.Softmax
         if node.opset >= 13:
-            return _softmax(x, int(node.attr("axis", -1)), log)
+            return cls(dim=int(node.attr("axis", -1))).eval().forward(x)
         # Before opset 13: x is coerced to 2-D, (prod(dims[:axis]), prod(dims[axis:])).
         axis = int(node.attr("axis", 1)) % max(x.ndim, 1)
         rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-        return _softmax(x.reshape(rows, -1), 1, log).reshape(x.shape)
+        return cls(dim=1).eval().forward(x.reshape(rows, -1)).reshape(x.shape)
     return run
+
+
+def _hard_sigmoid(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    alpha = np.asarray(node.attr("alpha", 0.2), x.dtype)
+    beta = np.asarray(node.attr("beta", 0.5), x.dtype)
+    return np.clip(alpha * x + beta, 0, 1).astype(x.dtype, copy=False)
+
+
+def _clip(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    if node.opset < 11:
+        lo, hi = node.attr("min"), node.attr("max")
+    else:
+        lo, hi = _input(node, v, 1), _input(node, v, 2)
+    if lo is not None:
+        x = np.maximum(x, np.asarray(lo, x.dtype))
+    if hi is not None:
+        x = np.minimum(x, np.asarray(hi, x.dtype))
+    return x
+
+
+def _erf(node: _Node, v: List[Optional[Array]]) -> Array:
+    x = v[0]
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype, copy=False)
+
+
+def _layer_normalization(node: _Node, v: List[Optional[Array]]) -> List[Array]:
+    x, scale, bias = v[0], v[1], _input(node, v, 2)
+    axis = int(node.attr("axis", -1)) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mean = np.mean(x, axis=axes, keepdims=True)
+    centred = x - mean
+    inv_std = 1.0 / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True)
+                            + np.asarray(node.attr("epsilon", 1e-5), x.dtype))
+    y = centred * inv_std * scale
+    if bias is not None:
+        y = y + bias
+    return [y.astype(x.dtype, copy=False), mean, inv_std]
+
+
+def _gather_nd(node: _Node, v: List[Optional[Array]]) -> Array:
+    data, idx = v
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"GatherND indices must be integers, got {idx.dtype}")
+    nb = int(node.attr("batch_dims", 0))
+    k = idx.shape[-1]
+    batch = data.shape[:nb]
+    out_shape = batch + idx.shape[nb:-1] + data.shape[nb + k:]
+    n = int(np.prod(batch, dtype=np.int64))
+    if n == 0:
+        return np.zeros(out_shape, data.dtype)
+    d_rows = data.reshape((n,) + data.shape[nb:])
+    i_rows = idx.reshape((n, -1, k))
+    picked = [d[tuple(i.T)] for d, i in zip(d_rows, i_rows)]  # numpy's own bounds check
+    return np.stack(picked).reshape(out_shape)
+
+
+def _weight_rows(node: _Node, b: Array, transposed: bool) -> Array:
+    """``b`` as the (N, K) C-contiguous rows rnnkit's GEMM takes (``b`` is (K, N) unless
+    ``transposed``); a constant weight is transposed once and kept on the node."""
+    if transposed:
+        return np.ascontiguousarray(b)
+    kept = node.cache.get("rows")
+    if kept is None or kept[0] is not b:
+        kept = (b, np.ascontiguousarray(b.T))
+        node.cache["rows"] = kept
+    return kept[1]
+
+
+def _gemm_fits(a: Array, b: Array) -> bool:
+    """Whether a (..., K) · b (K, N) can run on rnnkit's GEMM: floats of one dtype, b 2-D."""
+    return (a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and b.ndim == 2
+            and a.ndim >= 1 and a.size > 0 and b.size > 0)
+
+
+def _rows_product(a: Array, rows: Array) -> Array:
+    """a (..., K) · rowsᵀ on rnnkit's GEMM (the one ``nn.Linear`` runs: an exported Linear
+    imports to the same bits)."""
+    k = a.shape[-1]
+    y = linear_forward(np.ascontiguousarray(a.reshape(-1, k)), rows, None)
+    return y.reshape(a.shape[:-1] + (rows.shape[0],))
+
+
+def _matmul(node: _Node, v: List[Optional[Array]]) -> Array:
+    a, b = v
+    if _gemm_fits(a, b) and a.shape[-1] == b.shape[0]:
+        return _rows_product(a, _weight_rows(node, b, False))
+    return np.matmul(a, b)
 
 
 def _gemm(node: _Node, v: List[Optional[Array]]) -> Array:
     a, b, c = v[0], v[1], _input(node, v, 2)
     if node.attr("transA", 0):
         a = a.T
-    if node.attr("transB", 0):
-        b = b.T
-    y = a @ b
+    trans_b = bool(node.attr("transB", 0))
+    k = b.shape[1] if trans_b else b.shape[0]
+    if _gemm_fits(a, b) and a.ndim == 2 and a.shape[1] == k:
+        y = _rows_product(a, _weight_rows(node, b, trans_b))
+    else:
+        y = a @ (b.T if trans_b else b)
     alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
     if alpha != 1.0:
         y = y * np.asarray(alpha, y.dtype)
@@ -474,7 +588,7 @@ _NUMPY_OPS: Dict[str, _NumpyOp] = {
     "Range": _range,
     "Gather": _gather,
     "Gemm": _gemm,
-    "MatMul": _elementwise(np.matmul),
+    "MatMul": _matmul,
     "Add": _elementwise(np.add),
     "Sub": _elementwise(np.subtract),
     "Mul": _elementwise(np.multiply),
@@ -486,10 +600,17 @@ _NUMPY_OPS: Dict[str, _NumpyOp] = {
     "Exp": _elementwise(np.exp),
     "Log": _elementwise(np.log),
     "Reciprocal": _elementwise(np.reciprocal),
-    "Relu": _elementwise(_relu),
+    "Relu": _layer_op(lambda node: nn.ReLU(), _relu),
     "LeakyRelu": _leaky_relu,
-    "Tanh": _elementwise(np.tanh),
-    "Sigmoid": _elementwise(_sigmoid),
+    "Tanh": _layer_op(lambda node: nn.Tanh(), np.tanh),
+    "Sigmoid": _layer_op(lambda node: nn.Sigmoid(), _sigmoid),
+    "HardSigmoid": _hard_sigmoid,
+    "Gelu": _layer_op(lambda node: nn.GELU(approximate=node.attr("approximate", "none")),
+                      np.asarray),
+    "Erf": _erf,
+    "Clip": _clip,
+    "LayerNormalization": _layer_normalization,
+    "GatherND": _gather_nd,
     "Softmax": _softmax_op(log=False),
     "LogSoftmax": _softmax_op(log=True),
     "Max": _variadic(np.maximum),
@@ -522,8 +643,8 @@ _NUMPY_OPS: Dict[str, _NumpyOp] = {
 
 # The recurrent ops, run by rnnkit's kernels (see _Recurrent).
 RECURRENT_OPS = tuple(onnx_layout.FAMILY_OF_OP)
-# Every op type load() accepts (in the default ONNX domain).
-SUPPORTED_OPS = tuple(sorted(RECURRENT_OPS + tuple(_NUMPY_OPS)))
+# Every op type load() accepts (in the default ONNX domain); Scan runs its body per step.
+SUPPORTED_OPS = tuple(sorted(RECURRENT_OPS + tuple(_NUMPY_OPS) + ("Scan",)))
 
 
 # ---------------------------------------------------------------------- the recurrent ops
@@ -748,7 +869,7 @@ class _Recurrent:
         return results
 
 
-# ---------------------------------------------------------------------------- the model
+# ---------------------------------------------------------------------------- the graphs
 
 
 def _value_info(vi: Any) -> Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]:
@@ -770,114 +891,110 @@ def _value_info(vi: Any) -> Tuple[Optional[np.dtype], Optional[Tuple[Optional[in
     return dtype, shape
 
 
-class OnnxModel:
-    """An imported ONNX graph: call it like the model it was exported from.
+def _read_only(a: Any) -> Array:
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
 
-    ``model(*inputs, **named)`` feeds the graph inputs (positionally in
-    :attr:`input_names` order, or by name) and returns the graph's output, or a tuple of its
-    outputs in :attr:`output_names` order when it has several. :meth:`run` takes and returns
-    dicts and can ask for any subset of the outputs. Inputs are numpy arrays (or anything
-    numpy converts), cast to the dtype the graph declares for them when that is a safe
-    change of the same kind (int32 tokens for an int64 input, say); a float for an integer
-    input, a wrong rank or a wrong fixed dimension raises TypeError / ValueError naming the
-    input. Every run evaluates only the nodes the requested outputs depend on; the LSTM / GRU
-    / RNN nodes run on rnnkit's kernels, the others in numpy, in the input's dtype.
 
-    Attributes:
-        input_names: the graph inputs a caller feeds (initializers excluded).
-        output_names: the graph outputs, in the file's order.
-        inputs: {name: (dtype or None, shape with None for dims the file leaves open)}.
-        opset: the default ONNX domain's opset version of the file.
-        producer: who wrote the file (``producer_name`` and version), for messages.
-        initializers: {name: read-only array} of the graph's weights, as stored (ONNX's gate
-            order and layout for the recurrent nodes).
+class _Graph:
+    """A graph prepared to run: the model's, or a Scan's body.
+
+    Nodes sorted topologically; every op checked against :data:`SUPPORTED_OPS` (bodies
+    included); nodes whose inputs are all constants evaluated once (folded); recurrent nodes
+    prepared (:class:`_Recurrent`) and Scan bodies built. ``outer`` names what an enclosing
+    graph defines, which a body may read (``outer_const``: those of them that are constants).
     """
 
-    def __init__(self, model: Any, where: str) -> None:
-        """Prepare ``model`` (an onnx.ModelProto already checked by :func:`load`)."""
+    def __init__(self, proto: Any, opset: int, where: str, outer: Sequence[str] = (),
+                 outer_const: Optional[Mapping[str, Array]] = None,
+                 overridable: bool = False) -> None:
         from onnx import numpy_helper
-        graph = model.graph
-        self.opset = 1
-        for o in model.opset_import:
-            if o.domain in ("", "ai.onnx"):
-                self.opset = int(o.version)
-        self.producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
-        self._where = where
-        # Initializers once, read-only: shared by every run and returned views.
+        self.where, self.opset = where, opset
         self.initializers: Dict[str, Array] = {}
-        for t in graph.initializer:
+        for t in proto.initializer:
             a = numpy_helper.to_array(t)
             if a.dtype.kind not in "biuf":
                 raise OnnxUnsupportedError(f"{where}: initializer {t.name!r} is of type "
                                            f"{a.dtype}, not a numeric tensor")
-            a.flags.writeable = False
-            self.initializers[t.name] = a
-        if len(graph.sparse_initializer):
+            self.initializers[t.name] = _read_only(a)
+        if len(proto.sparse_initializer):
             raise OnnxUnsupportedError(f"{where}: sparse initializers are not supported")
-        # Graph inputs that have an initializer of the same name are defaults a caller may
-        # override (older exporters list the weights as inputs too); the others are required.
-        self.inputs: Dict[str, Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]]
-        self.inputs = {vi.name: _value_info(vi) for vi in graph.input}
-        self.input_names: List[str] = [n for n in self.inputs if n not in self.initializers]
-        self._overridable = [n for n in self.inputs if n in self.initializers]
-        self.output_names: List[str] = [vi.name for vi in graph.output]
-        self._nodes = self._sorted_nodes(graph)
+        self.input_names: List[str] = [vi.name for vi in proto.input]
+        self.output_names: List[str] = [vi.name for vi in proto.output]
+        # The model's inputs that have an initializer of the same name are defaults a caller
+        # may override (older exporters list the weights as inputs too): no constants.
+        self.overridable = [n for n in self.input_names
+                            if overridable and n in self.initializers]
+        known = set(outer) | set(self.input_names) | set(self.initializers)
+        self.nodes = self._sorted_nodes(proto, known)
         self._refuse_unsupported()
-        # Fold every node whose inputs are all constants (Constant nodes, the shape chains
-        # hanging off them), once; recurrent nodes get their constant weights converted.
-        const: Dict[str, Array] = dict(self.initializers)
-        for name in self._overridable:
-            const.pop(name)  # a value a caller may replace is no constant
-        self._recurrent: Dict[int, _Recurrent] = {}
+        # What this graph reads from enclosing ones (a body's implicit inputs).
+        defined = set(self.input_names) | set(self.initializers) | {
+            o for n in self.nodes for o in n.outputs if o}
+        const: Dict[str, Array] = dict(outer_const or {})
+        const.update(self.initializers)
+        for name in self.overridable + self.input_names:
+            const.pop(name, None)   # a graph input is never a constant
+        self.prepared: Dict[int, Any] = {}
+        self.free_names: List[str] = []
         runtime: List[_Node] = []
-        for node in self._nodes:
-            if node.op_type in RECURRENT_OPS:
+        for node in self.nodes:
+            if node.op_type in RECURRENT_OPS or node.op_type == "Scan":
                 try:
-                    self._recurrent[node.index] = _Recurrent(node, const)
+                    if node.op_type == "Scan":
+                        scope = sorted(known | defined)
+                        prep: Any = _Scan(node, opset, where, scope, const)
+                        reads = prep.body.free_names
+                    else:
+                        prep = _Recurrent(node, const)
+                        reads = []
                 except OnnxUnsupportedError as exc:
                     raise OnnxUnsupportedError(f"{where}: {exc}") from None
                 except (ValueError, TypeError) as exc:
                     raise type(exc)(f"{where}: {exc}") from None
+                self.prepared[node.index] = prep
+                node.cache["reads"] = [n for n in reads if n not in const]
                 runtime.append(node)
-                continue
-            if all(n == "" or n in const for n in node.inputs):
+            elif all(n == "" or n in const for n in node.inputs):
                 try:
-                    folded = self._evaluate(node, const)
+                    folded = self.evaluate_node(node, const)
                 except (ValueError, TypeError) as exc:
                     raise type(exc)(f"{where}: {exc}") from None
                 for name, val in zip(node.outputs, folded):
                     if name and val is not None:
-                        val = np.asarray(val)
-                        val.flags.writeable = False
-                        const[name] = val
+                        const[name] = _read_only(val)
                 continue
-            runtime.append(node)
-        self._const = const
-        self._runtime = runtime
+            else:
+                runtime.append(node)
+        for node in self.nodes:
+            for name in list(node.inputs) + node.cache.get("reads", []):
+                if name and name not in defined and name not in self.free_names:
+                    self.free_names.append(name)
+        self.const = const
+        self.runtime = runtime
 
-    # --------------------------------------------------------------- graph checks
-    def _sorted_nodes(self, graph: Any) -> List[_Node]:
+    def _sorted_nodes(self, proto: Any, known: set) -> List[_Node]:
         """The nodes in a topological order (the file's order where it already is one), or
-        ValueError for a cycle or an input nothing produces."""
-        nodes = [_Node(p, k, self.opset) for k, p in enumerate(graph.node)]
-        known = set(self.inputs) | set(self.initializers)
+        ValueError for a cycle or an input nothing defines."""
+        nodes = [_Node(p, k, self.opset) for k, p in enumerate(proto.node)]
         producer: Dict[str, int] = {}
         for node in nodes:
             for name in node.outputs:
                 if not name:
                     continue
-                if name in producer or name in known:
-                    raise ValueError(f"{self._where}: {node.where()} writes {name!r}, which "
+                if name in producer or name in self.initializers or name in self.input_names:
+                    raise ValueError(f"{self.where}: {node.where()} writes {name!r}, which "
                                      "another node or a graph input already defines")
                 producer[name] = node.index
         for node in nodes:
             for name in node.inputs:
                 if name and name not in producer and name not in known:
-                    raise ValueError(f"{self._where}: {node.where()} reads {name!r}, which no "
+                    raise ValueError(f"{self.where}: {node.where()} reads {name!r}, which no "
                                      "node, graph input or initializer defines")
         for name in self.output_names:
             if name not in producer and name not in known:
-                raise ValueError(f"{self._where}: graph output {name!r} is never computed")
+                raise ValueError(f"{self.where}: graph output {name!r} is never computed")
         order: List[_Node] = []
         done = set(known)
         pending = list(nodes)
@@ -885,7 +1002,7 @@ class OnnxModel:
             rest = [n for n in pending if not all(i == "" or i in done for i in n.inputs)]
             ready = [n for n in pending if n not in rest]
             if not ready:
-                raise ValueError(f"{self._where}: the graph has a cycle through "
+                raise ValueError(f"{self.where}: the graph has a cycle through "
                                  f"{rest[0].where()}")
             for n in ready:
                 order.append(n)
@@ -894,22 +1011,28 @@ class OnnxModel:
         return order
 
     def _refuse_unsupported(self) -> None:
-        for node in self._nodes:
+        for node in self.nodes:
+            if node.domain not in ("", "ai.onnx"):
+                raise OnnxUnsupportedError(
+                    f"{self.where}: op {node.op_type!r} of domain {node.domain!r} (node "
+                    f"{node.name!r}) is not supported by rnnkit's ONNX importer (only the "
+                    "default ONNX domain is)")
             if node.op_type not in SUPPORTED_OPS:
                 raise OnnxUnsupportedError(
-                    f"{self._where}: op {node.op_type!r} (node {node.name!r}) is not "
+                    f"{self.where}: op {node.op_type!r} (node {node.name!r}) is not "
                     f"supported by rnnkit's ONNX importer; supported ops: "
                     f"{', '.join(SUPPORTED_OPS)}")
 
-    # --------------------------------------------------------------- evaluation
-    def _evaluate(self, node: _Node, values: Mapping[str, Array]) -> List[Optional[Array]]:
+    def evaluate_node(self, node: _Node, values: Mapping[str, Array]
+                      ) -> List[Optional[Array]]:
         """One node's outputs (a list, one per declared output) from ``values``."""
         args = [values[n] if n else None for n in node.inputs]
         try:
             if node.op_type in RECURRENT_OPS:
-                rec = self._recurrent[node.index]
-                slots = {s: a for s, a in zip(_INPUT_SLOTS[rec.family], args)}
-                out: Any = rec.run(slots)
+                rec = self.prepared[node.index]
+                out: Any = rec.run(dict(zip(_INPUT_SLOTS[rec.family], args)))
+            elif node.op_type == "Scan":
+                out = self.prepared[node.index].run(args, values)
             else:
                 with np.errstate(all="ignore"):  # inf / nan propagate, as in any runtime
                     out = _NUMPY_OPS[node.op_type](node, args)
@@ -921,6 +1044,136 @@ class OnnxModel:
             raise ValueError(f"{node.where()}: {type(exc).__name__}: {exc}") from exc
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         return [np.asarray(o) if o is not None else None for o in outs][:len(node.outputs)]
+
+    def evaluate(self, values: Dict[str, Array], wanted: Sequence[str]) -> Dict[str, Array]:
+        """Run the nodes that ``wanted`` depends on; ``values`` holds the graph inputs and the
+        enclosing graphs' values (it receives every value computed)."""
+        for name, a in self.const.items():
+            values.setdefault(name, a)
+        needed = set(wanted)
+        chosen: List[_Node] = []
+        for node in reversed(self.runtime):
+            if any(o in needed for o in node.outputs):
+                chosen.append(node)
+                needed.update(i for i in node.inputs if i)
+                needed.update(node.cache.get("reads", []))
+        for node in reversed(chosen):
+            for name, val in zip(node.outputs, self.evaluate_node(node, values)):
+                if name and val is not None:
+                    values[name] = val
+        return values
+
+    def count_ops(self) -> Dict[str, int]:
+        kinds: Dict[str, int] = {}
+        for node in self.nodes:
+            kinds[node.op_type] = kinds.get(node.op_type, 0) + 1
+        return kinds
+
+
+class _Scan:
+    """ONNX's Scan (opset 9 on): the body run once per step with numpy (its LSTM / GRU / RNN
+    nodes, if any, on rnnkit's kernels), states carried, scan outputs stacked."""
+
+    def __init__(self, node: _Node, opset: int, where: str, scope: Sequence[str],
+                 const: Mapping[str, Array]) -> None:
+        if opset < 9:
+            raise OnnxUnsupportedError(f"{node.where()}: Scan before opset 9 (with its "
+                                       "batch axis and sequence_lens) is not supported")
+        self.node = node
+        self.m = int(node.attr("num_scan_inputs"))
+        self.body = _Graph(node.attr("body"), opset, f"{where}, the body of {node.where()}",
+                           scope, const)
+        n_in = len(self.body.input_names)
+        self.n = n_in - self.m   # the state variables
+        self.k = len(self.body.output_names) - self.n
+        if self.n < 0 or self.k < 0 or len([i for i in node.inputs if i]) != n_in:
+            raise ValueError(f"{node.where()}: the body's {n_in} inputs and "
+                             f"{len(self.body.output_names)} outputs do not fit "
+                             f"num_scan_inputs={self.m} and the node's {len(node.inputs)} "
+                             "inputs")
+        self.in_dirs = list(node.attr("scan_input_directions") or [0] * self.m)
+        self.in_axes = list(node.attr("scan_input_axes") or [0] * self.m)
+        self.out_dirs = list(node.attr("scan_output_directions") or [0] * self.k)
+        self.out_axes = list(node.attr("scan_output_axes") or [0] * self.k)
+
+    def run(self, args: List[Optional[Array]], outer: Mapping[str, Array]) -> List[Array]:
+        body, n = self.body, self.n
+        states = list(args[:n])
+        scans = list(args[n:])
+        axes = [a % s.ndim for a, s in zip(self.in_axes, scans)]
+        steps = {s.shape[a] for s, a in zip(scans, axes)}
+        if len(steps) != 1:
+            raise ValueError(f"the scan inputs have different lengths {sorted(steps)}")
+        t_len = steps.pop()
+        if t_len == 0:
+            raise ValueError("a Scan over 0 steps (its outputs' shapes are unknown)")
+        free = {name: outer[name] for name in body.free_names}
+        per_step: List[List[Array]] = [[] for _ in range(self.k)]
+        for t in range(t_len):
+            values: Dict[str, Array] = dict(free)
+            values.update(zip(body.input_names[:n], states))
+            for name, s, a, d in zip(body.input_names[n:], scans, axes, self.in_dirs):
+                values[name] = np.take(s, t_len - 1 - t if d else t, axis=a)
+            body.evaluate(values, body.output_names)
+            out = [values[name] for name in body.output_names]
+            states = out[:n]
+            for k in range(self.k):
+                per_step[k].append(out[n + k])
+        results = list(states)
+        for k, parts in enumerate(per_step):
+            if self.out_dirs[k]:
+                parts = parts[::-1]
+            stacked = np.stack(parts)
+            axis = self.out_axes[k] % stacked.ndim
+            results.append(np.moveaxis(stacked, 0, axis) if axis else stacked)
+        return results
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class OnnxModel:
+    """An imported ONNX graph: call it like the model it was exported from.
+
+    ``model(*inputs, **named)`` feeds the graph inputs (positionally in
+    :attr:`input_names` order, or by name) and returns the graph's output, or a tuple of its
+    outputs in :attr:`output_names` order when it has several. :meth:`run` takes and returns
+    dicts and can ask for any subset of the outputs. Inputs are numpy arrays (or anything
+    numpy converts), cast to the dtype the graph declares for them when that is a change of
+    the same kind (int32 tokens for an int64 input, say); a float for an integer input, a
+    wrong rank or a wrong fixed dimension raises TypeError / ValueError naming the input.
+    Every run evaluates only the nodes the requested outputs depend on. The LSTM / GRU / RNN
+    nodes run on rnnkit's kernels, MatMul and Gemm on rnnkit's GEMM (``nn.Linear``'s), the
+    activations and softmaxes through ``rnnkit.nn``'s layers, the rest in numpy; each in its
+    inputs' dtype.
+
+    Attributes:
+        input_names: the graph inputs a caller feeds (initializers excluded).
+        output_names: the graph outputs, in the file's order.
+        inputs: {name: (dtype or None, shape with None for dims the file leaves open)}.
+        opset: the default ONNX domain's opset version of the file.
+        producer: who wrote the file (``producer_name`` and version).
+        initializers: {name: read-only array} of the graph's weights, as stored (ONNX's gate
+            order and layout for the recurrent nodes).
+    """
+
+    def __init__(self, model: Any, where: str) -> None:
+        """Prepare ``model`` (an onnx.ModelProto already checked by :func:`load`)."""
+        self.opset = 1
+        for o in model.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                self.opset = int(o.version)
+        self.producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+        self._where = where
+        self._graph = _Graph(model.graph, self.opset, where, overridable=True)
+        if self._graph.free_names:
+            raise ValueError(f"{where}: the graph reads {self._graph.free_names}, which "
+                             "nothing defines")
+        self.initializers: Dict[str, Array] = self._graph.initializers
+        self.inputs: Dict[str, Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]]
+        self.inputs = {vi.name: _value_info(vi) for vi in model.graph.input}
+        self.input_names: List[str] = [n for n in self.inputs if n not in self.initializers]
+        self.output_names: List[str] = list(self._graph.output_names)
 
     def _feed(self, name: str, value: Any) -> Array:
         """A caller's value for graph input ``name``, checked against its declaration."""
@@ -942,14 +1195,16 @@ class OnnxModel:
     def run(self, feeds: Mapping[str, Any], output_names: Optional[Sequence[str]] = None
             ) -> Dict[str, Array]:
         """Evaluate the graph: ``{output name: array}`` for ``output_names`` (default: every
-        graph output) from ``feeds`` ``{input name: array}``, which must give every name of
-        :attr:`input_names` (and may override an initializer listed as a graph input).
+        graph output; any value the graph computes may be named) from ``feeds`` ``{input
+        name: array}``, which must give every name of :attr:`input_names` (and may override
+        an initializer that the file also lists as a graph input).
 
         Raises:
             KeyError: a missing input, or an unknown input or output name.
             TypeError, ValueError: an input of the wrong kind or shape, or a node that fails
                 on its values (the message names the node).
         """
+        g = self._graph
         names = list(self.output_names if output_names is None else output_names)
         unknown = [n for n in feeds if n not in self.inputs]
         if unknown:
@@ -959,28 +1214,16 @@ class OnnxModel:
         if missing:
             raise KeyError(f"missing input(s) {missing}; the model's inputs are "
                            f"{self.input_names}")
-        values: Dict[str, Array] = dict(self._const)
-        for n in self._overridable:
-            values[n] = self.initializers[n]
-        for n, v in feeds.items():
-            values[n] = self._feed(n, v)
-        wanted = set(names)
-        bad = [n for n in names if n not in self.output_names and n not in values and
-               not any(n in node.outputs for node in self._runtime)]
+        computable = set(self.inputs) | set(g.const) | {o for n in g.runtime
+                                                        for o in n.outputs if o}
+        bad = [n for n in names if n not in computable]
         if bad:
             raise KeyError(f"unknown output(s) {bad}; the model's outputs are "
                            f"{self.output_names}")
-        # Only the nodes the requested outputs depend on, walking back from them.
-        needed = set(wanted)
-        chosen: List[_Node] = []
-        for node in reversed(self._runtime):
-            if any(o in needed for o in node.outputs):
-                chosen.append(node)
-                needed.update(i for i in node.inputs if i)
-        for node in reversed(chosen):
-            for name, val in zip(node.outputs, self._evaluate(node, values)):
-                if name and val is not None:
-                    values[name] = val
+        values: Dict[str, Array] = {n: self.initializers[n] for n in g.overridable}
+        for n, v in feeds.items():
+            values[n] = self._feed(n, v)
+        g.evaluate(values, names)
         # A read-only value (an initializer, a folded constant, a view of one) is copied, so
         # no caller can change the model by writing into a result.
         return {n: values[n] if values[n].flags.writeable else np.array(values[n])
@@ -1003,14 +1246,13 @@ class OnnxModel:
 
     @property
     def recurrent_nodes(self) -> List[str]:
-        """The names of the graph's LSTM / GRU / RNN nodes (those rnnkit's kernels run)."""
-        return [r.node.name for r in self._recurrent.values()]
+        """The names of the graph's LSTM / GRU / RNN nodes (run on rnnkit's kernels)."""
+        return [p.node.name for p in self._graph.prepared.values()
+                if isinstance(p, _Recurrent)]
 
     def __repr__(self) -> str:
-        kinds: Dict[str, int] = {}
-        for node in self._nodes:
-            kinds[node.op_type] = kinds.get(node.op_type, 0) + 1
-        summary = ", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(kinds.items()))
+        summary = ", ".join(f"{k} x{n}" if n > 1 else k
+                            for k, n in sorted(self._graph.count_ops().items()))
         return (f"OnnxModel(inputs={self.input_names}, outputs={self.output_names}, "
                 f"opset={self.opset}, nodes: {summary})")
 
@@ -1041,9 +1283,4 @@ def load(source: Union[str, "os.PathLike[str]", bytes, Any], *,
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     model, where = _model_proto(source, max_bytes)
     _check_model(model, where)
-    for p in model.graph.node:
-        if p.domain not in ("", "ai.onnx"):
-            raise OnnxUnsupportedError(
-                f"{where}: op {p.op_type!r} of domain {p.domain!r} (node {p.name!r}) is not "
-                "supported by rnnkit's ONNX importer (only the default ONNX domain is)")
     return OnnxModel(model, where)
