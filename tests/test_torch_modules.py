@@ -399,3 +399,26 @@ def test_bad_inputs_raise_clear_errors():
         rk.recurrent_forward("gru", x, None, None, torch.zeros(3 * H, I),
                              torch.zeros(3 * H, H), None, None, None, torch.tensor([9, 1, 1]),
                              False, False)
+
+
+def test_use_rnnkit_kernels_swaps_torch_layers_in_place_with_same_results():
+    torch.manual_seed(4)
+    model = torch.nn.ModuleDict({"enc": torch.nn.GRU(I, H, num_layers=2, batch_first=True),
+                                 "inner": torch.nn.Sequential(torch.nn.Linear(H, H)),
+                                 "dec": torch.nn.LSTM(H, H, proj_size=2)}).double().eval()
+    x = torch.randn(B, T, I, dtype=torch.float64)
+
+    def run(m):
+        y, _ = m["enc"](x)
+        return m["dec"](m["inner"](y))[0]
+
+    want = run(model)
+    assert rk.use_rnnkit_kernels(model) is model
+    assert type(model["enc"]) is rk.GRU and type(model["dec"]) is rk.LSTM
+    assert not model["enc"].training and model["dec"].proj_size == 2
+    torch.testing.assert_close(run(model), want, **TOL[torch.float64])
+    single = torch.nn.RNN(I, H, nonlinearity="relu")
+    swapped = rk.use_rnnkit_kernels(single)
+    assert type(swapped) is rk.RNN and swapped.nonlinearity == "relu"
+    with pytest.raises(TypeError, match="needs a torch.nn.Module"):
+        rk.use_rnnkit_kernels("GRU")

@@ -50,7 +50,8 @@ from .._cellspec import CELLS, CellSpec
 from ..ops import _validate
 from ..ops.cells import SequenceCache
 
-__all__ = ["LSTM", "GRU", "RNN", "recurrent_forward", "recurrent_backward", "CELL_NAMES"]
+__all__ = ["LSTM", "GRU", "RNN", "use_rnnkit_kernels", "recurrent_forward",
+           "recurrent_backward", "CELL_NAMES"]
 
 # torch's RNNBase.mode -> rnnkit's cell (rnnkit._cellspec): the cells the custom ops run.
 CELL_NAMES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
@@ -573,3 +574,48 @@ class RNN(_RNNBase):
             raise TypeError(f"RNN: hx must be a tensor h_0, got {type(hx).__name__}")
         y, (h_n,) = self._run(input, None if hx is None else [hx])
         return y, h_n
+
+
+_TORCH_TO_RNNKIT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
+
+
+def _swapped(m: nn.Module) -> nn.Module:
+    """The rnnkit-kernel module equivalent to torch recurrent module m, weights copied."""
+    cls = _TORCH_TO_RNNKIT[type(m)]
+    w = m.weight_ih_l0
+    kw: dict = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first,
+                    dropout=float(m.dropout), bidirectional=m.bidirectional, device=w.device,
+                    dtype=w.dtype)
+    if cls is RNN:
+        kw["nonlinearity"] = m.nonlinearity
+    if m.proj_size:
+        kw["proj_size"] = m.proj_size
+    with warnings.catch_warnings():
+        # torch warned about dropout with one layer when m was built; once is enough.
+        warnings.filterwarnings("ignore", message="dropout acts after every recurrent layer",
+                                category=UserWarning)
+        new = cls(m.input_size, m.hidden_size, **kw)
+    with torch.no_grad():
+        new.load_state_dict(m.state_dict())
+    new.train(m.training)
+    return new
+
+
+def use_rnnkit_kernels(model: nn.Module) -> nn.Module:
+    """Replace every ``torch.nn.LSTM``, ``GRU`` and ``RNN`` in ``model`` (at any depth) by
+    this module's class of the same name, with the same settings, weights (copied) and mode,
+    and return the model (or, when ``model`` itself is one of them, its replacement).
+
+    Only those exact classes are swapped (a subclass may have changed what forward does).
+    Build the optimizer afterwards: the swapped layers have new Parameter objects.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"use_rnnkit_kernels needs a torch.nn.Module, got "
+                        f"{type(model).__name__}")
+    if type(model) in _TORCH_TO_RNNKIT:
+        return _swapped(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) in _TORCH_TO_RNNKIT:
+                setattr(parent, name, _swapped(child))
+    return model
