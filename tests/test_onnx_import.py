@@ -475,6 +475,25 @@ OP_CASES = [
      13),
     ("argmax", [_N("ArgMax", ["x"], ["y"], axis=-1, keepdims=0)], {"x": _X}, [], OPSET),
     ("tile", [_N("Tile", ["x", "r"], ["y"])], {"x": _X[0]}, [("r", _i64(2, 1))], OPSET),
+    ("gather_nd_batch_dims", [_N("GatherND", ["x", "i"], ["y"], batch_dims=1)], {"x": _X},
+     [("i", np.array([[2], [0], [-1]], np.int64))], OPSET),
+    ("gather_nd", [_N("GatherND", ["x", "i"], ["y"])], {"x": _X},
+     [("i", np.array([[0, 1], [2, 3]], np.int64))], OPSET),
+    ("clip_inputs", [_N("Clip", ["x", "lo", "hi"], ["y"])], {"x": _X},
+     [("lo", np.float32(-0.5)), ("hi", np.float32(0.7))], OPSET),
+    ("clip_max_only", [_N("Clip", ["x", "", "hi"], ["y"])], {"x": _X},
+     [("hi", np.float32(0.2))], OPSET),
+    ("clip_opset6", [_N("Clip", ["x"], ["y"], min=-0.3, max=0.4)], {"x": _X}, [], 6),
+    ("hard_sigmoid", [_N("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)], {"x": _X * 3},
+     [], OPSET),
+    ("erf", [_N("Erf", ["x"], ["y"])], {"x": _X}, [], OPSET),
+    ("gelu_20", [_N("Gelu", ["x"], ["y"])], {"x": _X}, [], 20),
+    ("gelu_tanh_20", [_N("Gelu", ["x"], ["y"], approximate="tanh")], {"x": _X}, [], 20),
+    ("layer_normalization", [_N("LayerNormalization", ["x", "g", "b"], ["y"], epsilon=1e-3)],
+     {"x": _X}, [("g", _R.standard_normal(5).astype(np.float32)),
+                 ("b", _R.standard_normal(5).astype(np.float32))], 17),
+    ("layer_normalization_axis1", [_N("LayerNormalization", ["x", "g"], ["y"], axis=1)],
+     {"x": _X}, [("g", _R.standard_normal((4, 5)).astype(np.float32))], 17),
 ]
 
 
@@ -504,6 +523,40 @@ def test_softmax_axis_semantics_of_each_opset_against_onnxruntime(op, opset):
                              like={"y": _X})
         assert_close(load(model).run({"x": _X})["y"], run_ort(model, {"x": _X})["y"], 1e-6,
                      1e-6, f"{op}-{opset} {attrs}")
+
+
+def _scan_model(reverse_in, reverse_out, out_axis):
+    """A Scan whose body reads a weight of the outer graph (an implicit input): state
+    s' = tanh(s W + x_t), outputs s' and 2 x_t per step."""
+    body = helper.make_graph(
+        [_N("MatMul", ["s", "w_outer"], ["sw"]), _N("Add", ["sw", "x_t"], ["pre"]),
+         _N("Tanh", ["pre"], ["s_next"]), _N("Identity", ["s_next"], ["y_t"]),
+         _N("Add", ["x_t", "x_t"], ["x2_t"])],
+        "body", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 3])
+                 for n in ("s", "x_t")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 3])
+         for n in ("s_next", "y_t", "x2_t")])
+    scan = _N("Scan", ["s0", "x"], ["s_n", "ys", "x2s"], name="scan", body=body,
+              num_scan_inputs=1, scan_input_directions=[reverse_in],
+              scan_input_axes=[1], scan_output_directions=[reverse_out, 0],
+              scan_output_axes=[out_axis, 0])
+    rng = np.random.default_rng(60)
+    w = (rng.standard_normal((3, 3)) * 0.6).astype(np.float32)
+    feeds = {"s0": rng.standard_normal((2, 3)).astype(np.float32),
+             "x": rng.standard_normal((2, 5, 3)).astype(np.float32)}      # (B, T, 3)
+    model = _graph_model([_N("Identity", ["w"], ["w_outer"]), scan], feeds,
+                         ["s_n", "ys", "x2s"], [("w", w)], OPSET,
+                         like={"s_n": feeds["s0"], "ys": feeds["x"], "x2s": feeds["x"]})
+    return model, feeds
+
+
+@pytest.mark.parametrize("reverse_in, reverse_out, out_axis",
+                         [(0, 0, 0), (1, 0, 1), (1, 1, 0), (0, 1, 1)])
+def test_scan_against_onnxruntime(reverse_in, reverse_out, out_axis):
+    model, feeds = _scan_model(reverse_in, reverse_out, out_axis)
+    ours, theirs = load(model).run(feeds), run_ort(model, feeds)
+    for n in ("s_n", "ys", "x2s"):
+        assert_close(ours[n], theirs[n], RTOL, ATOL, n)
 
 
 def test_tf2onnx_style_graph_against_onnxruntime():
@@ -698,6 +751,15 @@ def test_other_domains_are_refused_by_op_and_node():
     model = _graph_model([node], {"x": _X[0]}, ["y"])
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     with pytest.raises(OnnxUnsupportedError, match="'FusedMatMul'.*com.microsoft.*'fused'"):
+        load(model)
+
+
+def test_unsupported_op_inside_a_scan_body_is_refused_at_load():
+    model, _ = _scan_model(0, 0, 0)
+    body = model.graph.node[1].attribute[0].g
+    body.node[2].op_type = "Softsign"
+    body.node[2].name = "inner"
+    with pytest.raises(OnnxUnsupportedError, match="'Softsign' \\(node 'inner'\\)"):
         load(model)
 
 

@@ -1,16 +1,17 @@
-"""ONNX import: ``load(path_or_model) -> OnnxModel``, a graph evaluated with numpy whose LSTM,
-GRU and RNN nodes run on rnnkit's kernels.
+"""ONNX import: ``load(path_or_model) -> OnnxModel``, a graph evaluated node by node whose
+LSTM, GRU and RNN nodes run on rnnkit's kernels.
 
 Scope. The recurrent ops with every attribute of their schemas (``direction`` forward /
 reverse / bidirectional, ``layout`` 0 / 1, ``clip``, ``activations`` with
 ``activation_alpha`` / ``activation_beta``, ``input_forget``, ``linear_before_reset``,
-``hidden_size``) and every optional input (B, sequence_lens, initial_h, initial_c, P), and the
-ops that torch's and tf2onnx's exporters put around them (embedding lookups, linear heads, the
-shape arithmetic that builds zero initial states, layout changes): see :data:`SUPPORTED_OPS`.
-Any other op (or an op of a non-default domain) raises :class:`OnnxUnsupportedError` at load,
-naming the op type and the node. The activations rnnkit's kernels compute are Sigmoid, Tanh,
-Relu and HardSigmoid; a recurrent node asking for another (Elu, Softsign, ...) is refused the
-same way.
+``hidden_size``) and every optional input (B, sequence_lens, initial_h, initial_c, P); the
+ops that torch's and tf2onnx's exporters put around them (embedding lookups, linear heads,
+the shape arithmetic that builds zero initial states, layout changes, softmaxes); and Scan,
+which rnnkit's own exporter writes for cells ONNX's ops cannot express. See
+:data:`SUPPORTED_OPS`. Any other op, anywhere (Scan bodies included), or an op of another
+domain raises :class:`OnnxUnsupportedError` at load, naming the op type and the node. The
+activations rnnkit's kernels compute are Sigmoid, Tanh, Relu and HardSigmoid; a recurrent
+node asking for another (Elu, Softsign, ...) is refused the same way.
 
 How it runs. :func:`load` reads the file (bounded by ``max_bytes``; nothing in it is ever
 executed: protobuf is data), checks it with ``onnx.checker``, converts the initializers to
@@ -20,13 +21,16 @@ ONNX's gate order (LSTM i, o, f, c; GRU z, r, h) to rnnkit's (torch's: i, f, g, 
 with :mod:`rnnkit.interop.onnx_layout`, once. :meth:`OnnxModel.run` then evaluates the nodes
 the requested outputs need, in topological order. A recurrent node is one
 ``rnnkit.ops.*_forward`` call per direction (``reverse=True`` for the backward direction,
-``lengths`` for sequence_lens, the initial states as given), writing straight into ONNX's
-output layout, (T, D, B, H) or, with layout=1, (B, T, D, H).
+``lengths`` for sequence_lens, the initial states as given), its output placed in ONNX's
+layout, (T, D, B, H) or, with layout=1, (B, T, D, H). MatMul and Gemm with a 2-D weight run
+on rnnkit's GEMM (``nn.Linear``'s), Relu / Tanh / Sigmoid / Gelu / Softmax / LogSoftmax
+through ``rnnkit.nn``'s layers, everything else in numpy: a model rnnkit exported with ONNX's
+recurrent ops imports to the same bits. A Scan runs its body once per step.
 
 sequence_lens. Outputs of Y past a sequence's length are 0, and Y_h / Y_c are the states
 after its last valid step, the backward direction starting at that step (ONNX Runtime's
 behaviour). A sequence of length 0 gets Y_h = Y_c = 0, as ONNX Runtime gives (rnnkit's own
-layers, like torch, return the initial state there instead).
+layers, like torch, return the initial state there instead; the two agree when it is zero).
 
 Only the ``onnx`` package is needed (``pip install "rnnkit[onnx]"``); it is imported when
 :func:`load` is called, never by ``import rnnkit``.
