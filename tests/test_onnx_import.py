@@ -735,6 +735,88 @@ def test_torch_gru_classifier_and_relu_rnn(tmp_path):
         assert_close(g, w, 1e-5, 1e-5, n)
 
 
+def test_torch_tagger_as_an_rnnkit_sequential(tmp_path):
+    """to_sequential: torch's Embedding + 2-layer bidirectional LSTM + Linear export as
+    rnnkit layers (the zero initial states torch builds from Shape / ConstantOfShape are
+    recognised), against torch."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    m = _TorchModels.tagger(torch).eval()
+    path = str(tmp_path / "tagger.onnx")
+    _torch_export(torch, m, (torch.randint(0, 30, (5, 2)),), path, ["tokens"], ["logits"],
+                  {"tokens": {0: "T", 1: "B"}, "logits": {0: "T", 1: "B"}})
+    model = load(path)
+    seq = model.to_sequential()
+    assert [type(layer).__name__ for layer in seq] == ["Embedding", "LSTM", "LSTM", "Linear"]
+    assert seq[1].bidirectional and seq[2].input_size == 12
+    assert model.sequential_lengths_input is None
+    tokens = torch.randint(0, 30, (9, 3))
+    with torch.no_grad():
+        want = m(tokens).numpy()
+    assert_close(seq(tokens.numpy()), want, 1e-5, 1e-5, "Sequential")
+    # torch's weights, as rnnkit's layers name them.
+    assert_close(seq[0].state_dict()["weight"], m.emb.weight.detach().numpy(), 0, 0, "emb")
+    sd = seq[2].state_dict()
+    for name in ("weight_ih_l0_reverse", "bias_hh_l0"):
+        torch_name = name.replace("l0", "l1")
+        assert_close(sd[name], getattr(m.lstm, torch_name).detach().numpy(), 0, 0, name)
+
+
+def test_torch_batch_first_gru_last_step_as_an_rnnkit_sequential(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+
+    class LastStep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(4, 6, num_layers=2, batch_first=True)
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return torch.log_softmax(self.fc(self.gru(x)[0][:, -1]), dim=-1)
+
+    m = LastStep().eval()
+    path = str(tmp_path / "gru.onnx")
+    _torch_export(torch, m, (torch.randn(2, 5, 4),), path, ["x"], ["y"],
+                  {"x": {0: "B", 1: "T"}, "y": {0: "B"}})
+    seq = load(path).to_sequential()
+    assert [type(layer).__name__ for layer in seq] == ["GRU", "GRU", "Last", "Linear",
+                                                        "LogSoftmax"]
+    assert seq[0].batch_first and seq[2].batch_first
+    x = torch.randn(3, 7, 4)
+    with torch.no_grad():
+        want = m(x).numpy()
+    assert_close(seq(x.numpy()), want, 1e-5, 1e-5, "Sequential")
+
+
+def test_to_sequential_refuses_what_layers_cannot_express():
+    # The reverse direction alone.
+    given = draw("LSTM", seed=70)
+    weights = {s: given.pop(s) for s in ("W", "R", "B")}
+    nodes = [_N("LSTM", ["X", "W", "R", "B"], ["Y"], name="rev", hidden_size=4,
+                direction="reverse"), _N("Squeeze", ["Y", "one"], ["y"])]
+    model = load(_graph_model(nodes, given, ["y"], list(weights.items()) +
+                              [("one", _i64(1))], like={"y": given["X"]}))
+    with pytest.raises(ValueError, match="'rev'.*reverse direction"):
+        model.to_sequential()
+    # Non-zero initial states (a constant).
+    given = draw("GRU", seed=71, initial=True)
+    weights = {s: given.pop(s) for s in ("W", "R", "B", "initial_h")}
+    nodes = [_N("GRU", ["X", "W", "R", "B", "", "initial_h"], ["Y"], name="g",
+                hidden_size=4), _N("Squeeze", ["Y", "one"], ["y"])]
+    model = load(_graph_model(nodes, given, ["y"], list(weights.items()) +
+                              [("one", _i64(1))], like={"y": given["X"]}))
+    with pytest.raises(ValueError, match="'g'.*initial_h is not zeros"):
+        model.to_sequential()
+    # Two outputs; an op no layer expresses.
+    with pytest.raises(ValueError, match="2 outputs"):
+        load(recurrent_graph("RNN", {"hidden_size": 4}, draw("RNN", seed=72))).to_sequential()
+    model = load(_graph_model([_N("Exp", ["x"], ["y"], name="e")], {"x": _X}, ["y"],
+                              like={"y": _X}))
+    with pytest.raises(ValueError, match="'e' \\(Exp\\) maps to no rnnkit layer"):
+        model.to_sequential()
+
+
 # -------------------------------------------------------------------------------- errors
 
 

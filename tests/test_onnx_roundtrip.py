@@ -147,3 +147,35 @@ def test_scan_exports_to_float32_rounding(name, tmp_path):
     if lengths is not None:     # padding stays exactly zero
         for b, L in enumerate(lengths):
             assert not got[0][L:, b].any()
+
+
+SEQUENTIALS = {
+    "tagger": (_tagger, True, False),
+    "tagger_lengths": (_tagger, True, True),
+    "batch_first_gru_stack_lengths": (
+        lambda: nn.Sequential(nn.GRU(I, H, 2, batch_first=True, bidirectional=True,
+                                     reset_after=False, seed=5), nn.Tanh(),
+                              nn.Linear(2 * H, 3, seed=6), nn.Softmax()), False, True),
+    "rnn_last": (lambda: nn.Sequential(nn.RNN(I, H, nonlinearity="relu", seed=7), nn.Last(),
+                                       nn.Linear(H, 3, seed=8)), False, False),
+    "lstm_gate_options": (lambda: nn.Sequential(LAYERS["lstm_gate_options"]()), False, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENTIALS))
+def test_to_sequential_gives_back_the_model_bitwise(name, tmp_path):
+    """export -> load -> to_sequential: rnnkit layers again, computing the same bits (a
+    stacked layer comes back as one layer per stack level)."""
+    make, tokens, with_lengths = SEQUENTIALS[name]
+    model = make()
+    model.eval()
+    batch_first = any(getattr(layer, "batch_first", False) for layer in model)
+    x = np.random.default_rng(2).integers(0, 9, (T, B)) if tokens else _x(batch_first)
+    lengths = LENGTHS if with_lengths else None
+    export(model, tmp_path / "m.onnx", lengths=with_lengths, recurrence="op")
+    imported = load(tmp_path / "m.onnx")
+    seq = imported.to_sequential()
+    assert imported.sequential_lengths_input == ("lengths" if with_lengths else None)
+    want = model(x, lengths=lengths)
+    got = seq(x, lengths=lengths)
+    assert got.shape == want.shape and np.array_equal(got, want), np.abs(got - want).max()

@@ -1178,6 +1178,7 @@ class OnnxModel:
         self.inputs = {vi.name: _value_info(vi) for vi in model.graph.input}
         self.input_names: List[str] = [n for n in self.inputs if n not in self.initializers]
         self.output_names: List[str] = list(self._graph.output_names)
+        self.sequential_lengths_input: Optional[str] = None
 
     def _feed(self, name: str, value: Any) -> Array:
         """A caller's value for graph input ``name``, checked against its declaration."""
@@ -1248,6 +1249,34 @@ class OnnxModel:
         result = tuple(out[n] for n in self.output_names)
         return result[0] if len(result) == 1 else result
 
+    def to_sequential(self) -> Any:
+        """The graph as an ``rnnkit.nn.Sequential`` of layers holding its weights, where it
+        is a chain that rnnkit's layers express; the same model, trainable and savable with
+        ``rnnkit.save``.
+
+        Recognised, in order from the data input to the single output: an embedding lookup
+        (Gather of a constant table) -> Embedding; each LSTM / GRU / RNN node (forward or
+        bidirectional, zero or absent initial states, its final states unused, its Y folded
+        to (T, B, D*H) by a Squeeze or a Transpose + Reshape, optionally between Transposes
+        to and from time-major: batch_first) -> a one-layer LSTM / GRU / RNN with its options;
+        MatMul by a constant [+ Add of a constant bias], or Gemm -> Linear; Gather of step
+        -1 -> Last; Relu, Tanh, Sigmoid, Gelu, Softmax / LogSoftmax (opset 13 on) -> their
+        layers; Identity and Dropout -> nothing. Shape arithmetic that only builds zero
+        initial states is skipped. A stacked recurrent layer becomes one layer per stack
+        level (the same model at inference).
+
+        When the recurrent nodes read sequence_lens from a graph input, pass that input as
+        the Sequential's ``lengths`` (:attr:`sequential_lengths_input` names it after this
+        call). The Sequential is in eval mode.
+
+        Raises:
+            ValueError: naming the node where the graph stops being such a chain (a reverse
+                direction alone, non-zero initial states, used final states, two outputs,
+                an op no layer expresses, ...).
+        """
+        seq, self.sequential_lengths_input = _Chain(self).build()
+        return seq
+
     @property
     def recurrent_nodes(self) -> List[str]:
         """The names of the graph's LSTM / GRU / RNN nodes (run on rnnkit's kernels)."""
@@ -1259,6 +1288,282 @@ class OnnxModel:
                             for k, n in sorted(self._graph.count_ops().items()))
         return (f"OnnxModel(inputs={self.input_names}, outputs={self.output_names}, "
                 f"opset={self.opset}, nodes: {summary})")
+
+
+# ------------------------------------------------------------- the graph as rnnkit layers
+
+
+class _Chain:
+    """Reads an imported graph as a chain of rnnkit layers (see OnnxModel.to_sequential)."""
+
+    def __init__(self, model: "OnnxModel") -> None:
+        self.model = model
+        self.g = model._graph
+        self.consumers: Dict[str, List[_Node]] = {}
+        self.producer: Dict[str, _Node] = {}
+        # Only the nodes the output depends on: an exporter may leave dead ones behind (the
+        # stacked final states a Sequential drops).
+        needed = set(model.output_names)
+        live: List[_Node] = []
+        for node in reversed(self.g.runtime):
+            if any(o in needed for o in node.outputs):
+                live.append(node)
+                needed.update(i for i in node.inputs if i)
+        for node in reversed(live):
+            for name in node.inputs:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+            for name in node.outputs:
+                if name:
+                    self.producer[name] = node
+        self.lengths_input: Optional[str] = None
+
+    def refuse(self, why: str) -> ValueError:
+        return ValueError(f"{self.model._where}: the graph is not a chain of rnnkit layers: "
+                          f"{why}")
+
+    def const(self, name: str) -> Optional[Array]:
+        return self.g.const.get(name) if name else None
+
+    def is_zero(self, name: str, depth: int = 0) -> bool:
+        """Whether the value ``name`` is all zeros whatever the inputs: a zero constant, or
+        built from zeros by ConstantOfShape / Expand / reshaping ops (torch's initial
+        states)."""
+        c = self.const(name)
+        if c is not None:
+            return not c.any()
+        node = self.producer.get(name)
+        if node is None or depth > 32:
+            return False
+        if node.op_type == "ConstantOfShape":
+            value = node.attr("value")
+            return value is None or not np.asarray(value).any()
+        # Ops that only move or pick elements of their first input: zeros in, zeros out.
+        if node.op_type in ("Expand", "Reshape", "Unsqueeze", "Squeeze", "Tile", "Identity",
+                            "Cast", "Transpose", "Slice", "Gather", "Split", "Flatten"):
+            return self.is_zero(node.inputs[0], depth + 1)
+        if node.op_type == "Concat":
+            return all(self.is_zero(n, depth + 1) for n in node.inputs if n)
+        return False
+
+    def only_shapes_read(self, name: str) -> bool:
+        """Whether everything reading ``name`` reads only its shape."""
+        return all(n.op_type == "Shape" for n in self.consumers.get(name, []))
+
+    def next_node(self, name: str) -> Optional[_Node]:
+        """The one node that reads the value ``name`` (Shape nodes aside), or None at the
+        graph's output."""
+        users = [n for n in self.consumers.get(name, []) if n.op_type != "Shape"]
+        if name in self.model.output_names and not users:
+            return None
+        if len(users) != 1 or name in self.model.output_names:
+            raise self.refuse(f"{name!r} is read by {len(users)} nodes "
+                              f"{[n.name for n in users]}" +
+                              (" and is a graph output" if name in self.model.output_names
+                               else ""))
+        return users[0]
+
+    def unused(self, name: str) -> bool:
+        return not name or (name not in self.model.output_names and
+                            self.only_shapes_read(name))
+
+    def lengths_of(self, node: _Node, rec: "_Recurrent") -> None:
+        name = rec.slot.get("sequence_lens", "")
+        if not name:
+            return
+        src = name
+        while src in self.producer and self.producer[src].op_type in ("Cast", "Identity"):
+            src = self.producer[src].inputs[0]
+        if src not in self.model.input_names:
+            raise self.refuse(f"{node.where()}'s sequence_lens is computed, not a graph input")
+        if self.lengths_input not in (None, src):
+            raise self.refuse("the recurrent nodes read different sequence_lens")
+        self.lengths_input = src
+
+    # ------------------------------------------------------------------ layers
+    def recurrent(self, node: _Node, batch_first: bool) -> Tuple[Any, str]:
+        """The layer of a recurrent node and the name of its (T, B, D*H) output (after the
+        Squeeze or Transpose + Reshape that fold ONNX's direction axis)."""
+        rec: _Recurrent = self.g.prepared[node.index]
+        if rec.direction == "reverse":
+            raise self.refuse(f"{node.where()} runs the reverse direction alone, which no "
+                              "rnnkit layer does")
+        if rec.weights is None:
+            raise self.refuse(f"{node.where()}'s weights are computed, not constants")
+        for slot in ("initial_h", "initial_c"):
+            if rec.slot.get(slot) and not self.is_zero(rec.slot[slot]):
+                raise self.refuse(f"{node.where()}'s {slot} is not zeros (a layer in a "
+                                  "Sequential starts from zero states)")
+        outs = node.outputs + [""] * 3
+        if not all(self.unused(n) for n in outs[1:3]):
+            raise self.refuse(f"{node.where()}'s final states are used (a Sequential drops "
+                              "them)")
+        self.lengths_of(node, rec)
+        if rec.options[0] != rec.options[-1]:
+            raise self.refuse(f"{node.where()}'s directions have different activations")
+        family, nd = rec.family, rec.num_directions
+        w_ih, w_hh, b_ih, _, peep = rec.weights[0]
+        h, i = w_hh.shape[1], w_ih.shape[1]
+        kw: Dict[str, Any] = dict(bias=b_ih is not None, bidirectional=nd == 2,
+                                  dtype=w_ih.dtype.name, batch_first=batch_first or
+                                  bool(rec.layout))
+        opt = rec.options[0]
+        if opt is not None:
+            kw["activations"] = [a if a[0] == "hard_sigmoid" else a[0]
+                                 for a in opt.activations]
+            kw["clip"] = opt.clip
+            if family == "lstm":
+                kw["input_forget"] = opt.input_forget
+        if family == "lstm":
+            layer = nn.LSTM(i, h, peephole=peep is not None, **kw)
+        elif family == "gru":
+            layer = nn.GRU(i, h, reset_after=rec.reset_after, **kw)
+        else:
+            layer = nn.RNN(i, h, nonlinearity=rec.nonlinearity or "tanh", **kw)
+        state: Dict[str, Array] = {}
+        for d in range(nd):
+            sfx = "_l0" + ("_reverse" if d else "")
+            for base, a in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "peephole"),
+                               rec.weights[d]):
+                if a is not None:
+                    state[base + sfx] = a
+        layer.load_state_dict(state)
+        # ONNX's Y is (T, D, B, H) (layout 1: (B, T, D, H)); the layer's y (T, B, D*H).
+        y = outs[0]
+        fold = self.next_node(y)
+        if fold is None:
+            raise self.refuse(f"{node.where()}'s Y, with its direction axis, is the output")
+        if fold.op_type == "Squeeze" and nd == 1 and not rec.layout and \
+                self._ints_of(fold, 1, "axes") == [1]:
+            return layer, fold.outputs[0]
+        if fold.op_type == "Transpose" and not rec.layout and \
+                list(fold.attr("perm") or []) == [0, 2, 1, 3]:
+            fold = self.next_node(fold.outputs[0])
+        elif not rec.layout:
+            fold = None
+        if fold is not None and fold.op_type == "Reshape":
+            shape = self.const(fold.inputs[1]) if len(fold.inputs) > 1 else None
+            if shape is not None and shape.shape == (3,) and int(shape[2]) in (-1, nd * h) \
+                    and all(int(v) >= 0 for v in shape[:2]):
+                return layer, fold.outputs[0]
+        raise self.refuse(f"{node.where()}'s Y is not folded to (T, B, D*H) by a Squeeze "
+                          "or a Transpose + Reshape")
+
+    def _ints_of(self, node: _Node, k: int, attr: str) -> Optional[List[int]]:
+        if node.opset < 13:
+            a = node.attr(attr)
+            return None if a is None else list(a)
+        c = self.const(node.inputs[k]) if len(node.inputs) > k else None
+        return None if c is None else _ints(c)
+
+    def linear(self, node: _Node) -> Tuple[Any, str]:
+        """A Linear from MatMul(x, W) [+ Add(b)] or Gemm(x, W, b)."""
+        if node.op_type == "MatMul":
+            w = self.const(node.inputs[1])
+            if w is None or w.ndim != 2:
+                raise self.refuse(f"{node.where()} does not multiply by a constant matrix")
+            rows, out = np.ascontiguousarray(w.T), node.outputs[0]
+            bias = None
+            add = self.next_node(out)
+            if add is not None and add.op_type == "Add":
+                other = [n for n in add.inputs if n != out]
+                b = self.const(other[0]) if len(other) == 1 else None
+                if b is not None and b.shape == (w.shape[1],):
+                    bias, out = b, add.outputs[0]
+        else:
+            w, c = self.const(node.inputs[1]), self.const(_input_name(node, 2))
+            if w is None or w.ndim != 2 or node.attr("transA", 0) or \
+                    node.attr("alpha", 1.0) != 1.0 or node.attr("beta", 1.0) != 1.0 or \
+                    (c is not None and c.ndim != 1) or \
+                    (_input_name(node, 2) and c is None):
+                raise self.refuse(f"{node.where()} is not a Linear (x Wᵀ + b)")
+            rows = np.ascontiguousarray(w if node.attr("transB", 0) else w.T)
+            bias, out = c, node.outputs[0]
+        layer = nn.Linear(rows.shape[1], rows.shape[0], bias=bias is not None,
+                          dtype=rows.dtype.name)
+        layer.load_state_dict({"weight": rows, **({} if bias is None else {"bias": bias})})
+        return layer, out
+
+    def build(self) -> Tuple[Any, Optional[str]]:
+        model = self.model
+        if len(model.output_names) != 1:
+            raise self.refuse(f"it has {len(model.output_names)} outputs "
+                              f"{model.output_names}; a Sequential returns one")
+        for node in self.g.runtime:
+            if node.op_type in RECURRENT_OPS:
+                self.lengths_of(node, self.g.prepared[node.index])
+        data = [n for n in model.input_names if n != self.lengths_input]
+        if len(data) != 1:
+            raise self.refuse(f"it has data inputs {data}; a Sequential takes one")
+        layers: List[Any] = []
+        cur = data[0]
+        transposed = False
+        while True:
+            node = self.next_node(cur)
+            if node is None:
+                break
+            op = node.op_type
+            if op in ("Identity", "Dropout"):
+                cur = node.outputs[0]
+            elif op == "Gather" and not layers and node.inputs[1] == cur and \
+                    self.const(node.inputs[0]) is not None and not node.attr("axis", 0):
+                w = self.const(node.inputs[0])
+                layer = nn.Embedding(w.shape[0], w.shape[1], dtype=w.dtype.name)
+                layer.load_state_dict({"weight": w})
+                layers.append(layer)
+                cur = node.outputs[0]
+            elif op == "Gather" and node.inputs[0] == cur:
+                idx = self.const(node.inputs[1])
+                if idx is None or idx.shape != () or int(idx) != -1 or \
+                        node.attr("axis", 0) not in (0, 1) or self.lengths_input:
+                    raise self.refuse(f"{node.where()} is not the last step (Last) of a "
+                                      "model without lengths")
+                layers.append(nn.Last(batch_first=node.attr("axis", 0) == 1))
+                cur = node.outputs[0]
+            elif op == "Transpose" and list(node.attr("perm") or []) == [1, 0, 2] and \
+                    not transposed:
+                transposed, cur = True, node.outputs[0]
+                if self.next_node(cur) is None or \
+                        self.next_node(cur).op_type not in RECURRENT_OPS:
+                    raise self.refuse(f"{node.where()} is not a batch-first recurrent "
+                                      "layer's input transpose")
+            elif op in RECURRENT_OPS and node.inputs[0] == cur:
+                layer, cur = self.recurrent(node, transposed)
+                layers.append(layer)
+                if transposed:
+                    # Batch-major data transposed to time-major for a stack of recurrent
+                    # nodes: each is a batch_first layer, up to the Transpose back.
+                    after = self.next_node(cur)
+                    if after is not None and after.op_type == "Transpose" and \
+                            list(after.attr("perm") or []) == [1, 0, 2]:
+                        cur, transposed = after.outputs[0], False
+                    elif after is None or after.op_type not in RECURRENT_OPS:
+                        raise self.refuse(f"{node.where()}: its input is transposed to "
+                                          "time-major but its output is not transposed back")
+            elif op in ("MatMul", "Gemm") and node.inputs[0] == cur:
+                layer, cur = self.linear(node)
+                layers.append(layer)
+            elif op in ("Relu", "Tanh", "Sigmoid"):
+                layers.append({"Relu": nn.ReLU, "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid}[op]())
+                cur = node.outputs[0]
+            elif op == "Gelu":
+                layers.append(nn.GELU(approximate=node.attr("approximate", "none")))
+                cur = node.outputs[0]
+            elif op in ("Softmax", "LogSoftmax") and node.opset >= 13:
+                cls = nn.Softmax if op == "Softmax" else nn.LogSoftmax
+                layers.append(cls(dim=int(node.attr("axis", -1))))
+                cur = node.outputs[0]
+            else:
+                raise self.refuse(f"{node.where()} maps to no rnnkit layer here")
+        if not layers:
+            raise self.refuse("it holds no layer")
+        seq = nn.Sequential(*layers)
+        seq.eval()
+        return seq, self.lengths_input
+
+
+def _input_name(node: _Node, k: int) -> str:
+    return node.inputs[k] if k < len(node.inputs) else ""
 
 
 def load(source: Union[str, "os.PathLike[str]", bytes, Any], *,
