@@ -703,12 +703,10 @@ class _Recurrent:
             raise ValueError(f"{node.where()}: inputs X, W and R are required")
         self.nonlinearity, self.options = self._gate_options()
         # Weights that are constants (initializers, folded Constant chains): converted now.
-        names = [self.slot[s] for s in ("W", "R", "B", "P") if s in self.slot]
+        names = [self.slot.get(s, "") for s in ("W", "R", "B", "P")]  # P: the LSTM's only
         self.weights: Optional[List[_Weights]] = None
         if all(n == "" or n in constants for n in names):
-            self.weights = self._convert(*(constants.get(self.slot.get(s, "")) if
-                                           self.slot.get(s) else None
-                                           for s in ("W", "R", "B", "P")))
+            self.weights = self._convert(*(constants[n] if n else None for n in names))
 
     # --------------------------------------------------------------- attributes
     def _gate_options(self) -> Tuple[Optional[str], List[Optional[GateOptions]]]:
