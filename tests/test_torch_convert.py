@@ -194,3 +194,23 @@ def test_importing_rnnkit_and_the_converter_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=False)
     assert res.returncode == 0, res.stderr
+
+
+def test_to_torch_then_use_rnnkit_kernels_runs_the_rnnkit_model_in_torch():
+    model = _rnnkit_classifier()
+    out = rk.use_rnnkit_kernels(tc.to_torch(model))
+    assert type(out[1]) is rk.GRUOutput and isinstance(out[1], rk.GRU)
+    _assert_same_state(model, out)
+    tokens = np.random.default_rng(8).integers(0, 11, (T, B))
+    y = model(tokens)
+    dy = np.random.default_rng(9).standard_normal(y.shape)
+    model.zero_grad()
+    model.backward(dy)
+    y_t = out(torch.from_numpy(tokens))
+    (y_t * torch.from_numpy(dy)).sum().backward()
+    np.testing.assert_allclose(_np(y_t), y, **TOL["float64"])
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(_np(out.get_parameter(name).grad), p.grad,
+                                   **TOL["float64"], err_msg=name)
+    # from_torch reads the rnnkit-kernel classes back too.
+    _assert_same_state(tc.from_torch(out), out)

@@ -47,11 +47,12 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
 from .._cellspec import CELLS, CellSpec
+from . import torch_convert
 from ..ops import _validate
 from ..ops.cells import SequenceCache
 
-__all__ = ["LSTM", "GRU", "RNN", "use_rnnkit_kernels", "recurrent_forward",
-           "recurrent_backward", "CELL_NAMES"]
+__all__ = ["LSTM", "GRU", "RNN", "use_rnnkit_kernels", "LSTMOutput", "GRUOutput",
+           "RNNOutput", "recurrent_forward", "recurrent_backward", "CELL_NAMES"]
 
 # torch's RNNBase.mode -> rnnkit's cell (rnnkit._cellspec): the cells the custom ops run.
 CELL_NAMES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
@@ -576,7 +577,31 @@ class RNN(_RNNBase):
         return y, h_n
 
 
-_TORCH_TO_RNNKIT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
+class LSTMOutput(LSTM):
+    """:class:`LSTM` whose forward returns the output alone, to sit inside
+    ``torch.nn.Sequential`` (the rnnkit-kernel twin of ``torch_convert.LSTMOutput``)."""
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # type: ignore[override]
+        return super().forward(input, hx)[0]
+
+
+class GRUOutput(GRU):
+    """:class:`GRU` whose forward returns the output alone (see :class:`LSTMOutput`)."""
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # type: ignore[override]
+        return super().forward(input, hx)[0]
+
+
+class RNNOutput(RNN):
+    """:class:`RNN` whose forward returns the output alone (see :class:`LSTMOutput`)."""
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # type: ignore[override]
+        return super().forward(input, hx)[0]
+
+
+_TORCH_TO_RNNKIT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN,
+                    torch_convert.LSTMOutput: LSTMOutput, torch_convert.GRUOutput: GRUOutput,
+                    torch_convert.RNNOutput: RNNOutput}
 
 
 def _swapped(m: nn.Module) -> nn.Module:
@@ -586,7 +611,7 @@ def _swapped(m: nn.Module) -> nn.Module:
     kw: dict = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first,
                     dropout=float(m.dropout), bidirectional=m.bidirectional, device=w.device,
                     dtype=w.dtype)
-    if cls is RNN:
+    if issubclass(cls, RNN):
         kw["nonlinearity"] = m.nonlinearity
     if m.proj_size:
         kw["proj_size"] = m.proj_size
@@ -606,8 +631,11 @@ def use_rnnkit_kernels(model: nn.Module) -> nn.Module:
     this module's class of the same name, with the same settings, weights (copied) and mode,
     and return the model (or, when ``model`` itself is one of them, its replacement).
 
-    Only those exact classes are swapped (a subclass may have changed what forward does).
-    Build the optimizer afterwards: the swapped layers have new Parameter objects.
+    ``to_torch``'s output-only ``LSTMOutput`` / ``GRUOutput`` / ``RNNOutput`` become this
+    module's classes of those names, so ``use_rnnkit_kernels(to_torch(rnnkit_model))`` is
+    the rnnkit model as a torch model on rnnkit's kernels. Only those exact classes are
+    swapped (a subclass may have changed what forward does). Build the optimizer afterwards:
+    the swapped layers have new Parameter objects.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"use_rnnkit_kernels needs a torch.nn.Module, got "
