@@ -3,7 +3,8 @@
 Tests that read a data set from the ``examples`` extra carry ``@pytest.mark.needs_data(pkg)``.
 With only the ``test`` extra installed they are skipped, saying which extra to install, instead
 of failing on an ImportError. CI installs every extra and sets ``RNNKIT_REQUIRE_EXTRAS=1``: there
-a missing package fails the test, so a broken install step cannot hide behind a skip.
+a missing package fails the test, so a broken install step cannot hide behind a skip; the
+same goes for a test or module that calls ``pytest.importorskip`` (torch, onnx, ...).
 """
 from __future__ import annotations
 
@@ -58,3 +59,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if _extras_required():
             pytest.fail(f"RNNKIT_REQUIRE_EXTRAS is set but this test {message}", pytrace=False)
         pytest.skip(message)
+
+
+# With RNNKIT_REQUIRE_EXTRAS set (CI), a test module or test that skips itself with
+# pytest.importorskip because an optional package is missing fails instead: CI installs every
+# optional package the tests use (torch, onnx, onnxruntime, openvino, safetensors, ...).
+def _missing_package_skip(longrepr: object) -> str | None:
+    text = str(longrepr)
+    return text if "could not import" in text else None
+
+
+def _fail_if_required(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if report.skipped and _extras_required():
+        reason = _missing_package_skip(report.longrepr)
+        if reason is not None:
+            report.outcome = "failed"
+            report.longrepr = f"RNNKIT_REQUIRE_EXTRAS is set but a package is missing: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    outcome = yield
+    _fail_if_required(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    _fail_if_required(outcome.get_result())
