@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.configs import SEED, Config, resolve_configs  # noqa: E402
 from benchmarks.env import REPO_ROOT, child_env, snapshot_source_tree  # noqa: E402
+from benchmarks.fma_peak import fma_peak_gflops  # noqa: E402
 from benchmarks.timing import Budget, time_alternating  # noqa: E402
 
 # Issue 13's medium shape (batch 64, 100 steps, input 256, hidden 512).
@@ -48,6 +49,19 @@ CELLS = ("gru", "lstm")
 PEERS = ("torch", "rnnkit")
 TARGET = ("medium", "gru", 2.0)       # (config, cell, torch / rnnkit) of issue 13
 CHECK_TOL = 1e-9
+
+
+GATES = {"gru": 3, "lstm": 4}
+
+
+def step_gemm_flops(cell: str, cfg: Config) -> float:
+    """The recurrent layer's GEMM FLOPs in one train step: the forward's input and recurrent
+    products, 2 T B (I + H) G H, and the backward's two products per weight (the gradients of
+    the inputs and of the weights), twice that. The pointwise gate math, the head and Adam are
+    left out: at these sizes they are a few percent."""
+    g = GATES[cell]
+    fwd = 2.0 * cfg.steps * cfg.batch * (cfg.input_size + cfg.hidden_size) * g * cfg.hidden_size
+    return 3.0 * fwd
 
 
 def _resolve(names: Sequence[str]) -> List[Config]:
@@ -162,6 +176,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"backward, Adam); median of {args.rounds} per-round medians")
     print(f"issue 13 target: torch/rnnkit >= {TARGET[2]:g}x for the {TARGET[1].upper()} at "
           f"{TARGET[0]}")
+    peak = fma_peak_gflops()   # one core, measured before the workers start
+    print(f"measured fp32 FMA peak: {peak:.1f} GFLOP/s per core ({info['simd']}; "
+          "benchmarks/fma_peak.py); % of peak = the layer's GEMM FLOPs per step / time / "
+          "(threads x peak)")
     snapshot = snapshot_source_tree()
     try:
         for cfg in configs:
@@ -186,12 +204,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                     spread = {p: (max(v) - min(v)) / statistics.median(v)
                               for p, v in per_round.items()}
                     ratio = ms["torch"] / ms["rnnkit"]
+                    gflop = step_gemm_flops(cell, cfg) / 1e9
+                    pct = {p: gflop / (ms[p] / 1e3) / (threads * peak) for p in PEERS}
                     verdict = ""
                     if (cfg.name, cell) == TARGET[:2]:
                         verdict = "  target " + ("met" if ratio >= TARGET[2] else "MISSED")
+                        verdict += (f" (it needs rnnkit at {TARGET[2] * pct['torch']:.0%} of "
+                                    "peak)")
                     print(f"{cfg.name:7} {cell:4} {cfg.shape_text():25} {threads} thr: "
                           f"torch {ms['torch']:8.2f} ms  rnnkit {ms['rnnkit']:8.2f} ms  "
-                          f"torch/rnnkit {ratio:5.2f}x  spread torch {spread['torch']:4.0%} "
+                          f"torch/rnnkit {ratio:5.2f}x  peak torch {pct['torch']:4.0%} rnnkit "
+                          f"{pct['rnnkit']:4.0%}  spread torch {spread['torch']:4.0%} "
                           f"rnnkit {spread['rnnkit']:4.0%}{verdict}", flush=True)
     finally:
         if snapshot is not None:

@@ -572,3 +572,20 @@ if __name__ == "__main__":
         ulp_table(full="--full" in sys.argv[1:])
     else:
         sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_fma_peak_probe_computes_its_recurrence(level):
+    """The FMA peak probe (benchmarks/fma_peak.py) really does its multiply-adds: its result is
+    the closed form of acc <- acc * a + b over 12 chains, summed in float64 here."""
+    n = 3000
+    flops, got = rnnkit._core._kernel_fma_loop(level, n)
+    a, b = np.float64(np.float32(0.999999)), np.float64(np.float32(1e-6))
+    fixed = b / (1 - a)
+    start = np.float32(0.1) * np.arange(1, 13, dtype=np.float32)
+    want = np.sum(a ** n * (start.astype(np.float64) - fixed) + fixed)
+    assert got == pytest.approx(want, rel=1e-4)
+    lanes = {"generic": 1, "avx2": 8, "avx512": 16}[level]
+    assert flops == n * 12 * lanes * 2
+    with pytest.raises(ValueError, match="iterations"):
+        rnnkit._core._kernel_fma_loop(level, -1)

@@ -113,6 +113,21 @@ void bind_kernels(py::module_& m) {
         py::arg("level"), py::arg("fn"), py::arg("x"), py::arg("out") = py::none(),
         "Testing hook: one table's sigmoid or tanh of a 1-D array, returned in a new array or "
         "written into out (which may be x itself).");
+  m.def("_kernel_fma_loop",
+        [](const std::string& level, int64_t iterations) {
+          if (iterations < 0) throw py::value_error("iterations must be >= 0");
+          const KernelTable& k = table_for(level);
+          int64_t flops = 0;
+          float sink;
+          {
+            py::gil_scoped_release release;  // timed by the caller: nothing else in the way
+            sink = k.fma_loop_f32(iterations, &flops);
+          }
+          return py::make_tuple(flops, sink);
+        },
+        py::arg("level"), py::arg("iterations"),
+        "Benchmark hook: the FMA peak probe of one table (register-only fp32 multiply-adds); "
+        "returns (flops done, a value that depends on all of them).");
 }
 
 }  // namespace rnnkit

@@ -38,6 +38,12 @@ using GemmPackedFn = void (*)(int64_t M, int64_t N, int64_t K, const T* A, int64
 template <class T>
 using UnaryFn = void (*)(T* y, const T* x, int64_t n);
 
+// The FMA peak probe: `iterations` rounds of independent multiply-adds on registers only (no
+// loads or stores), so its rate is the core's fp32 FMA throughput at this ISA's vector width,
+// the ceiling the GEMM kernels are measured against. Sets *flops (2 per lane per FMA) and
+// returns a value derived from every accumulator, so that the loop cannot be optimised away.
+using FmaLoopFn = float (*)(int64_t iterations, int64_t* flops);
+
 // One immutable table per ISA set: filled once, then only read (kernels/registry.cpp).
 struct KernelTable {
   const char* isa = "generic";
@@ -53,6 +59,7 @@ struct KernelTable {
   UnaryFn<float> tanh_f32 = nullptr;
   UnaryFn<double> sigmoid_f64 = nullptr;
   UnaryFn<double> tanh_f64 = nullptr;
+  FmaLoopFn fma_loop_f32 = nullptr;
 };
 
 // Each ISA file overwrites the entries it implements (the registry starts every table from the
