@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from .. import nn
 from .._runtime import __version__
+from ..io import write_atomically
 from ..ops.gates import GateOptions
 from .onnx_layout import ONNX_ACTIVATION, ONNX_OP, gates_to_onnx, peephole_to_onnx
 
@@ -552,25 +552,6 @@ def _input_value(onnx: Any, layers: List[Any], dtype: np.dtype) -> Tuple[Any, _V
     return onnx.helper.make_tensor_value_info("x", elem, dims), _Value("x", dims)
 
 
-def _save_atomic(data: bytes, path: str) -> None:
-    """Write data to path through a temporary file in the same folder: a crash leaves either
-    the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".onnx_export_", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def export(model: Any, path: Union[str, "os.PathLike[str]"], *, lengths: bool = False,
            recurrence: str = "auto", opset: int = 22, dtype: Any = None) -> Any:
     """Write ``model`` (a :class:`~rnnkit.nn.Sequential`, or one layer) as an ONNX file.
@@ -732,5 +713,6 @@ def export(model: Any, path: Union[str, "os.PathLike[str]"], *, lengths: bool = 
     proto = onnx.helper.make_model(graph, producer_name="rnnkit", producer_version=__version__,
                                    opset_imports=[onnx.helper.make_opsetid("", int(opset))])
     onnx.checker.check_model(proto, full_check=True)
-    _save_atomic(proto.SerializeToString(), os.fspath(path))
+    data = proto.SerializeToString()
+    write_atomically(os.fspath(path), lambda f: f.write(data))
     return proto
