@@ -817,13 +817,14 @@ def _describe_mode(mode: int) -> str:
                        (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return what
-    return "not a regular file"
+    return "a special file"
 
 
-def _open_regular(path: str) -> Tuple[Any, int]:
-    """(binary file object, size) of ``path``, a regular file. O_NONBLOCK keeps a FIFO from
-    blocking the open; fstat on the open descriptor then refuses anything irregular, with no
-    window for the path to change between check and use."""
+def open_regular(path: str, what: str = "an rnnkit file") -> Tuple[Any, int]:
+    """(binary file object, size) of ``path``, a regular file; anything else raises a
+    ValueError saying why it is not ``what`` (FileNotFoundError passes through). O_NONBLOCK
+    keeps a FIFO from blocking the open; fstat on the open descriptor then refuses anything
+    irregular, with no window for the path to change between check and use."""
     flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -831,13 +832,14 @@ def _open_regular(path: str) -> Tuple[Any, int]:
     except FileNotFoundError:
         raise
     except IsADirectoryError:  # Windows opens no directories
-        raise _BadContent("is a directory, not an rnnkit file") from None
+        raise _BadContent(f"is a directory (not a regular file), so not {what}") from None
     except OSError as exc:
         raise _BadContent(f"cannot be read ({exc.strerror or exc})") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _BadContent(f"is {_describe_mode(st.st_mode)}, not an rnnkit file")
+            raise _BadContent(f"is {_describe_mode(st.st_mode)} (not a regular file), so not "
+                              f"{what}")
         return os.fdopen(fd, "rb"), st.st_size
     except BaseException:
         os.close(fd)
@@ -1262,7 +1264,7 @@ def load(path: "os.PathLike[str] | str", into: Any = None) -> Any:
     path = os.fspath(path)
 
     def run() -> Any:
-        f, size = _open_regular(path)
+        f, size = open_regular(path)
         with f, _Archive(f, size) as archive:
             meta = archive.meta()
             kind = _check_header(meta)
@@ -1285,7 +1287,7 @@ def load_metadata(path: "os.PathLike[str] | str") -> Dict[str, Any]:
     path = os.fspath(path)
 
     def run() -> Dict[str, Any]:
-        f, size = _open_regular(path)
+        f, size = open_regular(path)
         with f, _Archive(f, size) as archive:
             meta = archive.meta()
         _check_header(meta)

@@ -38,12 +38,12 @@ Only the ``onnx`` package is needed (``pip install "rnnkit[onnx]"``); it is impo
 from __future__ import annotations
 
 import os
-import stat
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import nn, ops
+from ..io import open_regular
 from ..ops.gates import GateOptions
 from . import onnx_layout
 from .onnx_numpy_ops import (_NUMPY_OPS, RECURRENT_OPS, SUPPORTED_OPS, Array,
@@ -56,31 +56,17 @@ DEFAULT_MAX_BYTES = 2 ** 31 - 1
 
 
 def _read_bytes(path: str, max_bytes: int) -> bytes:
-    """The bytes of the regular file ``path``, refusing (ValueError) anything else and any
-    file over ``max_bytes`` before reading it. O_NONBLOCK keeps a FIFO from blocking the open;
-    fstat on the open descriptor refuses anything irregular without a window for the path to
-    change in between."""
-    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-             | getattr(os, "O_CLOEXEC", 0))
+    """The bytes of the regular file ``path`` (:func:`rnnkit.io.open_regular`), refusing
+    (ValueError) anything else and any file over ``max_bytes`` before reading it."""
     try:
-        fd = os.open(path, flags)
+        f, size = open_regular(path, "an ONNX model")
     except FileNotFoundError:
         raise
-    except OSError as exc:
-        raise ValueError(f"{path!r} cannot be read as an ONNX model "
-                         f"({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path!r} is not a regular file, so not an ONNX model")
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    except ValueError as exc:
+        raise ValueError(f"{path!r} {exc}") from None
     with f:
-        if st.st_size > max_bytes:
-            raise ValueError(f"{path!r} has {st.st_size} bytes, more than max_bytes="
-                             f"{max_bytes}")
+        if size > max_bytes:
+            raise ValueError(f"{path!r} has {size} bytes, more than max_bytes={max_bytes}")
         data = f.read(max_bytes + 1)  # bounded even if the file grows meanwhile
     if len(data) > max_bytes:
         raise ValueError(f"{path!r} grew past max_bytes={max_bytes} while being read")
