@@ -122,6 +122,12 @@ def test_broken_files_raise_value_errors_naming_the_path(tmp_path):
     for name in ("cut.safetensors", "noise.bin", "empty"):
         with pytest.raises(ValueError, match=name):
             rnnkit.load_state_dict_file(tmp_path / name)
+    with pytest.raises(ValueError, match="directory"):
+        rnnkit.load_state_dict_file(tmp_path)
+    if hasattr(os, "mkfifo"):      # refused at once, never read (a plain open would block)
+        os.mkfifo(tmp_path / "pipe")
+        with pytest.raises(ValueError, match="FIFO"):
+            rnnkit.load_state_dict_file(tmp_path / "pipe")
 
 
 def test_save_rejects_what_is_not_a_numeric_state_dict(tmp_path):

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Dict, Mapping, Optional
 
 import numpy as np
 
-from ..io import write_atomically
+from ..io import open_regular, write_atomically
 
 # What comes back: numpy's plain numeric dtypes (bfloat16 and other ml_dtypes floats are
 # widened to float32 first).
@@ -53,9 +53,14 @@ def load_state_dict_file(path: "os.PathLike[str] | str") -> Dict[str, np.ndarray
             bfloat16 tensors and ``ml_dtypes`` is).
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    try:   # a FIFO or device would block a plain open() or read forever
+        f, size = open_regular(path, "a state dict file")
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
+    with f:
         head = f.read(9)
-        size = os.fstat(f.fileno()).st_size
     if head[:1] == b"\x80":
         raise ValueError(f"{path} is a Python pickle (torch.save's legacy format); rnnkit "
                          f"never unpickles, since a pickle can run code; {_CONVERT_HINT}")
