@@ -294,6 +294,22 @@ def _act(b: _Builder, a: Activation, x: str, clip: Optional[float]) -> str:
     return b.op(ONNX_ACTIVATION[name], [x])
 
 
+def _product_epilogue(b: Any, v: str, p: Dict[str, np.ndarray], which: str, layernorm: bool,
+                      rows: Optional[int] = None) -> str:
+    """What follows a gate product (``which``: "ih" or "hh") in the Scan's cell: the LayerNorm
+    cells' LayerNormalization (gain ``ln_weight_{which}``, the bias as its beta), else the bias
+    (its first ``rows`` rows), else nothing."""
+    bias = p.get(f"bias_{which}")
+    if layernorm:
+        inputs = [v, b.const(p[f"ln_weight_{which}"], f"ln_w_{which}")]
+        if bias is not None:
+            inputs.append(b.const(bias, f"b_{which}"))
+        return b.op("LayerNormalization", inputs, axis=-1, epsilon=_LN_EPS)
+    if bias is not None:
+        return b.op("Add", [v, b.const(bias if rows is None else bias[:rows], f"b_{which}")])
+    return v
+
+
 def _scan_direction(b: _Builder, layer: Any, p: Dict[str, np.ndarray], x_tm: str,
                     mask: Optional[str], reverse: bool) -> Tuple[str, List[str]]:
     """One layer and direction as an ONNX Scan over the time-major (T, B, I) input x_tm: its
@@ -313,13 +329,7 @@ def _scan_direction(b: _Builder, layer: Any, p: Dict[str, np.ndarray], x_tm: str
     acts = [("sigmoid", 0.0, 0.0), ("tanh", 0.0, 0.0), ("tanh", 0.0, 0.0)] if layernorm \
         else _activations(layer)
     xw = b.op("MatMul", [x_tm, b.const(p["weight_ih"].T, "w_ih_t")])         # (T, B, G*H)
-    if layernorm:
-        ln_in = [xw, b.const(p["ln_weight_ih"], "ln_w_ih")]
-        if "bias_ih" in p:
-            ln_in.append(b.const(p["bias_ih"], "b_ih"))
-        xw = b.op("LayerNormalization", ln_in, axis=-1, epsilon=_LN_EPS)
-    elif "bias_ih" in p:
-        xw = b.op("Add", [xw, b.const(p["bias_ih"], "b_ih")])
+    xw = _product_epilogue(b, xw, p, "ih", layernorm)
 
     s = b.sub()
     h_prev, x_t = s.fresh("h_prev"), s.fresh("xw_t")
@@ -338,13 +348,7 @@ def _scan_direction(b: _Builder, layer: Any, p: Dict[str, np.ndarray], x_tm: str
     w_hh = p["weight_hh"]
     rows = 2 * h if two_phase else g * h          # the two-phase GRU's n rows read r ⊙ h
     gh = s.op("MatMul", [h_prev, s.const(w_hh[:rows].T, "w_hh_t")])
-    if layernorm:
-        ln_in = [gh, s.const(p["ln_weight_hh"], "ln_w_hh")]
-        if "bias_hh" in p:
-            ln_in.append(s.const(p["bias_hh"], "b_hh"))
-        gh = s.op("LayerNormalization", ln_in, axis=-1, epsilon=_LN_EPS)
-    elif "bias_hh" in p:
-        gh = s.op("Add", [gh, s.const(p["bias_hh"][:rows], "b_hh")])
+    gh = _product_epilogue(s, gh, p, "hh", layernorm, rows)
     c_new = None
     if lstm:
         ai, af, ag, ao = split(s.op("Add", [x_t, gh]), 4)
