@@ -9,6 +9,7 @@ void bind_cells(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_kernels(py::module_& m);
+void bind_losses(py::module_& m);
 }  // namespace rnnkit
 
 PYBIND11_MODULE(_core, m) {
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit::bind_linear(m);
   rnnkit::bind_optim(m);
   rnnkit::bind_kernels(m);
+  rnnkit::bind_losses(m);
 }

@@ -24,7 +24,9 @@ from typing import Any, ClassVar, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss"]
+from .ctc import CTCLoss  # (T, N, C) sequence loss with its own module: rnnkit.ctc
+
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "CTCLoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 LossValue = Union[float, np.ndarray]
