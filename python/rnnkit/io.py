@@ -329,7 +329,8 @@ def _build(desc: Dict[str, Any]) -> Any:
 # Constructor arguments whose type decides how much a layer allocates, checked before any
 # layer is built (the constructors check the rest, and their errors become ValueErrors).
 _SIZE_ARGS = frozenset({"input_size", "hidden_size", "num_layers", "in_features",
-                        "out_features", "num_embeddings", "embedding_dim"})
+                        "out_features", "num_embeddings", "embedding_dim", "query_size",
+                        "source_vocab", "target_vocab"})
 _BOOL_ARGS = frozenset({"bias", "batch_first", "bidirectional", "reset_after", "peephole",
                         "input_forget"})
 
@@ -407,6 +408,47 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
         yield _ParamSpec(f"{prefix}weight", (args["num_embeddings"], args["embedding_dim"]),
                          dtype)
 
+    def gen_attention() -> Iterator[_ParamSpec]:
+        # key_size and attention_size default to query_size (None in the signature).
+        sizes = {}
+        for key in ("key_size", "attention_size"):
+            v = args[key]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise _BadContent(f"{cls.__name__} argument {key}={v!r} is not a positive int "
+                                  "or None")
+            sizes[key] = args["query_size"] if v is None else v
+        hq, hk, a = args["query_size"], sizes["key_size"], sizes["attention_size"]
+        if args["score"] == "general":
+            yield _ParamSpec(f"{prefix}weight", (hq, hk), dtype)
+        elif args["score"] == "additive":
+            yield _ParamSpec(f"{prefix}weight_query", (a, hq), dtype)
+            yield _ParamSpec(f"{prefix}weight_key", (a, hk), dtype)
+            yield _ParamSpec(f"{prefix}bias", (a,), dtype)
+            yield _ParamSpec(f"{prefix}v", (a,), dtype)
+        elif args["score"] != "dot":
+            raise _BadContent(f"{cls.__name__} argument score={args['score']!r} is not 'dot', "
+                              "'general' or 'additive'")
+
+    def gen_seq2seq() -> Iterator[_ParamSpec]:
+        # The sub-layers nn.Seq2Seq builds, through their own rules.
+        h, e, layers = args["hidden_size"], args["embedding_dim"], args["num_layers"]
+        dt = {"dtype": args["dtype"]}
+        parts = [
+            (_nn.Embedding, {"num_embeddings": args["source_vocab"], "embedding_dim": e},
+             "source_embedding."),
+            (_nn.LSTM, {"input_size": e, "hidden_size": max(h // 2, 1), "num_layers": layers,
+                        "bidirectional": True}, "encoder."),
+            (_nn.Embedding, {"num_embeddings": args["target_vocab"], "embedding_dim": e},
+             "target_embedding."),
+            (_nn.LSTM, {"input_size": e, "hidden_size": h, "num_layers": layers}, "decoder."),
+            (_nn.Attention, {"query_size": h, "key_size": h, "score": args["score"]},
+             "attention."),
+            (_nn.Linear, {"in_features": 2 * h, "out_features": h}, "combine."),
+            (_nn.Linear, {"in_features": h, "out_features": args["target_vocab"]}, "output."),
+        ]
+        for sub, config, name in parts:
+            yield from _layer_params(sub, dict(config, **dt), prefix + name)
+
     missing = [p for p in inspect.signature(cls).parameters.values()
                if p.default is inspect.Parameter.empty and p.kind in
                (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in args]
@@ -421,6 +463,10 @@ def _layer_params(cls: type, config: Dict[str, Any], prefix: str
         return gen_linear()
     if cls is _nn.Embedding:
         return gen_embedding()
+    if cls is _nn.Attention:
+        return gen_attention()
+    if cls is _nn.Seq2Seq:
+        return gen_seq2seq()
     if cls in (_nn.Dropout, _nn.Last, _nn.Sequential):
         return iter(())
     return None
