@@ -132,21 +132,9 @@ def _fd_check(kind, score, scale, separate_values, with_dweights, lengths, batch
     arrays = {"query": (q, dq), "keys": (k, dk)}
     if vals is not None:
         arrays["values"] = (vals, dv)
-    eps = 1e-6
-    for name, (x, grad) in arrays.items():
-        fd = np.zeros_like(x)
-        for idx in np.ndindex(x.shape):
-            old = x[idx]
-            x[idx] = old + eps
-            up = loss(q, k, vals, params)
-            x[idx] = old - eps
-            down = loss(q, k, vals, params)
-            x[idx] = old
-            fd[idx] = (up - down) / (2 * eps)
-        assert_close(_batch_major(grad, batch_first), fd, rtol=1e-6, atol=1e-8, name="d" + name)
-    for name, p in layer.named_parameters():
-        arr = params[name]
-        fd = np.zeros_like(arr)
+    def central_differences(arr):
+        """d loss / d arr, entry by entry, changing arr in place and restoring it."""
+        eps, fd = 1e-6, np.zeros_like(arr)
         for idx in np.ndindex(arr.shape):
             old = arr[idx]
             arr[idx] = old + eps
@@ -155,7 +143,14 @@ def _fd_check(kind, score, scale, separate_values, with_dweights, lengths, batch
             down = loss(q, k, vals, params)
             arr[idx] = old
             fd[idx] = (up - down) / (2 * eps)
-        assert_close(p.grad, fd, rtol=1e-6, atol=1e-8, name=f"d{name}")
+        return fd
+
+    for name, (x, grad) in arrays.items():
+        assert_close(_batch_major(grad, batch_first), central_differences(x), rtol=1e-6,
+                     atol=1e-8, name="d" + name)
+    for name, p in layer.named_parameters():
+        assert_close(p.grad, central_differences(params[name]), rtol=1e-6, atol=1e-8,
+                     name=f"d{name}")
     return dq, dk, dv
 
 
