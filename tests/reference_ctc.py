@@ -112,3 +112,25 @@ def forward_backward_loss_grad(lp, target, blank=0):
                 continue
             grad[t, ext[s]] += np.exp(alpha[t, s] + beta[t, s] - lp[t, ext[s]] - log_p)
     return -log_p, -grad
+
+
+def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def check(ours, ref, rtol, atol, what):
+    """ours against ref with inf and nan where ref has them; prints the worst difference and
+    the first bad index."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs {ref.shape}"
+    same_nan = np.isnan(ours) == np.isnan(ref)
+    assert same_nan.all(), f"{what}: nan differs at {np.argwhere(~same_nan)[:3].tolist()}"
+    inf = np.isinf(ref)
+    assert (ours[inf] == ref[inf]).all(), f"{what}: inf differs at {np.argwhere(inf)[:3]}"
+    ok = ~np.isnan(ref) & ~inf
+    diff = np.abs(ours[ok] - ref[ok])
+    bad = diff > atol + rtol * np.abs(ref[ok])
+    assert not bad.any(), (f"{what}: max abs diff {diff.max():.3g} (rel "
+                           f"{(diff / np.maximum(np.abs(ref[ok]), 1e-300)).max():.3g}), first "
+                           f"bad at {np.argwhere(ok)[np.argmax(bad)].tolist()}")

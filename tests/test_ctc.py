@@ -10,8 +10,8 @@ from rnnkit import _core
 from rnnkit.ctc import (CTCLoss, character_error_rate, edit_distance, greedy_decode,
                         prefix_beam_search)
 from rnnkit.losses import CTCLoss as LossesCTCLoss
-from reference_ctc import (brute_force_loss_grad, collapse, forward_backward_loss_grad,
-                           label_distribution)
+from reference_ctc import (brute_force_loss_grad, check, collapse, forward_backward_loss_grad,
+                           label_distribution, log_softmax)
 
 
 @pytest.fixture(autouse=True)
@@ -19,28 +19,6 @@ def _restore_threads():
     before = rnnkit.get_num_threads()
     yield
     rnnkit.set_num_threads(before)
-
-
-def log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def check(ours, ref, rtol, atol, what):
-    """ours against ref with inf and nan where ref has them; prints the worst difference and
-    the first bad index."""
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs {ref.shape}"
-    same_nan = np.isnan(ours) == np.isnan(ref)
-    assert same_nan.all(), f"{what}: nan differs at {np.argwhere(~same_nan)[:3].tolist()}"
-    inf = np.isinf(ref)
-    assert (ours[inf] == ref[inf]).all(), f"{what}: inf differs at {np.argwhere(inf)[:3]}"
-    ok = ~np.isnan(ref) & ~inf
-    diff = np.abs(ours[ok] - ref[ok])
-    bad = diff > atol + rtol * np.abs(ref[ok])
-    assert not bad.any(), (f"{what}: max abs diff {diff.max():.3g} (rel "
-                           f"{(diff / np.maximum(np.abs(ref[ok]), 1e-300)).max():.3g}), first "
-                           f"bad at {np.argwhere(ok)[np.argmax(bad)].tolist()}")
 
 
 def random_batch(rng, n, steps, classes, width, blank=0, dtype=np.float64, il=None, tl=None):

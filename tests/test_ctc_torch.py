@@ -13,28 +13,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rnnkit.ctc import CTCLoss  # noqa: E402
+from reference_ctc import check as reference_check, log_softmax  # noqa: E402
 
 
 def check(ours, theirs, rtol, atol, what):
-    """ours against torch's, nan and inf where torch has them; prints the worst difference."""
-    ours = np.asarray(ours, np.float64)
-    ref = (theirs.detach().numpy() if isinstance(theirs, torch.Tensor)
-           else np.asarray(theirs)).astype(np.float64)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs torch {ref.shape}"
-    same_nan = np.isnan(ours) == np.isnan(ref)
-    assert same_nan.all(), f"{what}: nan differs at {np.argwhere(~same_nan)[:3].tolist()}"
-    inf = np.isinf(ref)
-    assert (ours[inf] == ref[inf]).all(), f"{what}: inf differs"
-    ok = ~np.isnan(ref) & ~inf
-    diff = np.abs(ours[ok] - ref[ok]) if ok.any() else np.zeros(1)
-    bad = diff > atol + rtol * np.abs(ref[ok])
-    assert not bad.any(), (f"{what}: max abs diff {diff.max():.3g}, first bad at "
-                           f"{np.argwhere(ok)[np.argmax(bad)].tolist()}")
-
-
-def log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    """ours against torch's (reference_ctc.check, with torch's tensor as the reference)."""
+    ref = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    reference_check(ours, ref, rtol, atol, what + " (vs torch)")
 
 
 def log_softmax_backward(g, logp):
