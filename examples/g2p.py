@@ -59,11 +59,10 @@ def error_rates(hyps: Sequence[Sequence[str]], entries: Sequence[Entry]) -> Tupl
     pronunciation."""
     wrong = errors = total = 0
     for hyp, (_, prons) in zip(hyps, entries):
-        best = min(prons, key=lambda p: (edit_distance(list(hyp), list(p)), len(p)))
-        d = edit_distance(list(hyp), list(best))
+        d, length = min((edit_distance(list(hyp), list(p)), len(p)) for p in prons)
         wrong += d > 0
         errors += d
-        total += len(best)
+        total += length
     return wrong / len(entries), errors / total
 
 
