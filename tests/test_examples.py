@@ -72,8 +72,16 @@ def test_ocr_ctc(tmp_path):
     assert r["exact"] > 0.2, r
 
 
+@pytest.mark.needs_data("chorales")
+def test_music(tmp_path):
+    r = _example("music", tmp_path)
+    # Held-out bits per note: unigram ~5.4, interpolated bigram ~4.2; the quick LSTM ~3.6.
+    assert r["value"] < r["baseline"] - 0.3 and r["value"] < r["unigram"] - 1.0, r
+    assert r["midi"] and all(Path(f).read_bytes()[:4] == b"MThd" for f in r["midi"]), r
+
+
 @pytest.mark.parametrize("name", ["char_lm", "sentiment", "tagging", "co2_forecast", "g2p",
-                                  "ocr_ctc"])
+                                  "ocr_ctc", "music"])
 def test_examples_have_quick_mode_and_docstring(name):
     text = (ROOT / "examples" / f"{name}.py").read_text(encoding="utf-8")
     assert text.startswith('"""') and "--quick" in text

