@@ -126,7 +126,7 @@ def note_names(pitches: Sequence[int], durations: Sequence[float]) -> str:
 
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--samples", type=int, default=3, help="tunes to generate")
     p.add_argument("--temperature", type=float, default=0.8)
