@@ -398,6 +398,34 @@ py::tuple step_typed(const StepWeights<T>& w, const py::handle& x, const py::tup
   return out;
 }
 
+// x (T, B, I) time-major; states as step_typed's; returns (y (T, B, P), final states).
+template <template <class> class CellT, class T>
+py::tuple sequence_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states,
+                         bool reverse) {
+  using Cell = CellT<T>;
+  const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
+  const int64_t steps = dim(x, "x", 3, 0, "(T, B, input_size)");
+  const int64_t B = dim(x, "x", 3, 1, "(T, B, input_size)");
+  StepSequenceArrays<T> a;
+  a.x = input<T>(x, "x", {steps, B, I});
+  a.reverse = reverse;
+  auto y = new_array<T>({steps, B, P}, false);
+  a.y = y.mutable_data();
+  py::tuple finals(Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    const Shape shape{B, i == 0 ? P : H};
+    a.state0[i] = input<T>(states[i], Cell::kStateNames[i], shape);
+    auto o = new_array<T>(shape, false);
+    a.state_n[i] = o.mutable_data();
+    finals[i] = o;
+  }
+  {
+    py::gil_scoped_release nogil;
+    sequence_steps<Cell, T>(w, a, steps, B);
+  }
+  return py::make_tuple(y, finals);
+}
+
 template <template <class> class CellT>
 void bind_cell(py::module_& m, const char* name, py::list& specs) {
   using Cf = CellT<float>;
@@ -452,6 +480,14 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);
         return step_typed<CellT, double>(*s.f64, x, st);
       }, py::arg("x"), py::arg("states"))
+      .def("sequence", [](Step<CellT>& s, const py::handle& x, const py::handle& states,
+                          bool reverse) {
+        py::tuple st = tuple_of(states, "states", Cf::kStates);
+        if (s.f32) return sequence_typed<CellT, float>(*s.f32, x, st, reverse);
+        return sequence_typed<CellT, double>(*s.f64, x, st, reverse);
+      }, py::arg("x"), py::arg("states"), py::arg("reverse") = false,
+      "An inference forward over x (T, B, I) from states, on the packed weights: returns "
+      "(y (T, B, P), final states).")
       .def_property_readonly("dtype", [](const Step<CellT>& s) {
         return std::string(s.f32 ? "float32" : "float64");
       });

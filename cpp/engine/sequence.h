@@ -30,4 +30,22 @@ std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64
 template <class Cell, class T>
 void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B);
 
+// An inference forward of `steps` steps over B rows on weights packed once (StepWeights):
+// for small batches, where a sequence is bound by reading its weights and packing them on
+// every call costs as much as the steps. The input products run a chunk of steps at a time
+// (W_ih read once per chunk), the recurrence step by step with the packed W_hh. Every row runs
+// every step (no lengths); the same arithmetic as sequence_step, step after step.
+template <class T>
+struct StepSequenceArrays {
+  const T* x = nullptr;                  // (steps, B, I), time-major, contiguous
+  const T* state0[kMaxStates] = {};      // (B, P) h, then (B, H) the cell's own state
+  T* y = nullptr;                        // (steps, B, P) out: h at every step
+  T* state_n[kMaxStates] = {};           // out: the final states, shaped as state0
+  bool reverse = false;                  // run from the last time step to the first
+};
+
+template <class Cell, class T>
+void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int64_t steps,
+                    int64_t B);
+
 }  // namespace rnnkit

@@ -135,4 +135,58 @@ void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
                                                                a.state[0], B);
 }
 
+template <class Cell, class T>
+void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int64_t steps,
+                    int64_t B) {
+  constexpr bool kTwoPhase = Cell::kHGates < Cell::G, kRowWise = row_wise<Cell>();
+  const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
+  const int64_t width[kMaxStates] = {P, H};
+  if (steps == 0) {
+    for (int i = 0; i < Cell::kStates; ++i)
+      std::copy(a.state0[i], a.state0[i] + B * width[i], a.state_n[i]);
+    return;
+  }
+  // The cell's own states (c) move between two buffers, step to step; h is read back from y.
+  thread_local Buffer<T> own[2];
+  if (Cell::kStates > 1) {
+    own[0].resize(B * H);
+    own[1].resize(B * H);
+  }
+  // The input products of a chunk of steps at a time (one GEMM per slice), kept per calling
+  // thread so that a steady stream of calls allocates nothing.
+  thread_local std::vector<Buffer<T>> px;
+  thread_local std::vector<T*> px_step;
+  const int64_t chunk = std::max<int64_t>(1, kChunkRows / std::max<int64_t>(B, 1));
+  const Activations<T> act = activations<T>(w.table());
+  const T* h = a.state0[0];
+  const T* c = Cell::kStates > 1 ? a.state0[1] : nullptr;
+  for (int64_t first = 0; first < steps; first += chunk) {
+    const int64_t last = std::min(steps, first + chunk);        // steps first..last-1
+    const int64_t t_lo = a.reverse ? steps - last : first;      // their times, ascending
+    if (!kRowWise) {
+      w.input_products(a.x + t_lo * B * I, (last - first) * B, px);
+      px_step.resize(px.size());
+    }
+    for (int64_t s = first; s < last; ++s) {
+      const int64_t t = a.reverse ? steps - 1 - s : s;
+      for (size_t k = 0; k < px.size() && !kRowWise; ++k)
+        px_step[k] = px[k].data() + (t - t_lo) * B * w.slice_width(static_cast<int>(k));
+      StepArrays<T> st;
+      st.x = a.x + t * B * I;
+      st.state[0] = h;
+      st.state_out[0] = a.y + t * B * P;
+      if (Cell::kStates > 1) {
+        st.state[1] = c;
+        st.state_out[1] = s + 1 == steps ? a.state_n[1] : own[s & 1].data();
+      }
+      typename Cell::Forward cell(st, B, H, w.kept(), act);
+      w.template step<kTwoPhase, kRowWise>(cell, st.state_out[0], st.x, h, B,
+                                           kRowWise ? nullptr : px_step.data());
+      h = st.state_out[0];
+      if (Cell::kStates > 1) c = st.state_out[1];
+    }
+  }
+  std::copy(h, h + B * P, a.state_n[0]);
+}
+
 }  // namespace rnnkit

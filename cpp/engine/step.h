@@ -93,8 +93,12 @@ class StepWeights {
   // cell is row-wise (cells/cell.h), see row_wise_step.
   // No allocation once a batch size has been seen on this thread; a failed allocation throws
   // std::bad_alloc and leaves the object usable.
+  // px_pre: for each slice, this step's input products (B, G*nj) as input_products() wrote
+  // them, or nullptr to compute them here from x (which is then not read). Not for row-wise
+  // cells.
   template <bool kTwoPhase, bool kRowWise, class Fwd>
-  void step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B) const {
+  void step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B,
+            T* const* px_pre = nullptr) const {
     if constexpr (kRowWise) {
       row_wise_step(cell, h_out, x, h, B);
       return;
@@ -120,6 +124,7 @@ class StepWeights {
         std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
       pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
     };
+    auto pre = [&](const Slice& s) { return px_pre[&s - slices_.data()]; };
     // Phase 1 of two: the gates < kHGates and u. Slice k's products start at B*G*j0.
     auto first_phase = [&](const Slice& s) {
       if constexpr (kTwoPhase) {  // (one-phase cells have no forward_first)
@@ -127,8 +132,8 @@ class StepWeights {
         if (nj <= 0) return;
         thread_local Buffer<T> ph;
         ph.resize(B * width_h);
-        T* px = px_all + B * G_ * s.j0;
-        input_products(s, px);
+        T* px = px_pre ? pre(s) : px_all + B * G_ * s.j0;
+        if (!px_pre) input_products(s, px);
         pg.gemm(B, width_h, H_, h, H_, s.packed_hh.data(), T(0), ph.data(), width_h);
         for (int64_t r = 0; r < B; ++r)
           cell.forward_first(RowRef{r, 0, r, true, 0}, s.j0, s.j1, px + r * width, nj,
@@ -144,12 +149,16 @@ class StepWeights {
       ph.resize(B * width_p);
       T* px;
       if (kTwoPhase) {
-        px = px_all + B * G_ * s.j0;
+        px = px_pre ? pre(s) : px_all + B * G_ * s.j0;
         pg.gemm(B, width_p, H_, u, H_, s.packed_uh.data(), T(0), ph.data(), width_p);
       } else {
-        px_one.resize(B * width);
-        px = px_one.data();
-        input_products(s, px);
+        if (px_pre) {
+          px = pre(s);
+        } else {
+          px_one.resize(B * width);
+          px = px_one.data();
+          input_products(s, px);
+        }
         pg.gemm(B, width_p, P_, h, P_, s.packed_hh.data(), T(0), ph.data(), width_p);
       }
       for (int64_t r = 0; r < B; ++r)
@@ -175,6 +184,31 @@ class StepWeights {
     over_slices(last_phase);
     if (projected_) over_slices(projection);
   }
+
+  // The input products x·W_ihᵀ + bias of `rows` rows of x (rows, I), for every slice into
+  // out[k] (rows, G*nj), resized here: what step() computes for its B rows, done for many
+  // steps in one GEMM per slice (a sequence then reads W_ih once, not once per step). Not for
+  // row-wise cells (they add their biases themselves).
+  void input_products(const T* x, int64_t rows, std::vector<Buffer<T>>& out) const {
+    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const int n_slices = static_cast<int>(slices_.size());
+    out.resize(n_slices);
+    for (int k = 0; k < n_slices; ++k)
+      out[k].resize(rows * G_ * (slices_[k].j1 - slices_[k].j0));
+    run_parallel(std::min(n_slices, get_num_threads()), [&](int part, int parts) {
+      for (int k = part; k < n_slices; k += parts) {
+        const Slice& s = slices_[k];
+        const int64_t width = G_ * (s.j1 - s.j0);
+        if (width <= 0) continue;
+        T* px = out[k].data();
+        for (int64_t r = 0; r < rows; ++r)
+          std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
+        pg.gemm(rows, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
+      }
+    });
+  }
+  // Slice k's width in input_products' output: G times its number of units.
+  int64_t slice_width(int k) const { return G_ * (slices_[k].j1 - slices_[k].j0); }
 
   // A row-wise cell's step: every slice's raw products x·W_ihᵀ and h·W_hhᵀ are gathered into
   // whole rows (gate g at g*H), then threads run the cell on whole rows (as engine/row_wise.h).

@@ -1,6 +1,7 @@
 """PackedSteps: compiled single-step objects holding a layer's weights packed, for inference.
 
-Cells and one-step calls of recurrent layers in eval mode use them. Packing costs as much as a
+Cells, one-step calls of recurrent layers and their small-batch sequences in eval mode use
+them. Packing costs as much as a
 step, so the packed copy is kept until a parameter changes: a new ``data`` array, or a bumped
 ``Parameter.version`` (optimisers, ``load_state_dict`` and ``mark_changed()`` bump it). The
 parameters' arrays are never locked or otherwise touched: if you edit ``data`` in place
@@ -50,6 +51,12 @@ class PackedSteps:
     def step(self, index: int, x: np.ndarray, states: Sequence[np.ndarray]) -> Tuple[Any, ...]:
         """The new states (a tuple, one per cell state) after one step of weight set `index`."""
         return self.get()[index].step(x, tuple(states))
+
+    def sequence(self, index: int, x: np.ndarray, states: Sequence[np.ndarray], *,
+                 reverse: bool = False) -> Tuple[np.ndarray, Tuple[Any, ...]]:
+        """(y (T, B, P), final states) of an inference forward of weight set `index` over x
+        (T, B, I), every row running every step (no lengths)."""
+        return self.get()[index].sequence(x, tuple(states), reverse)
 
     def drop(self) -> None:
         """Forget the packed copy (it is rebuilt on the next step)."""
