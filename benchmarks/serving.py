@@ -58,7 +58,8 @@ def _runner(peer: str, cell: str, hidden: int, batch: int, steps: int, threads: 
     if peer == "torch":
         import torch
         torch.set_num_threads(threads)
-        torch.set_num_interop_threads(1)
+        if torch.get_num_interop_threads() != 1:   # settable once per process
+            torch.set_num_interop_threads(1)
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](hidden, hidden).eval()
         module.load_state_dict({k: torch.from_numpy(v) for k, v in
                                 _layer(cell, hidden).state_dict().items()})
