@@ -73,9 +73,10 @@ def stream(melodies: List[Melody], shifts: Sequence[int]) -> Tuple[np.ndarray, i
     """Every melody at every shift that stays in range, each preceded by a boundary token."""
     parts, snapped = [np.array([BOUNDARY])], 0
     for m in melodies:
+        sounding = m.pitches[m.pitches != REST]
+        low, high = int(sounding.min()), int(sounding.max())
         for shift in shifts:
-            sounding = m.pitches[m.pitches != REST]
-            if sounding.min() + shift < LOWEST or sounding.max() + shift > HIGHEST:
+            if low + shift < LOWEST or high + shift > HIGHEST:
                 continue
             tokens, s = encode(m, shift)
             parts += [tokens, np.array([BOUNDARY])]

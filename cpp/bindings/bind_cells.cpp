@@ -375,22 +375,30 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
   });
 }
 
+// The compiled steps' states: each of `states` (B, P) for h, (B, H) for the cell's own, checked
+// into in[i], and a new array of the same shape for each, returned, its data in out[i].
+template <class Cell, class T>
+py::tuple step_states(const StepWeights<T>& w, const py::tuple& states, int64_t B,
+                      const T** in, T** out) {
+  py::tuple arrays(Cell::kStates);
+  for (int i = 0; i < Cell::kStates; ++i) {
+    const Shape shape{B, i == 0 ? w.output_size() : w.hidden_size()};
+    in[i] = input<T>(states[i], Cell::kStateNames[i], shape);
+    auto o = new_array<T>(shape, false);
+    out[i] = o.mutable_data();
+    arrays[i] = o;
+  }
+  return arrays;
+}
+
 // states: a tuple of kStates arrays (B, H) (h: (B, P) when projected); returns the new ones.
 template <template <class> class CellT, class T>
 py::tuple step_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states) {
   using Cell = CellT<T>;
-  const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
   const int64_t B = dim(x, "x", 2, 0, "(B, input_size)");
   StepArrays<T> a;
-  a.x = input<T>(x, "x", {B, I});
-  py::tuple out(Cell::kStates);
-  for (int i = 0; i < Cell::kStates; ++i) {
-    const Shape shape{B, i == 0 ? P : H};
-    a.state[i] = input<T>(states[i], Cell::kStateNames[i], shape);
-    auto o = new_array<T>(shape, false);
-    a.state_out[i] = o.mutable_data();
-    out[i] = o;
-  }
+  a.x = input<T>(x, "x", {B, w.input_size()});
+  py::tuple out = step_states<Cell, T>(w, states, B, a.state, a.state_out);
   {
     py::gil_scoped_release nogil;
     sequence_step<Cell, T>(w, a, B);
@@ -403,22 +411,14 @@ template <template <class> class CellT, class T>
 py::tuple sequence_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states,
                          bool reverse) {
   using Cell = CellT<T>;
-  const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
   const int64_t steps = dim(x, "x", 3, 0, "(T, B, input_size)");
   const int64_t B = dim(x, "x", 3, 1, "(T, B, input_size)");
   StepSequenceArrays<T> a;
-  a.x = input<T>(x, "x", {steps, B, I});
+  a.x = input<T>(x, "x", {steps, B, w.input_size()});
   a.reverse = reverse;
-  auto y = new_array<T>({steps, B, P}, false);
+  auto y = new_array<T>({steps, B, w.output_size()}, false);
   a.y = y.mutable_data();
-  py::tuple finals(Cell::kStates);
-  for (int i = 0; i < Cell::kStates; ++i) {
-    const Shape shape{B, i == 0 ? P : H};
-    a.state0[i] = input<T>(states[i], Cell::kStateNames[i], shape);
-    auto o = new_array<T>(shape, false);
-    a.state_n[i] = o.mutable_data();
-    finals[i] = o;
-  }
+  py::tuple finals = step_states<Cell, T>(w, states, B, a.state0, a.state_n);
   {
     py::gil_scoped_release nogil;
     sequence_steps<Cell, T>(w, a, steps, B);

@@ -163,14 +163,15 @@ void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int
   for (int64_t first = 0; first < steps; first += chunk) {
     const int64_t last = std::min(steps, first + chunk);        // steps first..last-1
     const int64_t t_lo = a.reverse ? steps - last : first;      // their times, ascending
-    if (!kRowWise) {
+    if constexpr (!kRowWise) {   // a row-wise cell's step projects its own x
       w.input_products(a.x + t_lo * B * I, (last - first) * B, px);
       px_step.resize(px.size());
     }
     for (int64_t s = first; s < last; ++s) {
       const int64_t t = a.reverse ? steps - 1 - s : s;
-      for (size_t k = 0; k < px.size() && !kRowWise; ++k)
-        px_step[k] = px[k].data() + (t - t_lo) * B * w.slice_width(static_cast<int>(k));
+      if constexpr (!kRowWise)
+        for (size_t k = 0; k < px.size(); ++k)
+          px_step[k] = px[k].data() + (t - t_lo) * B * w.slice_width(static_cast<int>(k));
       StepArrays<T> st;
       st.x = a.x + t * B * I;
       st.state[0] = h;

@@ -118,12 +118,7 @@ class StepWeights {
     thread_local Buffer<T> m_buffer;  // projected: the cell's output m (B, H), all units
     if (projected_) m_buffer.resize(B * H_);
     T* const m = m_buffer.data();
-    auto input_products = [&](const Slice& s, T* px) {
-      const int64_t width = G_ * (s.j1 - s.j0);
-      for (int64_t r = 0; r < B; ++r)
-        std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
-      pg.gemm(B, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
-    };
+    auto input_products = [&](const Slice& s, T* px) { slice_input_products(pg, s, x, B, px); };
     auto pre = [&](const Slice& s) { return px_pre[&s - slices_.data()]; };
     // Phase 1 of two: the gates < kHGates and u. Slice k's products start at B*G*j0.
     auto first_phase = [&](const Slice& s) {
@@ -171,15 +166,6 @@ class StepWeights {
       if (s.p1 > s.p0)
         pg.gemm(B, s.p1 - s.p0, H_, m, H_, s.packed_hr.data(), T(0), h_out + s.p0, P_);
     };
-    // The slices were fixed at packing time; if the thread cap dropped since, threads take
-    // several slices each. Every slice is computed the same way whoever runs it.
-    const int n_slices = static_cast<int>(slices_.size());
-    const int nt = std::min(n_slices, get_num_threads());
-    auto over_slices = [&](auto&& body) {
-      run_parallel(nt, [&](int part, int parts) {
-        for (int k = part; k < n_slices; k += parts) body(slices_[k]);
-      });
-    };
     if (kTwoPhase) over_slices(first_phase);  // returns once u is complete
     over_slices(last_phase);
     if (projected_) over_slices(projection);
@@ -191,24 +177,14 @@ class StepWeights {
   // row-wise cells (they add their biases themselves).
   void input_products(const T* x, int64_t rows, std::vector<Buffer<T>>& out) const {
     const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
-    const int n_slices = static_cast<int>(slices_.size());
-    out.resize(n_slices);
-    for (int k = 0; k < n_slices; ++k)
-      out[k].resize(rows * G_ * (slices_[k].j1 - slices_[k].j0));
-    run_parallel(std::min(n_slices, get_num_threads()), [&](int part, int parts) {
-      for (int k = part; k < n_slices; k += parts) {
-        const Slice& s = slices_[k];
-        const int64_t width = G_ * (s.j1 - s.j0);
-        if (width <= 0) continue;
-        T* px = out[k].data();
-        for (int64_t r = 0; r < rows; ++r)
-          std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
-        pg.gemm(rows, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
-      }
+    out.resize(slices_.size());
+    for (size_t k = 0; k < slices_.size(); ++k) out[k].resize(rows * width_of(slices_[k]));
+    over_slices([&](const Slice& s) {
+      if (width_of(s) > 0) slice_input_products(pg, s, x, rows, out[&s - slices_.data()].data());
     });
   }
   // Slice k's width in input_products' output: G times its number of units.
-  int64_t slice_width(int k) const { return G_ * (slices_[k].j1 - slices_[k].j0); }
+  int64_t slice_width(int k) const { return width_of(slices_[k]); }
 
   // A row-wise cell's step: every slice's raw products x·W_ihᵀ and h·W_hhᵀ are gathered into
   // whole rows (gate g at g*H), then threads run the cell on whole rows (as engine/row_wise.h).
@@ -236,10 +212,7 @@ class StepWeights {
           std::copy(ph.data() + from, ph.data() + from + nj, ph_all + to);
         }
     };
-    const int n_slices = static_cast<int>(slices_.size());
-    run_parallel(std::min(n_slices, get_num_threads()), [&](int part, int parts) {
-      for (int k = part; k < n_slices; k += parts) products(slices_[k]);
-    });
+    over_slices(products);
     const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), B));
     run_parallel(nt, [&](int part, int parts) {
       int64_t r0, r1;
@@ -255,6 +228,28 @@ class StepWeights {
     int64_t j0 = 0, j1 = 0, p0 = 0, p1 = 0;  // units; outputs of the projection
     Buffer<T> packed_ih, packed_hh, packed_uh, packed_hr, bias;  // uh: two phases; hr: projected
   };
+
+  int64_t width_of(const Slice& s) const { return G_ * (s.j1 - s.j0); }
+
+  // px (rows, G*nj) = bias + x (rows, I) · this slice's rows of W_ihᵀ.
+  void slice_input_products(const PackedGemm<T>& pg, const Slice& s, const T* x, int64_t rows,
+                            T* px) const {
+    const int64_t width = width_of(s);
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(s.bias.data(), s.bias.data() + width, px + r * width);
+    pg.gemm(rows, width, I_, x, I_, s.packed_ih.data(), T(1), px, width);
+  }
+
+  // body(slice) for every slice, in parallel. The slices were fixed at packing time; if the
+  // thread cap dropped since, threads take several slices each. Every slice is computed the
+  // same way whoever runs it.
+  template <class Body>
+  void over_slices(Body&& body) const {
+    const int n_slices = static_cast<int>(slices_.size());
+    run_parallel(std::min(n_slices, get_num_threads()), [&](int part, int parts) {
+      for (int k = part; k < n_slices; k += parts) body(slices_[k]);
+    });
+  }
   int G_, HG_;
   int64_t I_, H_, P_;
   bool projected_;

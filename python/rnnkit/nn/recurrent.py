@@ -353,6 +353,7 @@ class _RNNBase(Module):
                 buf = np.empty((b, t, d_count * h) if self.batch_first else (t, b, d_count * h),
                                self.dtype)
                 out_tm = buf.swapaxes(0, 1) if self.batch_first else buf   # (T, B, D*H) view
+            inp_packed = np.ascontiguousarray(inp) if packed_run else None  # both directions
             for d in range(d_count):
                 idx = k * d_count + d
                 s0 = [None if s is None else s[idx] for s in states]
@@ -366,8 +367,7 @@ class _RNNBase(Module):
                         state_n = (p * s0[0] + (1 - p) * state_n[0],) + tuple(state_n[1:])
                     y, cache = state_n[0][None], None
                 elif packed_run:
-                    y, state_n = self._packed.sequence(idx, np.ascontiguousarray(inp), s0,
-                                                       reverse=bool(d))
+                    y, state_n = self._packed.sequence(idx, inp_packed, s0, reverse=bool(d))
                     if out_tm is not None:
                         out_tm[:, :, d * h:(d + 1) * h] = y
                     cache = None
