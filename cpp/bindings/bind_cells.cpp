@@ -13,6 +13,7 @@
 
 #include "bindings/common.h"
 #include "cells/cell_list.h"
+#include "engine/grad_blocks.h"
 #include "engine/sequence.h"
 
 namespace rnnkit {
@@ -524,6 +525,10 @@ void bind_cells(py::module_& m) {
         "The cells compiled in (cells/cell_list.h): name, gates, state names, saved arrays "
         "and extra parameters (name, width in units of H each), and their forward, backward "
         "and step class.");
+  m.def("grad_block_steps", &grad_block_steps, py::arg("batch"),
+        "Steps per block in which a sequence's weight gradients are summed, for a batch of "
+        "`batch` rows (engine/grad_blocks.h): a recomputing backward cut at multiples of it "
+        "gives gradients bitwise equal to one over the whole sequence.");
 }
 
 }  // namespace rnnkit

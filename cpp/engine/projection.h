@@ -183,10 +183,11 @@ void run_backward_projected(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* dw_
 
   add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
   cell.to_hidden_side(dg);
-  add_recurrent_weight_grad(sch, d, GH, GH, dg, hs, h0, P, dw_hh, k);
-  if (TB > 0)  // dW_hr += Σ_t dh_totalᵀ m_t
-    parallel_gemm(true, false, P, H, TB, dh_seq.data(), P, m_seq, H, T(1), dw_hr, H, k);
-  if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
+  add_recurrent_weight_grad(d, GH, GH, dg, hs, h0, static_cast<const T*>(nullptr), P, dw_hh,
+                            k);
+  // dW_hr += Σ_t dh_totalᵀ m_t
+  add_step_products(d, P, H, dh_seq.data(), P, m_seq, H, dw_hr, H, k);
+  if (db_hh) add_bias_grad(d, GH, dg, db_hh);
   cell.end(sch);
 }
 

@@ -290,21 +290,12 @@ void run_backward(Bwd& cell, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih, T* db_
   add_input_side_grads(d, GH, dg, x, w_ih, dx, dw_ih, db_ih, k);
 
   cell.to_hidden_side(dg);
-  // dW_hh += Σ_t dG_tᵀ h_{t-1} for the rows that multiply h (h_{t-1} ⊙ m with recurrent
-  // dropout) ...
-  Buffer<T> hs_masked, h0_masked;
-  if (reg.recurrent_mask) {
-    masked_states(hs, h0, reg.recurrent_mask, d, hs_masked, h0_masked);
-    hs = hs_masked.data();
-    h0 = h0 ? h0_masked.data() : nullptr;
-  }
-  add_recurrent_weight_grad(sch, d, GHh, GH, dg, hs, h0, H, dw_hh, k);
-  // ... and, for two phases, the late rows, which multiplied u_t, formed at step t itself
-  // (zero where padded).
-  if (kTwoPhase && TB > 0)
-    parallel_gemm(true, false, GH - GHh, H, TB, dg + GHh, GH, u, H, T(1), dw_hh + GHh * H, H,
-                  k);
-  if (db_hh) add_column_sums(db_hh, dg, TB, GH, GH);
+  // dW_hh += Σ_t dG_tᵀ h_{t-1} (h_{t-1} ⊙ m with recurrent dropout) for the rows that
+  // multiply h, and, for two phases, the late rows, which multiplied u_t, formed at step t
+  // itself (zero where padded).
+  add_recurrent_weight_grad(d, GHh, GH, dg, hs, h0, reg.recurrent_mask, H, dw_hh, k);
+  if (kTwoPhase) add_step_products(d, GH - GHh, H, dg + GHh, GH, u, H, dw_hh + GHh * H, H, k);
+  if (db_hh) add_bias_grad(d, GH, dg, db_hh);
   cell.end(sch);
 }
 

@@ -104,21 +104,4 @@ class RecurrentState {
   Buffer<T> mask_, h_, hm_;
 };
 
-// out (T, B, H) = hs ⊙ m row by row (m (B, H), batch order), and out0 (B, H) = h0 ⊙ m (h0
-// nullptr: out0 stays empty): the masked states the recurrent products of the forward read,
-// which the weight gradient dW_hh pairs with.
-template <class T>
-void masked_states(const T* hs, const T* h0, const T* m, const SeqDims& d, Buffer<T>& out,
-                   Buffer<T>& out0) {
-  const int64_t B = d.B, H = d.H;
-  out.resize(d.T * B * H);
-  for (int64_t t = 0; t < d.T; ++t)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < H; ++j)
-        out.data()[(t * B + b) * H + j] = hs[(t * B + b) * H + j] * m[b * H + j];
-  if (!h0) return;
-  out0.resize(B * H);
-  for (int64_t k = 0; k < B * H; ++k) out0.data()[k] = h0[k] * m[k];
-}
-
 }  // namespace rnnkit

@@ -30,6 +30,8 @@ def without_defaults(config: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[s
 GATE_DEFAULTS = {"activations": [], "clip": None, "input_forget": False}
 # The recurrence's regularisers' (the sequence layers' recurrent_dropout and zoneout), alike.
 REGULARIZER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0}
+# Training by recomputation (rnnkit.ops.checkpointed), alike.
+RECOMPUTE_DEFAULTS = {"recompute": False, "checkpoint_every": None}
 
 
 def set_gate_options(layer: Any, family: str, nonlinearity: Optional[str],

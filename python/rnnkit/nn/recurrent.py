@@ -28,8 +28,9 @@ from ..ops import _validate
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
-from ._options import (GATE_DEFAULTS, REGULARIZER_DEFAULTS, cell_options_repr, flag,
-                       set_gate_options, without_defaults)
+from ..ops import checkpointed
+from ._options import (GATE_DEFAULTS, RECOMPUTE_DEFAULTS, REGULARIZER_DEFAULTS,
+                       cell_options_repr, flag, set_gate_options, without_defaults)
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
                      _probability)
 from .packed_steps import PackedSteps
@@ -84,6 +85,7 @@ class _RNNBase(Module):
                  seed: Optional[int], nonlinearity: Optional[str] = None,
                  proj_size: int = 0, gates: Optional[Dict[str, Any]] = None,
                  recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 recompute: bool = False, checkpoint_every: Optional[int] = None,
                  **cell_options: Any) -> None:
         super().__init__()
         self.input_size = _positive_int("input_size", input_size)
@@ -116,6 +118,8 @@ class _RNNBase(Module):
             raise ValueError(f"recurrent_dropout is not supported by {type(self).__name__}'s "
                              f"{self._spec.name} cell (its second recurrent product reads "
                              "r ⊙ h); use reset_after=True")
+        self.recompute, self.checkpoint_every = self._checked_recompute(recompute,
+                                                                        checkpoint_every)
         g, h = self._spec.gates, self.hidden_size
         out = self.proj_size or h  # the width of h and of each direction's output
         self._out_size = out
@@ -170,6 +174,28 @@ class _RNNBase(Module):
                              f"got {proj_size} (as torch requires)")
         return int(proj_size)
 
+    def _checked_recompute(self, recompute: Any, every: Any) -> Tuple[bool, Optional[int]]:
+        recompute = flag("recompute", recompute)
+        if every is not None:
+            if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) \
+                    or every < 1:
+                raise ValueError(f"checkpoint_every must be None or an integer >= 1, got "
+                                 f"{every!r}")
+            if not recompute:
+                raise ValueError("checkpoint_every is the segment length of recompute=True; "
+                                 "set recompute=True too")
+            every = int(every)
+        why = checkpointed.supports(self._spec) if recompute else None
+        if why:
+            raise ValueError(f"recompute=True is not supported by {type(self).__name__}: {why}")
+        return recompute, every
+
+    def _checkpoint_every(self, steps: int) -> Optional[int]:
+        """The segment length asked of the kernels in training (None: store everything)."""
+        if not (self.training and self.recompute):
+            return None
+        return self.checkpoint_every or checkpointed.auto_segment(steps)
+
     def _state_width(self, i: int) -> int:
         """The width of state i: h is proj_size wide in a projected LSTM, c hidden_size."""
         return self._out_size if i == 0 else self.hidden_size
@@ -215,7 +241,8 @@ class _RNNBase(Module):
         s += cell_options_repr(self)
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False), ("proj_size", 0),
-                              ("recurrent_dropout", 0.0), ("zoneout", 0.0)):
+                              ("recurrent_dropout", 0.0), ("zoneout", 0.0),
+                              ("recompute", False), ("checkpoint_every", None)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype.name}"
@@ -379,6 +406,7 @@ class _RNNBase(Module):
                         training=run_training, extra=w[4:4 + n_extra],
                         w_hr=w[-1] if self.proj_size else None, options=self._gates,
                         out=None if out_tm is None else out_tm[:, :, d * h:(d + 1) * h],
+                        checkpoint_every=self._checkpoint_every(t),
                         **self._regularizers((t, b, h)))
                 for i, s in enumerate(state_n):
                     finals[i][idx] = s
@@ -494,6 +522,14 @@ _ARGS_DOC = """
             al.; haste's zoneout): h' = z ⊙ h + (1 - z) ⊙ cell(x, h); in eval mode the
             expectation z = zoneout. The LSTM's c is not zoned. Not with proj_size.
             Both draw their masks from the layer's seeded generator.
+        recompute: False (default) or True: training forwards keep no step's activations,
+            only the states entering every ``checkpoint_every``-th step, and the backward
+            recomputes each segment from its checkpoint (:mod:`rnnkit.ops.checkpointed`):
+            activation memory O(T/k + k) instead of O(T) for one more forward per step, with
+            gradients bitwise equal to ``recompute=False``'s. Not with peephole=True.
+        checkpoint_every: the segment length k of recompute=True; None (default): ⌈√T⌉ for
+            each sequence of T steps. Rounded up to a multiple of ⌈512 / B⌉ steps (the blocks
+            in which weight gradients are summed, which keeps them bitwise equal).
         dtype: "float32" (default) or "float64"; inputs are converted to it.
         seed: seeds ``np.random.default_rng`` for the initialisation U(-1/sqrt(H), 1/sqrt(H))
             (drawn in parameter order) and the dropout masks.
@@ -548,25 +584,29 @@ class LSTM(_RNNBase):
     _family = "lstm"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                     "dropout", "bidirectional", "proj_size", "dtype", "peephole",
-                    "activations", "clip", "input_forget", "recurrent_dropout", "zoneout")
+                    "activations", "clip", "input_forget", "recurrent_dropout", "zoneout",
+                    "recompute", "checkpoint_every")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, peephole: bool = False,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
                  input_forget: bool = False, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0, dtype: Any = "float32",
+                 zoneout: float = 0.0, recompute: bool = False,
+                 checkpoint_every: Optional[int] = None, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, proj_size=proj_size,
                          gates=dict(activations=activations, clip=clip,
                                     input_forget=input_forget),
                          recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         recompute=recompute, checkpoint_every=checkpoint_every,
                          peephole=flag("peephole", peephole))
 
     def get_config(self) -> Dict[str, Any]:
         return without_defaults(super().get_config(), {"peephole": False, "proj_size": 0,
-                                                       **GATE_DEFAULTS, **REGULARIZER_DEFAULTS})
+                                                       **GATE_DEFAULTS, **REGULARIZER_DEFAULTS,
+                                                       **RECOMPUTE_DEFAULTS})
 
     def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -609,23 +649,26 @@ class GRU(_RNNBase):
     _family = "gru"
     _config_args = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                     "dropout", "bidirectional", "dtype", "reset_after", "activations", "clip",
-                    "recurrent_dropout", "zoneout")
+                    "recurrent_dropout", "zoneout", "recompute", "checkpoint_every")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, reset_after: bool = True,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
                  recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 recompute: bool = False, checkpoint_every: Optional[int] = None,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed,
                          gates=dict(activations=activations, clip=clip),
                          recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         recompute=recompute, checkpoint_every=checkpoint_every,
                          reset_after=flag("reset_after", reset_after))
 
     def get_config(self) -> Dict[str, Any]:
         return without_defaults(super().get_config(), {"reset_after": True, **GATE_DEFAULTS,
-                                                       **REGULARIZER_DEFAULTS})
+                                                       **REGULARIZER_DEFAULTS,
+                                                       **RECOMPUTE_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -654,22 +697,24 @@ class RNN(_RNNBase):
     _family = "rnn"
     _config_args = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
                     "batch_first", "dropout", "bidirectional", "dtype", "activations", "clip",
-                    "recurrent_dropout", "zoneout")
+                    "recurrent_dropout", "zoneout", "recompute", "checkpoint_every")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  activations: Sequence[Any] = (), clip: Optional[float] = None,
                  recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 recompute: bool = False, checkpoint_every: Optional[int] = None,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, nonlinearity,
                          gates=dict(activations=activations, clip=clip),
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         recompute=recompute, checkpoint_every=checkpoint_every)
 
     def get_config(self) -> Dict[str, Any]:
         return without_defaults(super().get_config(),
-                                {**GATE_DEFAULTS, **REGULARIZER_DEFAULTS})
+                                {**GATE_DEFAULTS, **REGULARIZER_DEFAULTS, **RECOMPUTE_DEFAULTS})
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:

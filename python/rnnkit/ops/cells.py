@@ -21,12 +21,13 @@ and the others are the public per-cell forms of them.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._cellspec import CELLS, CellSpec, cell_for, family_cells
 from . import _validate as v
+from . import checkpointed
 from .gates import GateOptions
 
 LSTMGrads = CELLS["lstm"].grads
@@ -43,15 +44,20 @@ class SequenceCache:
     """What a training-mode forward keeps for its backward. Opaque: pass it back unchanged."""
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "b_ih", "b_hh", "y", "saved",
-                 "lengths", "reverse", "extra", "w_hr", "options", "recurrent_mask", "zoneout")
+                 "lengths", "reverse", "extra", "w_hr", "options", "recurrent_mask", "zoneout",
+                 "segment", "starts")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
                  b_hh: Optional[np.ndarray], y: np.ndarray, saved: Tuple[np.ndarray, ...],
                  lengths: Optional[np.ndarray], reverse: bool, extra: Tuple[np.ndarray, ...] = (),
                  w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None,
-                 recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None) -> None:
+                 recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None,
+                 segment: Optional[int] = None, starts: Sequence[Any] = ()) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
+        # Recomputation (ops.checkpointed): the segment length and each segment's entering
+        # states; saved is then empty and y not read by the backward.
+        self.segment, self.starts = segment, list(starts)
         self.recurrent_mask, self.zoneout = recurrent_mask, zoneout
         # The biases too: a row-wise cell's backward (the LayerNorm cells) recomputes with them.
         self.b_ih, self.b_hh = b_ih, b_hh
@@ -61,6 +67,13 @@ class SequenceCache:
     @property
     def has_bias(self) -> Tuple[bool, bool]:
         return self.b_ih is not None, self.b_hh is not None
+
+    def call(self) -> checkpointed.SegmentCall:
+        """The arguments a recomputing backward runs each segment with."""
+        return checkpointed.SegmentCall(self.spec, self.w_ih, self.w_hh, self.b_ih,
+                                        self.b_hh, self.lengths, self.reverse, self.extra,
+                                        self.w_hr, self.options, self.recurrent_mask,
+                                        self.zoneout)
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -82,7 +95,8 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                      reverse: bool = False, training: bool = True,
                      out: Optional[np.ndarray] = None, extra: Sequence[np.ndarray] = (),
                      w_hr: Optional[np.ndarray] = None, options: Optional[GateOptions] = None,
-                     recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None
+                     recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None,
+                     checkpoint_every: Optional[int] = None
                      ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Optional[SequenceCache]]:
     """Cell `spec` over a whole sequence: ``y (T,B,H), final states, cache``.
 
@@ -99,6 +113,12 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     ``zoneout`` (Krueger et al.), a probability p or (T, B, H) weights z: h_t = z ⊙ h_{t-1} +
     (1 - z) ⊙ ĥ_t with ĥ_t the cell's output (0/1 weights in training, p in inference; the
     LSTM's c is not zoned). Neither with ``w_hr``.
+
+    ``checkpoint_every=k`` (training only): keep the activations of no step, only the states
+    entering every k-th step (k rounded up to a multiple of ``_core.grad_block_steps(B)``),
+    and recompute each segment in the backward (:mod:`rnnkit.ops.checkpointed`): O(T/k + k)
+    activation memory for one more forward, gradients bitwise equal to the stored version's.
+    Not for the cells with parameters of their own (peephole, LayerNorm).
 
     ``state0`` holds one (B, H) array or None (zeros) per state of the cell (``spec.states``:
     h, then c for the LSTM); the final states come back in the same order. With
@@ -152,17 +172,42 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     core = None if options is None else options.core(spec.family, spec.nonlinearity)
     recurrent_mask, zoneout = _regularizers(spec, recurrent_mask, zoneout, (t, b, h), dt,
                                             w_hr is not None)
-    y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
-                                    bool(training), out, extra, w_hr, core, recurrent_mask,
-                                    zoneout)
+    segment = _segment(spec, checkpoint_every, t, b) if training else None
+    starts: List[Any] = []
+    if segment:
+        call = checkpointed.SegmentCall(spec, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
+                                        extra, w_hr, core, recurrent_mask, zoneout)
+        y, finals, starts = checkpointed.forward(call, x, state0, segment)
+        saved: Tuple[np.ndarray, ...] = ()
+    else:
+        y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
+                                        bool(reverse), bool(training), out, extra, w_hr, core,
+                                        recurrent_mask, zoneout)
     cache = None
     if training:
         cache = SequenceCache(spec=spec, x=x, state0=state0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih,
-                              b_hh=b_hh, y=_keep(y),
+                              b_hh=b_hh, y=y if segment else _keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
                               extra=extra, w_hr=w_hr, options=core,
-                              recurrent_mask=recurrent_mask, zoneout=zoneout)
+                              recurrent_mask=recurrent_mask, zoneout=zoneout, segment=segment,
+                              starts=starts)
     return y, finals, cache
+
+
+def _segment(spec: CellSpec, checkpoint_every: Any, steps: int, batch: int) -> Optional[int]:
+    """The recomputing forward's segment length (ops.checkpointed), or None for the stored
+    version: no checkpoint_every, or a sequence no longer than one segment."""
+    if checkpoint_every is None:
+        return None
+    if isinstance(checkpoint_every, (bool, np.bool_)) or \
+            not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be an integer >= 1 (steps per segment), got "
+                         f"{checkpoint_every!r}")
+    why = checkpointed.supports(spec)
+    if why:
+        raise ValueError(f"checkpoint_every (recompute) is not supported: {why}")
+    segment = checkpointed.segment_steps(int(checkpoint_every), batch)
+    return segment if steps > segment else None
 
 
 def _regularizers(spec: CellSpec, recurrent_mask: Any, zoneout: Any, shape: Tuple[int, ...],
@@ -245,15 +290,18 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     dw_ih, dw_hh, db_ih, db_hh = into[:4]
     dextra = tuple(into[4:4 + len(c.extra)])
     dw_hr = into[-1] if projected else None
-    dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
-                                c.lengths, c.reverse, dw_ih, dw_hh,
-                                db_ih if c.has_bias[0] else None,
-                                db_hh if c.has_bias[1] else None, c.extra, dextra, c.w_hr,
-                                dw_hr, c.options, c.b_ih, c.b_hh, c.recurrent_mask,
-                                c.zoneout)
-    return dx, dstate0, (dw_ih, dw_hh, db_ih if c.has_bias[0] else None,
-                         db_hh if c.has_bias[1] else None, *dextra) + (
-                             (dw_hr,) if projected else ())
+    db_ih = db_ih if c.has_bias[0] else None
+    db_hh = db_hh if c.has_bias[1] else None
+    if c.segment:
+        dx, dstate0 = checkpointed.backward(c.call(), c.x, c.starts, c.segment, dy, dstate_n,
+                                            dw_ih, dw_hh, db_ih, db_hh, dextra, dw_hr)
+    else:
+        dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
+                                    c.lengths, c.reverse, dw_ih, dw_hh, db_ih, db_hh, c.extra,
+                                    dextra, c.w_hr, dw_hr, c.options, c.b_ih, c.b_hh,
+                                    c.recurrent_mask, c.zoneout)
+    return dx, dstate0, (dw_ih, dw_hh, db_ih, db_hh, *dextra) + (
+        (dw_hr,) if projected else ())
 
 
 def _check_cache(cache: object, family: Optional[str], fn: str) -> SequenceCache:
