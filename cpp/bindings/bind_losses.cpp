@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/common.h"
+#include "losses/cross_entropy.h"
 #include "losses/ctc.h"
 
 namespace rnnkit {
@@ -143,9 +144,51 @@ py::array_t<Real> backward(const py::handle& dnll, const py::handle& log_probs,
   return grad;
 }
 
+// Softmax cross-entropy (losses/cross_entropy.h): z (N, C), target (N,) int64 with -1 for rows
+// not counted -> (loss (N,), grad (N, C)). The targets are copied after their range check: the
+// kernel indexes rows with them while the GIL is released.
+template <class Real>
+py::tuple cross_entropy(const py::handle& z, const py::handle& target, const py::handle& weight,
+                        double smoothing, double scale) {
+  const int64_t N = dim(z, "z", 2, 0, "(N, C)"), C = dim(z, "z", 2, 1, "(N, C)");
+  const Real* pz = input<Real>(z, "z", {N, C});
+  const int64_t* pt = input<int64_t>(target, "target", {N});
+  std::vector<int64_t> t(pt, pt + N);
+  for (int64_t i = 0; i < N; ++i)
+    if (t[i] < -1 || t[i] >= C)
+      throw py::value_error("target[" + num(i) + "] = " + num(t[i]) + ", expected a class in [0, C=" +
+                            num(C) + ") or -1 (not counted)");
+  const Real* pw = optional_input<Real>(weight, "weight", {C});
+  if (!(smoothing >= 0.0 && smoothing <= 1.0))
+    throw py::value_error("smoothing must lie in [0, 1]");
+  if (C == 0 && N > 0)
+    throw py::value_error("z has no classes (shape (" + num(N) + ", 0))");
+  auto loss = new_array<Real>({N}, false);
+  auto grad = new_array<Real>({N, C}, false);
+  Real* pl = loss.mutable_data();
+  Real* pg = grad.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cross_entropy_forward<Real>(pz, N, C, t.data(), pw, Real(smoothing), Real(scale), pl, pg);
+  }
+  return py::make_tuple(loss, grad);
+}
+
 }  // namespace
 
 void bind_losses(py::module_& m) {
+  m.def(
+      "cross_entropy_forward",
+      [](const py::handle& z, const py::handle& target, const py::handle& weight,
+         double smoothing, double scale) {
+        return dispatch_float(z, "z", [&](auto real) {
+          return cross_entropy<decltype(real)>(z, target, weight, smoothing, scale);
+        });
+      },
+      py::arg("z"), py::arg("target"), py::arg("weight"), py::arg("smoothing"),
+      py::arg("scale"),
+      "Softmax cross-entropy of logits z (N, C) with class targets (N,) (-1: not counted): "
+      "(per-row loss (N,), scale * d(loss)/dz (N, C)); weight (C,) or None; label smoothing.");
   m.def("ctc_loss_forward",
         [](const py::handle& log_probs, const py::handle& targets, const py::handle& il,
            const py::handle& tl, int64_t blank) {

@@ -94,6 +94,50 @@ void apply(typename X::T* y, const typename X::T* x, int64_t n) {
   }
 }
 
+// exp(x - shift) into y and its sum (see ExpSumFn): lanes accumulate in one vector; the tail
+// goes through a stack vector and only its valid lanes are added, after the lanes' sum.
+template <class X>
+typename X::T exp_sum(typename X::T* y, const typename X::T* x, int64_t n, typename X::T shift) {
+  using T = typename X::T;
+  const auto s = X::set(shift);
+  auto acc = X::set(0);
+  int64_t i = 0;
+  for (; i + X::W <= n; i += X::W) {
+    const auto e = exp_nonpos<X>(X::sub(X::load(x + i), s));
+    X::store(y + i, e);
+    acc = X::add(acc, e);
+  }
+  T lanes[X::W];
+  X::store(lanes, acc);
+  T sum = 0;
+  for (int64_t k = 0; k < X::W; ++k) sum += lanes[k];
+  if (i < n) {
+    T buf[X::W] = {};
+    for (int64_t j = 0; j < n - i; ++j) buf[j] = x[i + j];
+    X::store(buf, exp_nonpos<X>(X::sub(X::load(buf), s)));
+    for (int64_t j = 0; j < n - i; ++j) {
+      y[i + j] = buf[j];
+      sum += buf[j];
+    }
+  }
+  return sum;
+}
+
+// The maximum of x (see RowMaxFn): lane-wise maxima, then the tail element by element.
+template <class X>
+typename X::T row_max(const typename X::T* x, int64_t n) {
+  using T = typename X::T;
+  auto acc = X::set(x[0]);
+  int64_t i = 0;
+  for (; i + X::W <= n; i += X::W) acc = X::max(acc, X::load(x + i));
+  T lanes[X::W];
+  X::store(lanes, acc);
+  T best = lanes[0];
+  for (int64_t k = 1; k < X::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  return best;
+}
+
 }  // namespace
 }  // namespace avx2_isa
 
@@ -104,6 +148,10 @@ void register_avx2_activations(KernelTable& table) {
   table.tanh_f32 = apply<F32, tanh_v<F32>>;
   table.sigmoid_f64 = apply<F64, sigmoid_v<F64>>;
   table.tanh_f64 = apply<F64, tanh_v<F64>>;
+  table.exp_sum_f32 = exp_sum<F32>;
+  table.exp_sum_f64 = exp_sum<F64>;
+  table.row_max_f32 = row_max<F32>;
+  table.row_max_f64 = row_max<F64>;
 }
 
 }  // namespace rnnkit

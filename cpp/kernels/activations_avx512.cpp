@@ -101,6 +101,50 @@ void apply(typename X::T* y, const typename X::T* x, int64_t n) {
   }
 }
 
+// exp(x - shift) into y and its sum (see ExpSumFn): lanes accumulate in one vector, the masked
+// tail adds zeros in its off lanes, then the lanes are summed in order.
+template <class X>
+typename X::T exp_sum(typename X::T* y, const typename X::T* x, int64_t n, typename X::T shift) {
+  using T = typename X::T;
+  const auto s = X::set(shift);
+  auto acc = X::set(0);
+  int64_t i = 0;
+  for (; i + X::W <= n; i += X::W) {
+    const auto e = exp_nonpos<X>(X::sub(X::load(x + i), s));
+    X::store(y + i, e);
+    acc = X::add(acc, e);
+  }
+  if (i < n) {
+    const auto m = X::tail(n - i);
+    const auto e = exp_nonpos<X>(X::sub(X::loadz(m, x + i), s));
+    X::store(y + i, m, e);
+    acc = X::add(acc, X::select(m, e, X::set(0)));
+  }
+  T lanes[X::W];
+  X::store(lanes, acc);
+  T sum = 0;
+  for (int64_t k = 0; k < X::W; ++k) sum += lanes[k];
+  return sum;
+}
+
+// The maximum of x (see RowMaxFn): lane-wise maxima, the tail's off lanes holding x[0].
+template <class X>
+typename X::T row_max(const typename X::T* x, int64_t n) {
+  using T = typename X::T;
+  auto acc = X::set(x[0]);
+  int64_t i = 0;
+  for (; i + X::W <= n; i += X::W) acc = X::max(acc, X::load(x + i));
+  if (i < n) {
+    const auto m = X::tail(n - i);
+    acc = X::max(acc, X::select(m, X::loadz(m, x + i), X::set(x[0])));
+  }
+  T lanes[X::W];
+  X::store(lanes, acc);
+  T best = lanes[0];
+  for (int64_t k = 1; k < X::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  return best;
+}
+
 }  // namespace
 }  // namespace avx512_isa
 
@@ -111,6 +155,10 @@ void register_avx512_activations(KernelTable& table) {
   table.tanh_f32 = apply<F32, tanh_v<F32>>;
   table.sigmoid_f64 = apply<F64, sigmoid_v<F64>>;
   table.tanh_f64 = apply<F64, tanh_v<F64>>;
+  table.exp_sum_f32 = exp_sum<F32>;
+  table.exp_sum_f64 = exp_sum<F64>;
+  table.row_max_f32 = row_max<F32>;
+  table.row_max_f64 = row_max<F64>;
 }
 
 }  // namespace rnnkit

@@ -38,6 +38,16 @@ using GemmPackedFn = void (*)(int64_t M, int64_t N, int64_t K, const T* A, int64
 template <class T>
 using UnaryFn = void (*)(T* y, const T* x, int64_t n);
 
+// y[i] = exp(x[i] - shift) for i < n, where every x[i] - shift <= 0 (shift = the maximum of x:
+// softmax's stable form) or NaN (which stays NaN); returns the sum of y, accumulated in a fixed
+// order (vector lanes, then the lanes summed in order), so one ISA always gives the same bits.
+template <class T>
+using ExpSumFn = T (*)(T* y, const T* x, int64_t n, T shift);
+
+// The largest of x[0..n), n >= 1 (a NaN may or may not win: callers see it in exp_sum's sum).
+template <class T>
+using RowMaxFn = T (*)(const T* x, int64_t n);
+
 // The FMA peak probe: `iterations` rounds of independent multiply-adds on registers only (no
 // loads or stores), so its rate is the core's fp32 FMA throughput at this ISA's vector width,
 // the ceiling the GEMM kernels are measured against. Sets *flops (2 per lane per FMA) and
@@ -59,6 +69,10 @@ struct KernelTable {
   UnaryFn<float> tanh_f32 = nullptr;
   UnaryFn<double> sigmoid_f64 = nullptr;
   UnaryFn<double> tanh_f64 = nullptr;
+  ExpSumFn<float> exp_sum_f32 = nullptr;
+  ExpSumFn<double> exp_sum_f64 = nullptr;
+  RowMaxFn<float> row_max_f32 = nullptr;
+  RowMaxFn<double> row_max_f64 = nullptr;
   FmaLoopFn fma_loop_f32 = nullptr;
 };
 
@@ -116,6 +130,22 @@ template <> inline Activations<float> activations<float>(const KernelTable& k) {
 }
 template <> inline Activations<double> activations<double>(const KernelTable& k) {
   return {k.sigmoid_f64, k.tanh_f64};
+}
+
+template <class T> inline ExpSumFn<T> exp_sum_fn(const KernelTable& k = kernels());
+template <> inline ExpSumFn<float> exp_sum_fn<float>(const KernelTable& k) {
+  return k.exp_sum_f32;
+}
+template <> inline ExpSumFn<double> exp_sum_fn<double>(const KernelTable& k) {
+  return k.exp_sum_f64;
+}
+
+template <class T> inline RowMaxFn<T> row_max_fn(const KernelTable& k = kernels());
+template <> inline RowMaxFn<float> row_max_fn<float>(const KernelTable& k) {
+  return k.row_max_f32;
+}
+template <> inline RowMaxFn<double> row_max_fn<double>(const KernelTable& k) {
+  return k.row_max_f64;
 }
 
 }  // namespace rnnkit

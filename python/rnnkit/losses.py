@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _core
 from .ctc import CTCLoss  # (T, N, C) sequence loss with its own module: rnnkit.ctc
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "CTCLoss"]
@@ -347,6 +348,8 @@ class CrossEntropyLoss(_ClassLoss):
             t, valid = self._class_targets(z, t)
         w = self._weights(c, dtype)
         eps = self.label_smoothing
+        if not soft and c and z.dtype == dtype and z.size:
+            return self._forward_fused(z, t, valid, w, eps, out)
         # Non-finite logits give non-finite losses, as in torch, without numpy's warnings
         # (a training loop checks the value); ignored rows are masked out afterwards.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -371,6 +374,18 @@ class CrossEntropyLoss(_ClassLoss):
         self._cache = ("index", probs, safe_t, valid, wt, w, eps, denom, out)
         return self._reduce(per, out, denom)
 
+    def _forward_fused(self, z: np.ndarray, t: np.ndarray, valid: np.ndarray,
+                       w: Optional[np.ndarray], eps: float, out: np.dtype) -> LossValue:
+        """Class targets on float32/float64 logits: loss and gradient in one compiled pass over
+        the logits (cpp/losses/cross_entropy.h), the gradient already scaled for the mean."""
+        c = z.shape[-1]
+        denom = self._denominator(np.where(valid, t, 0), valid)
+        target = np.where(valid, t, -1).astype(np.int64, copy=False).reshape(-1)
+        per, grad = _core.cross_entropy_forward(np.ascontiguousarray(z).reshape(-1, c), target,
+                                                w, eps, self._mean_factor(denom))
+        self._cache = ("fused", grad.reshape(z.shape), valid, out)
+        return self._reduce(per.reshape(t.shape), out, denom)
+
     def _forward_soft(self, logp: np.ndarray, probs: np.ndarray, target: np.ndarray,
                       w: Optional[np.ndarray], eps: float, out: np.dtype) -> LossValue:
         c = logp.shape[-1]
@@ -390,6 +405,15 @@ class CrossEntropyLoss(_ClassLoss):
         """d(loss)/d(prediction); ``dloss`` scales it (needed shape for reduction="none").
         Exactly 0 at ignored targets, even where their logits are not finite."""
         cache = self._take_cache()
+        if cache[0] == "fused":
+            _, grad, valid, out = cache
+            up = self._upstream(dloss, valid.shape, grad.dtype)
+            if isinstance(up, np.ndarray) or up != 1.0:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    grad *= np.asarray(up, grad.dtype)[..., None] if isinstance(
+                        up, np.ndarray) else grad.dtype.type(up)
+                grad[~valid] = 0.0   # an ignored row stays 0 whatever arrives from above
+            return grad.astype(out, copy=False)
         if cache[0] == "soft":
             _, probs, q, rows, out = cache
             scale = self._upstream(dloss, probs.shape[:-1], probs.dtype)
