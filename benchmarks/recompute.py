@@ -27,6 +27,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -150,8 +151,8 @@ def main(argv: List[str]) -> int:
     print(f"# {info['cpu_model']}, {info['simd']}, {args.threads} thread(s); LSTM B={args.batch} "
           f"I={args.input} H={args.hidden}", flush=True)
     results = []
-    tmp = Path(args.out).with_suffix(".grads")
-    tmp.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="rnnkit-recompute-")  # the children's grads
+    tmp = Path(scratch.name)
     for T in args.steps:
         grads = {}
         for impl in args.impls:
@@ -183,6 +184,8 @@ def main(argv: List[str]) -> int:
             a, b = by["rnnkit"], by["rnnkit-recompute"]
             print(f"T={T:7d} recompute/stored: time {b['median_s'] / a['median_s']:.2f}x, "
                   f"memory {b['peak_mib'] / max(a['peak_mib'], 1e-9):.2f}x", flush=True)
+    scratch.cleanup()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"cpu": info["cpu_model"], "simd": info["simd"],
                                           "results": results}, indent=1))
     return 0

@@ -1,5 +1,6 @@
 """Serving at small batches: the eval forward of one LSTM/GRU layer at DeepBench's inference
-sizes, rnnkit against torch, ONNX Runtime and OpenVINO in float32 (issue 11).
+sizes, rnnkit against torch, ONNX Runtime and OpenVINO in float32, and int8 against int8
+(issue 11).
 
     python -m benchmarks.serving [--sizes lstm:512 gru:1024 ...] [--batches 1 4]
         [--threads 1 2] [--steps 25] [--rounds 3] [--seconds 1.0]
@@ -9,6 +10,13 @@ zero, float32, inference only. The ONNX peers run the file ``rnnkit.onnx.export`
 same layer (ONNX's own LSTM/GRU operators); OpenVINO is told ``INFERENCE_PRECISION_HINT=f32``
 (it would otherwise compute in bfloat16 on CPUs that have it) and given its thread count. torch
 runs ``nn.LSTM/GRU`` under ``no_grad`` with the same weights.
+
+int8 peers: ``rnnkit-int8`` is ``rnnkit.quantize(layer)`` (per-channel int8 weights, per-row
+dynamic activations); ``onnxruntime-int8`` runs the file through
+``onnxruntime.quantization.quantize_dynamic`` (QInt8 weights: DynamicQuantizeLSTM for the LSTM;
+ONNX Runtime has no int8 GRU, so its GRU stays float32 there); ``torch-int8`` is
+``torch.ao.quantization.quantize_dynamic`` (qint8 LSTM and GRU). Their GB/s count one byte per
+weight.
 
 Every (peer, threads) times itself in its own process (thread pools of the peers spin and
 distort each other in one process), the processes taking turns over the rounds; each round's
@@ -36,7 +44,9 @@ from benchmarks.env import child_env, snapshot_source_tree  # noqa: E402
 
 # DeepBench's inference-server recurrent sizes (hidden = input) that fit this suite's budget.
 SIZES: Tuple[str, ...] = ("lstm:256", "lstm:512", "lstm:1024", "gru:512", "gru:1024")
-PEERS: Tuple[str, ...] = ("rnnkit", "torch", "onnxruntime", "openvino")
+PEERS: Tuple[str, ...] = ("rnnkit", "torch", "onnxruntime", "openvino", "rnnkit-int8",
+                          "onnxruntime-int8", "torch-int8")
+INT8 = ("rnnkit-int8", "onnxruntime-int8", "torch-int8")
 GATES = {"lstm": 4, "gru": 3}
 SEED = 1234
 
@@ -50,12 +60,14 @@ def _runner(peer: str, cell: str, hidden: int, batch: int, steps: int, threads: 
             onnx_path: str):
     """A zero-argument callable that runs one forward of the problem with ``peer``."""
     x = np.random.default_rng(SEED).standard_normal((steps, batch, hidden)).astype(np.float32)
-    if peer == "rnnkit":
+    if peer in ("rnnkit", "rnnkit-int8"):
         import rnnkit
         rnnkit.set_num_threads(threads)
         layer = _layer(cell, hidden)
+        if peer == "rnnkit-int8":
+            layer = rnnkit.quantize(layer)
         return lambda: layer(x)
-    if peer == "torch":
+    if peer in ("torch", "torch-int8"):
         import torch
         torch.set_num_threads(threads)
         if torch.get_num_interop_threads() != 1:   # settable once per process
@@ -63,14 +75,19 @@ def _runner(peer: str, cell: str, hidden: int, batch: int, steps: int, threads: 
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](hidden, hidden).eval()
         module.load_state_dict({k: torch.from_numpy(v) for k, v in
                                 _layer(cell, hidden).state_dict().items()})
+        if peer == "torch-int8":
+            module = torch.ao.quantization.quantize_dynamic(
+                module, {torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8)
         xt = torch.from_numpy(x)
 
         def run_torch():
             with torch.no_grad():
                 return module(xt)
         return run_torch
-    if peer == "onnxruntime":
+    if peer in ("onnxruntime", "onnxruntime-int8"):
         import onnxruntime as ort
+        if peer == "onnxruntime-int8":
+            onnx_path = onnx_path.replace(".onnx", ".int8.onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -95,8 +112,12 @@ def _worker(args: argparse.Namespace) -> None:
         import rnnkit.onnx
         for size in args.problems:
             cell, hidden = size.split(":")
-            rnnkit.onnx.export(_layer(cell, int(hidden)),
-                               str(Path(args.onnx_dir) / f"{cell}{hidden}.onnx"))
+            path = str(Path(args.onnx_dir) / f"{cell}{hidden}.onnx")
+            rnnkit.onnx.export(_layer(cell, int(hidden)), path)
+            if _available("onnxruntime"):
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+                quantize_dynamic(path, path.replace(".onnx", ".int8.onnx"),
+                                 weight_type=QuantType.QInt8)
         return
     out: Dict[str, float] = {}
     for key in args.problems:
@@ -117,7 +138,8 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _available(peer: str) -> bool:
     import importlib.util
-    return peer == "rnnkit" or importlib.util.find_spec(peer) is not None
+    base = peer.split("-")[0]
+    return base == "rnnkit" or importlib.util.find_spec(base) is not None
 
 
 def _cpu_model() -> str:
@@ -131,10 +153,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def weight_gbs(cell: str, hidden: int, steps: int, ms: float) -> float:
-    """GB/s of float32 weights read: W_hh at every step, W_ih once (I = H)."""
+def weight_gbs(cell: str, hidden: int, steps: int, ms: float, nbytes: int = 4) -> float:
+    """GB/s of weights read (nbytes per weight): W_hh at every step, W_ih once (I = H)."""
     g = GATES[cell]
-    return 4.0 * g * hidden * hidden * (steps + 1) / (ms * 1e-3) / 1e9
+    return nbytes * g * hidden * hidden * (steps + 1) / (ms * 1e-3) / 1e9
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -161,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     problems = [f"{s}:{b}" for s in args.sizes for b in args.batches]
     snapshot = snapshot_source_tree()
     with tempfile.TemporaryDirectory() as onnx_dir:
-        if any(p in ("onnxruntime", "openvino") for p in peers):
+        if any(p.startswith(("onnxruntime", "openvino")) for p in peers):
             # rnnkit is imported only in child processes (from the source snapshot).
             subprocess.run([sys.executable, "-m", "benchmarks.serving", "--worker", "export",
                             "--onnx-dir", onnx_dir, "--problems", *args.sizes],
@@ -183,10 +205,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     results.setdefault((peer, threads), []).append(
                         json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    print(f"{_cpu_model()}; float32 eval forward, T={args.steps}, I=H, median ms of "
+    print(f"{_cpu_model()}; eval forward, T={args.steps}, I=H, median ms of "
           f"{args.rounds} rounds (each peer in its own process); GB/s = weights read")
     for threads in args.threads:
-        header = f"{'problem':<16}" + "".join(f"{p:>22}" for p in peers) + "  rnnkit vs best peer"
+        header = (f"{'problem':<16}" + "".join(f"{p:>22}" for p in peers) +
+                  "  rnnkit vs best fp32 peer, rnnkit-int8 vs best int8 peer")
         print(f"\n{threads} thread(s)\n{header}")
         for key in problems:
             cell, hidden, batch = key.split(":")
@@ -198,10 +221,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     continue
                 ms = statistics.median(rounds)
                 times[peer] = ms
-                row += f"{ms:>9.3f} ms {weight_gbs(cell, int(hidden), args.steps, ms):>5.1f} GB/s"
-            others = [v for p, v in times.items() if p != "rnnkit"]
-            if "rnnkit" in times and others:
-                row += f"  {min(others) / times['rnnkit']:.2f}x"
+                gbs = weight_gbs(cell, int(hidden), args.steps, ms, 1 if peer in INT8 else 4)
+                row += f"{ms:>9.3f} ms {gbs:>5.1f} GB/s"
+            for ours in ("rnnkit", "rnnkit-int8"):
+                group = INT8 if ours == "rnnkit-int8" else tuple(p for p in PEERS
+                                                                 if p not in INT8)
+                others = [v for p, v in times.items() if p in group and p != ours]
+                if ours in times and others:
+                    row += f"  {min(others) / times[ours]:.2f}x"
             print(row)
 
 

@@ -5,6 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <memory>
+
 #include "bindings/common.h"
 #include "layers/linear.h"
 
@@ -56,6 +58,29 @@ py::object backward(const py::handle& dy, const py::handle& x, const py::handle&
 }  // namespace
 
 void bind_linear(py::module_& m) {
+  py::class_<Int8Linear>(m, "Int8Linear",
+                         "A Linear layer's weights quantized to int8 and packed once, for "
+                         "inference (layers/linear.h).")
+      .def(py::init([](const py::handle& w, const py::handle& b) {
+             const int64_t O = dim(w, "weight", 2, 0, "(out_features, in_features)");
+             const int64_t I = dim(w, "weight", 2, 1, "(out_features, in_features)");
+             const float* pw = input<float>(w, "weight", {O, I});
+             const float* pb = optional_input<float>(b, "bias", {O});
+             py::gil_scoped_release nogil;
+             return std::make_unique<Int8Linear>(pw, pb, O, I);
+           }),
+           py::arg("weight"), py::arg("bias"))
+      .def("forward", [](const Int8Linear& lin, const py::handle& x) {
+             const int64_t M = dim(x, "x", 2, 0, "(M, in_features)");
+             const float* px = input<float>(x, "x", {M, lin.in_features()});
+             auto y = new_array<float>({M, lin.out_features()}, false);
+             float* py_ = y.mutable_data();
+             {
+               py::gil_scoped_release nogil;
+               lin.forward(px, M, py_);
+             }
+             return y;
+           }, py::arg("x"), "y (M, out_features) = x (M, in_features) · weightᵀ + bias.");
   m.def("linear_forward",
         [](const py::handle& x, const py::handle& w, const py::handle& b) -> py::object {
           return dispatch_float(x, "x", [&](auto tag) -> py::object {

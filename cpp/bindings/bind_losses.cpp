@@ -156,8 +156,8 @@ py::tuple cross_entropy(const py::handle& z, const py::handle& target, const py:
   std::vector<int64_t> t(pt, pt + N);
   for (int64_t i = 0; i < N; ++i)
     if (t[i] < -1 || t[i] >= C)
-      throw py::value_error("target[" + num(i) + "] = " + num(t[i]) + ", expected a class in [0, C=" +
-                            num(C) + ") or -1 (not counted)");
+      throw py::value_error("target[" + num(i) + "] = " + num(t[i]) +
+                            ", expected a class in [0, C=" + num(C) + ") or -1 (not counted)");
   const Real* pw = optional_input<Real>(weight, "weight", {C});
   if (!(smoothing >= 0.0 && smoothing <= 1.0))
     throw py::value_error("smoothing must lie in [0, 1]");

@@ -17,11 +17,15 @@ namespace rnnkit {
 void bind_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
+  m.def("limit_calling_thread", &limit_calling_thread, py::arg("n"),
+        "Caps the threads of kernels called from this OS thread (0: no cap beyond "
+        "set_num_threads); returns the previous cap. For running independent kernels at once.");
   m.def("build_info", []() {
     py::dict info;
     info["compiler"] = compiler_description();
     info["openmp"] = openmp_enabled();
     info["simd"] = kernels().isa;
+    info["int8_kernel"] = kernels().q8_kernel;
     info["simd_compiled"] = simd_level_name(compiled_simd_level());
     info["simd_cpu"] = simd_level_name(cpu_simd_level());
     SimdLevel levels[3];

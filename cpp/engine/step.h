@@ -10,6 +10,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "cells/cell.h"
@@ -34,20 +36,25 @@ class StepWeights {
   // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h); extra_size:
   // the lengths of w.extra[i] (the cell's own parameters), kMaxExtra entries. P: the width of
   // h, the projection's size where w.w_hr (P, H) is set (then w_hh is (G*H, P)), else H.
+  // int8: every weight matrix quantized to int8 per output channel, and every product run on
+  // the table's int8 kernels (kernels/int8_driver.inl; float only): a quantized inference
+  // model's steps, with the gate math unchanged in float.
   StepWeights(int G, int h_gates, int64_t I, int64_t H, int64_t P, const CellWeights<T>& w,
-              const T* bias_x, const int64_t* extra_size)
-      : G_(G), HG_(h_gates), I_(I), H_(H), P_(P), projected_(w.w_hr != nullptr),
+              const T* bias_x, const int64_t* extra_size, bool int8 = false)
+      : G_(G), HG_(h_gates), I_(I), H_(H), P_(P), projected_(w.w_hr != nullptr), int8_(int8),
         table_(&kernels()) {
+    if (int8 && !std::is_same_v<T, float>)
+      throw std::invalid_argument("int8 weights are for float32 layers");
     // A step reads every weight once and does little arithmetic with it, so it is bound by
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
     // (each core then keeps its half in its own cache between calls), else by arithmetic.
     const double weight_bytes = (double(G) * H * (I + P) + double(P) * H * projected_) *
-                                sizeof(T);
+                                (int8 ? 1 : sizeof(T));
     const int64_t parts = (H + kUnitAlign - 1) / kUnitAlign;
     const int nt = weight_bytes > kL2BytesPerCore / 2
                        ? std::min<int64_t>(get_num_threads(), parts)
                        : threads_for(2.0 * G * H * (I + H), parts);
-    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const PackedGemm<T> pg = products();
     slices_.resize(nt);
     for (int k = 0; k < nt; ++k) {
       Slice& s = slices_[k];
@@ -82,6 +89,7 @@ class StepWeights {
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
   int64_t output_size() const { return P_; }  // the width of h
+  bool int8() const { return int8_; }
   // What a step's Forward reads besides the packed weights: the biases, the extra parameters
   // and the gate options (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
@@ -103,7 +111,7 @@ class StepWeights {
       row_wise_step(cell, h_out, x, h, B);
       return;
     }
-    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const PackedGemm<T> pg = products();
     // Two phases keep each slice's input products from the first phase to the second, and
     // the operand u of all units: per calling thread, as calls may come from several threads.
     // (The workers must see the caller's buffers, not thread_locals of their own: hence the
@@ -176,7 +184,7 @@ class StepWeights {
   // steps in one GEMM per slice (a sequence then reads W_ih once, not once per step). Not for
   // row-wise cells (they add their biases themselves).
   void input_products(const T* x, int64_t rows, std::vector<Buffer<T>>& out) const {
-    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const PackedGemm<T> pg = products();
     out.resize(slices_.size());
     for (size_t k = 0; k < slices_.size(); ++k) out[k].resize(rows * width_of(slices_[k]));
     over_slices([&](const Slice& s) {
@@ -190,7 +198,7 @@ class StepWeights {
   // whole rows (gate g at g*H), then threads run the cell on whole rows (as engine/row_wise.h).
   template <class Fwd>
   void row_wise_step(Fwd& cell, T* h_out, const T* x, const T* h, int64_t B) const {
-    const PackedGemm<T> pg = packed_gemm_fns<T>(*table_);
+    const PackedGemm<T> pg = products();
     const int64_t GH = G_ * H_;
     thread_local Buffer<T> px_buffer, ph_buffer;  // per calling thread, as in step()
     px_buffer.resize(B * GH);
@@ -231,6 +239,13 @@ class StepWeights {
 
   int64_t width_of(const Slice& s) const { return G_ * (s.j1 - s.j0); }
 
+  // The packed products every weight runs through: float32/float64, or int8.
+  PackedGemm<T> products() const {
+    if constexpr (std::is_same_v<T, float>)
+      if (int8_) return q8_gemm_fns(*table_);
+    return packed_gemm_fns<T>(*table_);
+  }
+
   // px (rows, G*nj) = bias + x (rows, I) · this slice's rows of W_ihᵀ.
   void slice_input_products(const PackedGemm<T>& pg, const Slice& s, const T* x, int64_t rows,
                             T* px) const {
@@ -252,7 +267,7 @@ class StepWeights {
   }
   int G_, HG_;
   int64_t I_, H_, P_;
-  bool projected_;
+  bool projected_, int8_;
   const KernelTable* table_;
   std::vector<Slice> slices_;
   std::vector<T> b_ih_, b_hh_, extra_[kMaxExtra];

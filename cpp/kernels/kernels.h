@@ -73,6 +73,13 @@ struct KernelTable {
   ExpSumFn<double> exp_sum_f64 = nullptr;
   RowMaxFn<float> row_max_f32 = nullptr;
   RowMaxFn<double> row_max_f64 = nullptr;
+  // int8 weights (kernels/int8_driver.inl): the same contract as the packed float32 products
+  // above, with op(B) quantized per column at packing and A per row at each call. One layout
+  // for every level; gemm_q8 sums exactly, so every level gives the same bits.
+  PackedSizeFn packed_q8_size = nullptr;
+  PackBFn<float> pack_q8 = nullptr;
+  GemmPackedFn<float> gemm_q8 = nullptr;
+  const char* q8_kernel = "portable";  // which integer dot kernel gemm_q8 runs
   FmaLoopFn fma_loop_f32 = nullptr;
 };
 
@@ -81,6 +88,9 @@ struct KernelTable {
 void register_generic(KernelTable& table);
 void register_avx2(KernelTable& table);    // defined only when built with AVX2 sources
 void register_avx512(KernelTable& table);  // defined only when built with AVX-512 sources
+// The int8 dot kernel for CPUs with avx512_vnni (on top of the AVX-512 table); defined only
+// when built with it.
+void register_avx512vnni_int8(KernelTable& table);
 
 // The ISA sets a table can be built for, best last. Which one a CPU may use is decided from its
 // feature bits (runtime/cpu_features.h), not from this order.
@@ -119,6 +129,10 @@ template <> inline PackedGemm<float> packed_gemm_fns<float>(const KernelTable& k
 }
 template <> inline PackedGemm<double> packed_gemm_fns<double>(const KernelTable& k) {
   return {k.packed_b_size_f64, k.pack_b_f64, k.gemm_packed_f64};
+}
+// The int8 products in PackedGemm's shape, so the engine runs them where it would the float ones.
+inline PackedGemm<float> q8_gemm_fns(const KernelTable& k = kernels()) {
+  return {k.packed_q8_size, k.pack_q8, k.gemm_q8};
 }
 template <class T> struct Activations {
   UnaryFn<T> sigmoid;

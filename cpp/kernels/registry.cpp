@@ -73,6 +73,11 @@ KernelTable build(SimdLevel level) {
 #if defined(RNNKIT_HAVE_AVX512)
   if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512)) register_avx512(table);
 #endif
+#if defined(RNNKIT_HAVE_AVX512VNNI)
+  if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512) &&
+      (cpu_features() & kAvx512Vnni))
+    register_avx512vnni_int8(table);
+#endif
   return table;
 }
 

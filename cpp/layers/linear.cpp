@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "engine/products.h"
+#include "runtime/parallel.h"
+#include "runtime/threads.h"
 
 namespace rnnkit {
 
@@ -19,6 +21,28 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, i
   if (dx) parallel_gemm(false, false, M, I, O, dy, O, w, I, T(0), dx, I);
   parallel_gemm(true, false, O, I, M, dy, O, x, I, T(1), dw, I);
   if (db) add_column_sums(db, dy, M, O, O);
+}
+
+Int8Linear::Int8Linear(const float* w, const float* b, int64_t O, int64_t I)
+    : O_(O), I_(I), table_(&kernels()) {
+  const PackedGemm<float> pg = q8_gemm_fns(*table_);
+  packed_.resize(pg.size(I, O));
+  pg.pack(true, I, O, w, I, packed_.data());
+  if (b) bias_.assign(b, b + O);
+}
+
+void Int8Linear::forward(const float* x, int64_t M, float* y) const {
+  const PackedGemm<float> pg = q8_gemm_fns(*table_);
+  const int nt = threads_for(2.0 * M * O_ * I_, (M + 15) / 16);
+  run_parallel(nt, [&](int part, int parts) {
+    int64_t lo, hi;
+    split_range(M, parts, part, 16, &lo, &hi);
+    if (hi <= lo) return;
+    if (!bias_.empty())
+      for (int64_t m = lo; m < hi; ++m) std::copy(bias_.begin(), bias_.end(), y + m * O_);
+    pg.gemm(hi - lo, O_, I_, x + lo * I_, I_, packed_.data(), bias_.empty() ? 0.0f : 1.0f,
+            y + lo * O_, O_);
+  });
 }
 
 template void linear_forward<float>(float*, const float*, const float*, const float*, int64_t,

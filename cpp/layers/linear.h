@@ -6,6 +6,10 @@
 // Shapes: M rows, I input features, O output features; row-major, last index fastest.
 #pragma once
 #include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "runtime/buffer.h"
 
 namespace rnnkit {
 
@@ -18,5 +22,24 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t
 template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t M,
                      int64_t I, int64_t O);
+
+// An inference Linear with int8 weights (kernels/int8_driver.inl): w quantized per output
+// feature and packed once, x quantized per row at each call, float32 out. Keeps the kernel
+// table it packed for (the layout is shared by every level, but its products are its own).
+class Int8Linear {
+ public:
+  Int8Linear(const float* w, const float* b, int64_t O, int64_t I);
+  // y (M, O) = x (M, I) · wᵀ + b, rows split over threads (each row's result is the same on
+  // any thread).
+  void forward(const float* x, int64_t M, float* y) const;
+  int64_t in_features() const { return I_; }
+  int64_t out_features() const { return O_; }
+
+ private:
+  int64_t O_, I_;
+  const KernelTable* table_;
+  Buffer<float> packed_;
+  std::vector<float> bias_;
+};
 
 }  // namespace rnnkit

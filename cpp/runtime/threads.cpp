@@ -12,6 +12,8 @@ namespace rnnkit {
 namespace {
 // 0 means "not set by the user": follow OpenMP's own default (OMP_NUM_THREADS or core count).
 std::atomic<int> g_num_threads{0};
+// limit_calling_thread's cap for this thread (0: none).
+thread_local int t_thread_cap = 0;
 
 // Below this many FLOPs between barriers a second thread does not pay for its synchronisation.
 // A barrier costs ~1 µs on an idle machine, where one core does 100-250 kFLOP; but on a shared
@@ -23,13 +25,21 @@ constexpr double kMinFlopsPerThread = 2e6;
 void set_num_threads(int n) { g_num_threads.store(std::max(1, n)); }
 
 int get_num_threads() {
-  const int n = g_num_threads.load();
-  if (n > 0) return n;
+  int n = g_num_threads.load();
+  if (n <= 0) {
 #ifdef RNNKIT_OPENMP
-  return std::max(1, omp_get_max_threads());
+    n = std::max(1, omp_get_max_threads());
 #else
-  return 1;
+    n = 1;
 #endif
+  }
+  return t_thread_cap > 0 ? std::min(n, t_thread_cap) : n;
+}
+
+int limit_calling_thread(int n) {
+  const int before = t_thread_cap;
+  t_thread_cap = std::max(0, n);
+  return before;
 }
 
 int threads_for(double flops_per_sync, int64_t max_parts) {

@@ -10,6 +10,11 @@ namespace rnnkit {
 void set_num_threads(int n);
 int get_num_threads();
 
+// A cap for the calling thread only (0: none), below the global one: a caller that runs two
+// independent kernels at once (the two directions of a bidirectional layer) gives each its
+// share of the threads. Returns the previous cap of this thread.
+int limit_calling_thread(int n);
+
 // Threads to use for work that does `flops_per_sync` floating-point operations between two
 // synchronisation points, split into at most `max_parts` independent parts.
 int threads_for(double flops_per_sync, int64_t max_parts);

@@ -274,6 +274,8 @@ def _describe(module: Any) -> Dict[str, Any]:
         desc: Dict[str, Any] = {"class": cls.__name__, "config": module.get_config()}
         if cls._config_children:
             desc["layers"] = [_describe(m) for m in module.children()]
+        if module.quantized:   # rnnkit.quantize: its (dequantized) weights run as int8
+            desc["quantized"] = module.quantized
         return desc
     # A user's class (or a subclass of an rnnkit layer): its own name, never its parent's,
     # and its config; its children are its own business (its constructor builds them).
@@ -323,7 +325,13 @@ def _build(desc: Dict[str, Any]) -> Any:
         raise _not_buildable(name)
     with warnings.catch_warnings():  # e.g. dropout with one layer: warned when first built
         warnings.simplefilter("ignore")
-        return cls(*children, **config)
+        module = cls(*children, **config)
+    if desc.get("quantized"):
+        try:
+            module._set_quantized(desc["quantized"])
+        except (TypeError, ValueError) as exc:
+            raise _BadContent(f"a {name} cannot be quantized as the file says: {exc}") from None
+    return module
 
 
 # Constructor arguments whose type decides how much a layer allocates, checked before any
@@ -504,6 +512,9 @@ def _check_architecture(desc: Any, present: Set[str]) -> _Expected:
             continue
         cls, config = _known_class(_LAYERS, d, "layer class")
         allowed = {"class", "config", "layers"} if cls._config_children else {"class", "config"}
+        allowed |= {"quantized"}
+        if "quantized" in d and d["quantized"] != "int8":
+            raise _BadContent(f"{where}: quantized must be 'int8', got {d['quantized']!r}")
         if not set(d) <= allowed or (cls._config_children and "layers" not in d):
             raise _BadContent(f"{where}: a {name} has the entries {sorted(allowed)}, got "
                               f"{sorted(set(d))}")
@@ -601,6 +612,8 @@ def load_model_entry(entry: Dict[str, Any], arrays: Any, into: Any = None) -> An
                           f"as into ({str(exc)[:500]})") from None
     for rng, state in rngs:
         rng.bit_generator.state = state
+    if into is None and any(m.quantized for m in model.modules()):
+        model.eval()   # an int8 model (rnnkit.quantize) runs inference only
     return model
 
 

@@ -87,6 +87,15 @@ class _CellBase(Module):
         self._calls.clear()
         self._packed.drop()
 
+    @property
+    def _int8_weights(self) -> Tuple[str, ...]:  # type: ignore[override]
+        """weight_ih and weight_hh; none for the LayerNorm cells (see the layers')."""
+        return () if self._family.startswith("layernorm") else ("weight_ih", "weight_hh")
+
+    def _set_quantized(self, kind: str) -> None:
+        super()._set_quantized(kind)
+        self._packed.int8 = True
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
@@ -155,6 +164,8 @@ class _CellBase(Module):
         return list(self._packed.step(0, x, s))
 
     def _step(self, x: Any, states: List[Any]) -> Tuple[List[np.ndarray], bool]:
+        if self.quantized:
+            self._inference_only()
         if not self.training:
             # No lock: a compiled step only reads its packed weights, and two threads that both
             # find them stale each repack a valid copy (the last one is kept).
@@ -167,6 +178,11 @@ class _CellBase(Module):
             s = [self._state(n, a, b, unbatched)
                  for n, a in zip(self._state_labels("hx"), states)]
             training = self.training
+            if self.quantized:   # int8 weights live only in the packed form
+                full = [np.zeros((b, self.hidden_size), self.dtype) if a is None else a
+                        for a in s]
+                outs = list(self._packed.step(0, x3[0], full))
+                return ([o[0] for o in outs] if unbatched else outs), unbatched
             w = self._weights()
             _, outs, cache = ops.sequence_forward(self._spec, x3, s, *w[:4], extra=w[4:],
                                                   training=training, options=self._gates)

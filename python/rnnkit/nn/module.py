@@ -234,6 +234,32 @@ class Module:
     def _on_mode_change(self) -> None:
         """Hook for layers that hold caches (drop them when the mode changes)."""
 
+    # rnnkit.quantize: None, or "int8" for a layer whose weights run as int8 (inference only).
+    quantized: Optional[str] = None
+    # The names of the parameters that rnnkit.quantize turns into int8 (the weight matrices);
+    # empty for a layer that cannot be quantized.
+    _int8_weights: Tuple[str, ...] = ()
+
+    def _set_quantized(self, kind: str) -> None:
+        """Mark this layer as running on int8 weights (rnnkit.quantize and rnnkit.load call
+        it; the weights' values are the caller's business)."""
+        if not self._int8_weights:
+            raise TypeError(f"{type(self).__name__} has no int8 form")
+        if kind != "int8":
+            raise ValueError(f"quantized must be 'int8', got {kind!r}")
+        if self.dtype != np.float32:
+            raise TypeError(f"int8 weights need a float32 layer; {type(self).__name__} is "
+                            f"{np.dtype(self.dtype).name}")
+        object.__setattr__(self, "quantized", kind)
+        self._on_mode_change()
+
+    def _inference_only(self) -> None:
+        """Raises in training mode for a quantized layer."""
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__} has int8 weights (rnnkit.quantize): it "
+                               "runs inference only; call .eval() (quantize a trained float "
+                               "model instead of training this one)")
+
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         """Set ``requires_grad`` of every parameter (this module's and its descendants') and
         return self, as torch's ``Module.requires_grad_``: ``layer.requires_grad_(False)``

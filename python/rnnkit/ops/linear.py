@@ -1,7 +1,7 @@
 """Functional affine map on rows, on rnnkit's own GEMM (see cpp/layers/linear.h for why)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -22,3 +22,10 @@ def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, dw: np.nd
     """Adds ``dyᵀ · x`` into ``dw`` (O, I) and ``Σ_rows dy`` into ``db`` (O,) in place, and
     returns ``dx = dy · weight`` (M, I), or None without ``want_dx``."""
     return _core.linear_backward(dy, x, weight, dw, db, want_dx)
+
+
+def int8_linear(weight: np.ndarray, bias: Optional[np.ndarray]) -> Any:
+    """``weight`` (O, I) float32 quantized to int8 per output row and packed once, with
+    ``bias`` (O,) or None: an object whose ``forward(x (M, I))`` returns x·weightᵀ + bias in
+    float32, x quantized per row (kernels/int8_driver.inl)."""
+    return _core.Int8Linear(weight, bias)

@@ -1,0 +1,90 @@
+"""rnnkit.quantize: inference models whose weight matrices run as int8.
+
+``rnnkit.quantize(model)`` returns a copy of a trained float32 model in which every recurrent
+layer (LSTM with peepholes or projection too, GRU with either formula, RNN, their single-step
+cells) and every Linear computes its products with int8 weights: each weight matrix quantized
+per output channel, symmetrically (scale = max |w| / 127), each activation row quantized the
+same way at every product, integer sums exact (AVX-512 VNNI's vpdpbusd where the CPU has it, a
+portable loop elsewhere, bitwise the same), then rescaled to float32. Biases, peepholes and all
+gate math stay float32. The LayerNorm cells have no int8 form: their LayerNorms rescale every
+product to unit variance, and the int8 error with it. See cpp/kernels/int8_driver.inl for the
+arithmetic.
+
+The copy's float weights are replaced by their int8 values (q x scale), so what the model
+holds is what it computes with; ``rnnkit.save`` stores them with the mark "int8" and
+``rnnkit.load`` restores the quantized model. Quantized layers run inference only (a training
+forward raises), without ``lengths`` and without zoneout.
+
+Error: on random weights (U(-1/sqrt(H), 1/sqrt(H)), torch's init) and N(0, 1) inputs the
+outputs differ from float32 by about 1% of their norm (tests/test_quantize.py checks <= 2e-2).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import io
+from .nn.module import Module
+
+__all__ = ["quantize", "int8_round_trip"]
+
+
+def int8_round_trip(w: np.ndarray) -> np.ndarray:
+    """The values the int8 kernels compute with for a weight matrix w (rows = output channels):
+    per row, q = round(w * 127 / max|w|) in [-127, 127], returned as q * max|w| / 127 (float32,
+    the same float32 operations as the kernels' packing). A row of zeros stays zeros."""
+    w = np.asarray(w, np.float32)
+    if w.ndim != 2:
+        raise ValueError(f"w must be a 2-D weight matrix (out, in), got shape {w.shape}")
+    amax = np.abs(w).max(axis=1, keepdims=True) if w.size else np.zeros((w.shape[0], 1),
+                                                                          np.float32)
+    if not np.all(np.isfinite(amax)):
+        raise ValueError("cannot quantize weights that are not finite")
+    safe = np.where(amax > 0, amax, np.float32(1))
+    inv = np.float32(127) / safe
+    q = np.clip(np.rint(w * inv), -127, 127)
+    return (q * (safe / np.float32(127))).astype(np.float32) * (amax > 0)
+
+
+def quantize(model: Module, dtype: str = "int8", *, inplace: bool = False) -> Module:
+    """An int8 inference copy of ``model`` (``inplace=True``: ``model`` itself), in eval mode.
+
+    Every layer with an int8 form is converted (see the module docstring); the others
+    (Embedding, Dropout, attention, ...) are kept as they are. Raises ValueError if there is
+    none, TypeError for a float64 layer. A copy is made through rnnkit's own save format, so a
+    model of your own Module class needs ``rnnkit.io.register_module`` (or ``inplace=True``).
+    """
+    if dtype != "int8":
+        raise ValueError(f"dtype must be 'int8' (bfloat16 is not implemented yet), got "
+                         f"{dtype!r}")
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be an rnnkit Module, got {type(model).__name__}")
+    targets = [m for m in model.modules() if m._int8_weights and not m.quantized]
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no layer with an int8 form (recurrent "
+                         "layers, cells and Linear have one), or is quantized already")
+    for m in targets:   # checked before anything is copied or changed
+        if np.dtype(m.dtype) != np.float32:
+            raise TypeError(f"int8 weights need float32 layers; {type(m).__name__} is "
+                            f"{np.dtype(m.dtype).name} (convert it with .float() first)")
+        if getattr(m, "zoneout", 0):
+            raise ValueError(f"{type(m).__name__} with zoneout has no int8 form yet")
+    if not inplace:
+        model = _copy(model)
+    for m in model.modules():
+        if m._int8_weights and not m.quantized:
+            for name in m._int8_weights:
+                p = m._parameters[name]
+                p.data = int8_round_trip(p.data)
+            m._set_quantized("int8")
+    return model.eval()
+
+
+def _copy(model: Module) -> Module:
+    """A fresh model of the same architecture and parameters (io's description and state)."""
+    try:
+        clone = io._build(io._describe(model))
+    except (TypeError, io._BadContent) as exc:
+        raise TypeError(f"cannot copy {type(model).__name__} to quantize it ({exc}); register "
+                        "its class with rnnkit.io.register_module or pass inplace=True") from None
+    clone.load_state_dict(model.state_dict())
+    return clone
