@@ -2,7 +2,9 @@
 //   gemm and pack_b + gemm_packed, float and double, all four (transA, transB), beta 0 and 1, at
 //   edge sizes, leading dimensions wider than the matrices, K = 0 and empty M or N, against a
 //   naive triple loop in long double; sigmoid and tanh against std::exp / std::tanh in long
-//   double (max ulp error), saturation, NaN, awkward lengths and y == x in place.
+//   double (max ulp error), saturation, NaN, awkward lengths and y == x in place; exp_sum and
+//   row_max (softmax's pieces) against long double; the int8 products against exact integer
+//   arithmetic, bitwise equal on every level.
 // Prints the max errors per level and returns non-zero if anything fails. Built with
 // -DRNNKIT_BUILD_TESTS=ON and run by ctest (CMakeLists.txt, .ci/run). The finer-grained Python
 // tests of the same kernels are tests/test_kernels.py.
@@ -281,11 +283,112 @@ void test_activation(const KernelTable& k, bool sigmoid) {
   }
 }
 
+// ---- softmax pieces: exp_sum, row_max ------------------------------------------------------
+
+template <class T>
+void test_softmax_pieces(const KernelTable& k) {
+  const char* level = k.isa;
+  char what[64];
+  std::snprintf(what, sizeof what, "exp_sum/row_max %s", type_name<T>());
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal(0.0, 4.0);
+  for (int64_t n : {1, 2, 7, 8, 15, 16, 17, 31, 33, 1000}) {
+    std::vector<T> x(size_t(n + 32), T(kGuard)), y(size_t(n + 32), T(kGuard));
+    for (int64_t i = 0; i < n; ++i) x[16 + i] = T(normal(rng));
+    if (n > 2) x[17] = -std::numeric_limits<T>::infinity();  // a masked class: exp gives 0
+    long double mref = x[16];
+    for (int64_t i = 1; i < n; ++i) mref = std::max<long double>(mref, x[16 + i]);
+    const T m = row_max_fn<T>(k)(x.data() + 16, n);
+    if (!same_bits(m, T(mref))) fail(level, what, "row_max n=%lld: %g, not %g", (long long)n,
+                                     double(m), double(mref));
+    const T sum = exp_sum_fn<T>(k)(y.data() + 16, x.data() + 16, n, m);
+    long double sref = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      // The kernel's argument is x - m rounded to T: its exp is what it can get right.
+      const long double e = std::exp((long double)T(x[16 + i] - m));
+      sref += e;
+      const long double err = std::fabs((long double)y[16 + i] - e);
+      if (err > 8 * ulp_of<T>(e) + std::numeric_limits<T>::denorm_min())
+        fail(level, what, "exp n=%lld i=%lld: %.9g vs %.9Lg", (long long)n, (long long)i,
+             double(y[16 + i]), e);
+    }
+    if (n > 2 && y[17] != T(0)) fail(level, what, "exp(-inf) = %g, not 0", double(y[17]));
+    if (std::fabs((long double)sum - sref) > 8 * n * ulp_of<T>(sref))
+      fail(level, what, "sum n=%lld: %.9g vs %.9Lg", (long long)n, double(sum), sref);
+    for (int64_t i : {int64_t(0), int64_t(1), int64_t(15), 16 + n, 16 + n + 15})
+      if (!same_bits(y[size_t(i)], T(kGuard))) fail(level, what, "wrote outside y (n=%lld)",
+                                                    (long long)n);
+  }
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  T xs[3] = {T(1), nan, T(2)}, ys[3];
+  if (!std::isnan(exp_sum_fn<T>(k)(ys, xs, 3, T(2)))) fail(level, what, "NaN did not propagate");
+}
+
+// ---- int8 products -------------------------------------------------------------------------
+
+// gemm_q8 against the scheme done by hand in integers: per-column weight scales, per-row
+// activation scales, exact sums; every level must give the first level's bits.
+std::vector<float> q8_reference_run(const KernelTable& k, int64_t M, int64_t N, int64_t K,
+                                    const std::vector<float>& A, const std::vector<float>& W) {
+  const PackedGemm<float> pg = q8_gemm_fns(k);
+  std::vector<float> packed(size_t(pg.size(K, N)));
+  pg.pack(true, K, N, W.data(), K, packed.data());
+  std::vector<float> C(size_t(M * N), 1.0f);
+  pg.gemm(M, N, K, A.data(), K, packed.data(), 0.0f, C.data(), N);
+  return C;
+}
+
+void test_int8(const KernelTable& k, std::vector<std::vector<float>>* first) {
+  const char* level = k.isa;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  const int64_t shapes[][3] = {{1, 1, 1}, {3, 15, 5}, {4, 16, 4}, {5, 17, 63}, {70, 40, 130}};
+  size_t idx = 0;
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    std::vector<float> A(size_t(M * K)), W(size_t(N * K));
+    for (float& v : A) v = uni(rng);
+    for (float& v : W) v = uni(rng);
+    const std::vector<float> C = q8_reference_run(k, M, N, K, A, W);
+    auto quant = [](const float* v, int64_t n, std::vector<long>& q) {
+      float amax = 0;
+      for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const float inv = 127.0f / amax;
+      q.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) q[i] = std::lrint(v[i] * inv);
+      return amax / 127.0f;
+    };
+    double worst = 0;
+    std::vector<long> qa, qw;
+    for (int64_t m = 0; m < M; ++m) {
+      const float sa = quant(A.data() + m * K, K, qa);
+      for (int64_t n = 0; n < N; ++n) {
+        const float sw = quant(W.data() + n * K, K, qw);
+        long acc = 0;
+        for (int64_t i = 0; i < K; ++i) acc += qa[i] * qw[i];
+        const double want = double(sa) * sw * double(acc);
+        worst = std::max(worst, std::fabs(C[m * N + n] - want) / (1e-6 + std::fabs(want)));
+      }
+    }
+    if (worst > 1e-5) fail(level, "int8", "M=%lld N=%lld K=%lld: relative error %.3g",
+                           (long long)M, (long long)N, (long long)K, worst);
+    if (first->size() <= idx) {
+      first->push_back(C);
+    } else if (std::memcmp((*first)[idx].data(), C.data(), C.size() * sizeof(float)) != 0) {
+      fail(level, "int8", "M=%lld N=%lld K=%lld: bits differ from the first level",
+           (long long)M, (long long)N, (long long)K);
+    }
+    ++idx;
+  }
+  std::printf("  int8 (%s): %zu shapes checked\n", k.q8_kernel, idx);
+}
+
 }  // namespace
 
 int main() {
   SimdLevel levels[3];
   const int n = available_simd_levels(levels);
+  std::vector<std::vector<float>> int8_first;  // the first level's int8 results
   for (int i = 0; i < n; ++i) {
     const KernelTable& k = kernel_table(levels[i]);
     std::printf("%s:\n", simd_level_name(levels[i]));
@@ -297,6 +400,9 @@ int main() {
       test_activation<float>(k, sigmoid);
       test_activation<double>(k, sigmoid);
     }
+    test_softmax_pieces<float>(k);
+    test_softmax_pieces<double>(k);
+    test_int8(k, &int8_first);
   }
   if (failures) {
     std::printf("%d check(s) FAILED\n", failures);

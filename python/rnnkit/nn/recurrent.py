@@ -25,12 +25,11 @@ import numpy as np
 
 from .. import ops
 from .._cellspec import EXTRA_INIT, CellSpec, cell_for
-from ..ops import _validate
+from ..ops import _validate, checkpointed
 from ..ops._validate import _shape_str as _shape
 from ..ops._validate import rows_contiguous
 from ._calls import CallState
 from ._directions import run_directions
-from ..ops import checkpointed
 from ._options import (GATE_DEFAULTS, RECOMPUTE_DEFAULTS, REGULARIZER_DEFAULTS,
                        cell_options_repr, flag, set_gate_options, without_defaults)
 from .module import (Module, _dtype, _lengths_arg, _no_cache_error, _positive_int,
