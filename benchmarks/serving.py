@@ -16,7 +16,8 @@ dynamic activations); ``onnxruntime-int8`` runs the file through
 ``onnxruntime.quantization.quantize_dynamic`` (QInt8 weights: DynamicQuantizeLSTM for the LSTM;
 ONNX Runtime has no int8 GRU, so its GRU stays float32 there); ``torch-int8`` is
 ``torch.ao.quantization.quantize_dynamic`` (qint8 LSTM and GRU). Their GB/s count one byte per
-weight.
+weight. ``rnnkit-bf16`` is ``rnnkit.quantize(layer, "bfloat16")`` (two bytes per weight; no
+bfloat16 peer is timed here).
 
 Every (peer, threads) times itself in its own process (thread pools of the peers spin and
 distort each other in one process), the processes taking turns over the rounds; each round's
@@ -45,7 +46,7 @@ from benchmarks.env import child_env, snapshot_source_tree  # noqa: E402
 # DeepBench's inference-server recurrent sizes (hidden = input) that fit this suite's budget.
 SIZES: Tuple[str, ...] = ("lstm:256", "lstm:512", "lstm:1024", "gru:512", "gru:1024")
 PEERS: Tuple[str, ...] = ("rnnkit", "torch", "onnxruntime", "openvino", "rnnkit-int8",
-                          "onnxruntime-int8", "torch-int8")
+                          "onnxruntime-int8", "torch-int8", "rnnkit-bf16")
 INT8 = ("rnnkit-int8", "onnxruntime-int8", "torch-int8")
 GATES = {"lstm": 4, "gru": 3}
 SEED = 1234
@@ -60,12 +61,12 @@ def _runner(peer: str, cell: str, hidden: int, batch: int, steps: int, threads: 
             onnx_path: str):
     """A zero-argument callable that runs one forward of the problem with ``peer``."""
     x = np.random.default_rng(SEED).standard_normal((steps, batch, hidden)).astype(np.float32)
-    if peer in ("rnnkit", "rnnkit-int8"):
+    if peer in ("rnnkit", "rnnkit-int8", "rnnkit-bf16"):
         import rnnkit
         rnnkit.set_num_threads(threads)
         layer = _layer(cell, hidden)
-        if peer == "rnnkit-int8":
-            layer = rnnkit.quantize(layer)
+        if peer != "rnnkit":
+            layer = rnnkit.quantize(layer, "int8" if peer == "rnnkit-int8" else "bfloat16")
         return lambda: layer(x)
     if peer in ("torch", "torch-int8"):
         import torch
@@ -221,11 +222,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     continue
                 ms = statistics.median(rounds)
                 times[peer] = ms
-                gbs = weight_gbs(cell, int(hidden), args.steps, ms, 1 if peer in INT8 else 4)
+                nbytes = 1 if peer in INT8 else 2 if peer == "rnnkit-bf16" else 4
+                gbs = weight_gbs(cell, int(hidden), args.steps, ms, nbytes)
                 row += f"{ms:>9.3f} ms {gbs:>5.1f} GB/s"
             for ours in ("rnnkit", "rnnkit-int8"):
-                group = INT8 if ours == "rnnkit-int8" else tuple(p for p in PEERS
-                                                                 if p not in INT8)
+                group = INT8 if ours == "rnnkit-int8" else tuple(
+                    p for p in PEERS if p not in INT8 and p != "rnnkit-bf16")
                 others = [v for p, v in times.items() if p in group and p != ours]
                 if ours in times and others:
                     row += f"  {min(others) / times[ours]:.2f}x"

@@ -1,10 +1,13 @@
-"""rnnkit.quantize: int8 weights for inference (cpp/kernels/int8_driver.inl).
+"""rnnkit.quantize: int8 and bfloat16 weights for inference (cpp/kernels/int8_driver.inl,
+bf16_driver.inl).
 
 The int8 product is checked against plain numpy integer arithmetic written from the stated
 scheme (per-output-channel weights, per-row activations, both symmetric), bitwise equal across
 SIMD levels (the portable loop against AVX-512 VNNI) and thread counts; quantized layers against
 their float32 originals (relative error of y <= 2e-2 on random weights), through save/load, and
-every refusal (training, lengths, float64, zoneout) is a clear error.
+every refusal (training, lengths, float64, zoneout) is a clear error. bfloat16: the product
+against float64 sums of the rounded operands, the rounding itself against hand-worked values,
+layers within 1e-2 of float32.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import pytest
 
 import rnnkit
 from rnnkit import nn
-from rnnkit.ops.linear import int8_linear
-from rnnkit.quantize import int8_round_trip
+from rnnkit.ops.linear import quantized_linear
+from rnnkit.quantize import bfloat16_round_trip, int8_round_trip
 
 SIMD_LEVELS = list(rnnkit.build_info()["simd_available"])
 
@@ -58,17 +61,47 @@ def test_int8_product_matches_integer_reference(level, m, k, n, bias):
     got = []
     for name in SIMD_LEVELS:
         level(name)
-        got.append(int8_linear(w, b).forward(x))
+        got.append(quantized_linear(w, b, "int8").forward(x))
     np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
     for g in got[1:]:
         assert np.array_equal(g, got[0])          # integer sums: the same bits on every level
 
 
-def test_int8_kernel_is_named():
-    kernel = rnnkit.build_info()["int8_kernel"]
-    expect = "avx512_vnni" if ("avx512_vnni" in rnnkit.build_info()["cpu_features"]
-                               and rnnkit.build_info()["simd"] == "avx512") else "portable"
-    assert kernel == expect
+@pytest.mark.parametrize("kind,feature", [("int8", "avx512_vnni"), ("bf16", "avx512_bf16")])
+def test_kernels_are_named(kind, feature):
+    info = rnnkit.build_info()
+    expect = feature if (feature in info["cpu_features"] and info["simd"] == "avx512") \
+        else "portable"
+    assert info[f"{kind}_kernel"] == expect
+
+
+def test_bfloat16_rounding():
+    one = 1.0
+    values = np.array([one, one + 2**-8, one + 3 * 2**-8, -2.5, 0.0, 3e38, 1e-30],
+                      np.float32)
+    want = np.array([one, one, one + 2**-6, -2.5, 0.0, 3.0e38, 1e-30], np.float32)
+    got = bfloat16_round_trip(values)
+    assert got[:5].tolist() == want[:5].tolist()
+    for g, v in zip(got[5:], values[5:]):    # 8 mantissa bits kept: within 2^-9 relative
+        assert abs(g - v) <= abs(v) * 2**-8
+    assert (got.view(np.uint32) & 0xFFFF).max() == 0
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 3, 15), (5, 17, 17), (70, 63, 100),
+                                   (2, 301, 64)])
+def test_bf16_product_matches_rounded_reference(level, m, k, n):
+    rng = np.random.default_rng(m + k + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.uniform(-0.5, 0.5, (n, k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    xr = bfloat16_round_trip(x).astype(np.float64)
+    wr = bfloat16_round_trip(w).astype(np.float64)
+    want = xr @ wr.T + b
+    scale = np.abs(xr) @ np.abs(wr).T + np.abs(b)    # float32 sum rounding bound
+    for name in SIMD_LEVELS:
+        level(name)
+        got = quantized_linear(w, b, "bfloat16").forward(x)
+        assert np.all(np.abs(got - want) <= (k + 2) * 2**-24 * scale + 1e-30), name
 
 
 def test_round_trip_is_what_the_kernel_uses():
@@ -78,8 +111,8 @@ def test_round_trip_is_what_the_kernel_uses():
     q, s = _quantized_ints(w)
     np.testing.assert_array_equal(int8_round_trip(w), (q * s).astype(np.float32))
     x = rng.standard_normal((5, 9)).astype(np.float32)   # re-quantizing changes nothing
-    np.testing.assert_allclose(int8_linear(int8_round_trip(w), None).forward(x),
-                               int8_linear(w, None).forward(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(quantized_linear(int8_round_trip(w), None, "int8").forward(x),
+                               quantized_linear(w, None, "int8").forward(x), rtol=1e-6, atol=1e-7)
 
 
 LAYERS = [
@@ -99,20 +132,21 @@ def _relative_error(a, b):
 
 @pytest.mark.parametrize("name,make", LAYERS, ids=[n for n, _ in LAYERS])
 @pytest.mark.parametrize("batch", [1, 4, 40])
-def test_quantized_layers_stay_close_to_float(name, make, batch):
+@pytest.mark.parametrize("kind,bound", [("int8", 2e-2), ("bfloat16", 1e-2)])
+def test_quantized_layers_stay_close_to_float(name, make, batch, kind, bound):
     layer = make().eval()
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch, 30, 24) if layer.batch_first else (30, batch, 24))
     x = x.astype(np.float32)
     y, state = layer(x)
-    q = rnnkit.quantize(layer)
+    q = rnnkit.quantize(layer, kind)
     yq, state_q = q(x)
-    assert q.quantized == "int8" and layer.quantized is None   # the original is untouched
-    assert _relative_error(yq, y) <= 2e-2
+    assert q.quantized == kind and layer.quantized is None   # the original is untouched
+    assert _relative_error(yq, y) <= bound
     for a, b in zip(state_q if isinstance(state_q, tuple) else (state_q,),
                     state if isinstance(state, tuple) else (state,)):
-        assert _relative_error(a, b) <= 2e-2
-    # Not a float model in disguise: the error is that of int8 (far above float rounding).
+        assert _relative_error(a, b) <= bound
+    # Not a float model in disguise: the error is that of the format (far above float32's).
     assert _relative_error(yq, y) > 1e-4
 
 
@@ -132,21 +166,22 @@ def test_quantized_model_threads_and_levels_bitwise(level):
     assert np.array_equal(outs[0], outs[1])
 
 
-def test_save_load_and_steps(tmp_path):
+@pytest.mark.parametrize("kind", ["int8", "bfloat16"])
+def test_save_load_and_steps(tmp_path, kind):
     model = nn.Sequential(nn.Embedding(30, 16, seed=0), nn.GRU(16, 64, batch_first=True, seed=1),
                           nn.Linear(64, 30, seed=2))
-    q = rnnkit.quantize(model)
+    q = rnnkit.quantize(model, kind)
     x = np.random.default_rng(1).integers(0, 30, (2, 12))
     path = os.fspath(tmp_path / "q.rnnkit")
     rnnkit.save(q, path)
     loaded = rnnkit.load(path)
-    assert [m.quantized for m in loaded.modules()] == [None, None, "int8", "int8"]
+    assert [m.quantized for m in loaded.modules()] == [None, None, kind, kind]
     assert not loaded.training
     np.testing.assert_array_equal(loaded(x), q(x))
     # Generation runs the one-step path on the int8 weights too.
     tokens = rnnkit.sample(loaded, [1, 2, 3], 10, temperature=0.8, seed=0)
     assert len(tokens) == 10
-    cell = rnnkit.quantize(nn.LSTMCell(8, 32, seed=0))
+    cell = rnnkit.quantize(nn.LSTMCell(8, 32, seed=0), kind)
     xs = np.random.default_rng(2).standard_normal((3, 8)).astype(np.float32)
     h, c = cell(xs)
     hf, cf = nn.LSTMCell(8, 32, seed=0).eval()(xs)
@@ -166,7 +201,7 @@ def test_refusals():
     with pytest.raises(ValueError, match="zoneout"):
         rnnkit.quantize(nn.LSTM(4, 8, zoneout=0.1))
     with pytest.raises(ValueError, match="int8"):
-        rnnkit.quantize(nn.LSTM(4, 8), dtype="bfloat16")
+        rnnkit.quantize(nn.LSTM(4, 8), dtype="float16")
     with pytest.raises(ValueError, match="no layer"):
         rnnkit.quantize(nn.Sequential(nn.Embedding(4, 3)))
     with pytest.raises(ValueError, match="no layer"):   # LayerNorm amplifies the int8 error

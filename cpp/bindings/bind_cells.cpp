@@ -350,7 +350,15 @@ template <template <class> class CellT>
 std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle& w_hh,
                                        const py::handle& b_ih, const py::handle& b_hh,
                                        const py::handle& extra, const py::handle& w_hr,
-                                       const py::handle& options, bool int8) {
+                                       const py::handle& options,
+                                       const std::string& quantized) {
+  WeightFormat format = WeightFormat::native;
+  if (quantized == "int8")
+    format = WeightFormat::int8;
+  else if (quantized == "bfloat16")
+    format = WeightFormat::bf16;
+  else if (!quantized.empty())
+    throw py::value_error("quantized must be '', 'int8' or 'bfloat16', got '" + quantized + "'");
   GateOptions opts;
   const bool has_opts = options_of(options, &opts);
   return dispatch_float(w_ih, "w_ih", [&](auto tag) {
@@ -372,9 +380,9 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
     if (has_opts) w.opts = &opts;  // StepWeights keeps a copy
     auto s = std::make_unique<Step<CellT>>();
     py::gil_scoped_release nogil;
-    if (int8 && !std::is_same_v<T, float>)
-      throw py::type_error("int8 weights need float32 weights, got float64");
-    s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H, d.P, int8);
+    if (format != WeightFormat::native && !std::is_same_v<T, float>)
+      throw py::type_error(quantized + " weights need float32 weights, got float64");
+    s->template weights<T>() = make_step_weights<Cell, T>(w, d.I, d.H, d.P, format);
     return s;
   });
 }
@@ -478,7 +486,7 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
   py::class_<Step<CellT>>(m, (n + "_step").c_str())
       .def(py::init(&make_step<CellT>), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("extra") = py::tuple(), py::arg("w_hr") = py::none(),
-           py::arg("options") = py::none(), py::arg("int8") = false)
+           py::arg("options") = py::none(), py::arg("quantized") = "")
       .def("step", [](Step<CellT>& s, const py::handle& x, const py::handle& states) {
         py::tuple st = tuple_of(states, "states", Cf::kStates);
         if (s.f32) return step_typed<CellT, float>(*s.f32, x, st);
@@ -495,8 +503,10 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
       .def_property_readonly("dtype", [](const Step<CellT>& s) {
         return std::string(s.f32 ? "float32" : "float64");
       })
-      .def_property_readonly("int8", [](const Step<CellT>& s) {
-        return bool(s.f32 && s.f32->int8());
+      .def_property_readonly("quantized", [](const Step<CellT>& s) {
+        const WeightFormat f = s.f32 ? s.f32->format() : WeightFormat::native;
+        return std::string(f == WeightFormat::int8 ? "int8"
+                           : f == WeightFormat::bf16 ? "bfloat16" : "");
       });
 
   py::dict spec;

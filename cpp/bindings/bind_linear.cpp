@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <string>
 
 #include "bindings/common.h"
 #include "layers/linear.h"
@@ -58,19 +59,23 @@ py::object backward(const py::handle& dy, const py::handle& x, const py::handle&
 }  // namespace
 
 void bind_linear(py::module_& m) {
-  py::class_<Int8Linear>(m, "Int8Linear",
-                         "A Linear layer's weights quantized to int8 and packed once, for "
-                         "inference (layers/linear.h).")
-      .def(py::init([](const py::handle& w, const py::handle& b) {
+  py::class_<QuantizedLinear>(m, "QuantizedLinear",
+                              "A Linear layer's weights as int8 or bfloat16, packed once, for "
+                              "inference (layers/linear.h).")
+      .def(py::init([](const py::handle& w, const py::handle& b, const std::string& kind) {
+             if (kind != "int8" && kind != "bfloat16")
+               throw py::value_error("quantized must be 'int8' or 'bfloat16', got '" + kind +
+                                     "'");
              const int64_t O = dim(w, "weight", 2, 0, "(out_features, in_features)");
              const int64_t I = dim(w, "weight", 2, 1, "(out_features, in_features)");
              const float* pw = input<float>(w, "weight", {O, I});
              const float* pb = optional_input<float>(b, "bias", {O});
              py::gil_scoped_release nogil;
-             return std::make_unique<Int8Linear>(pw, pb, O, I);
+             return std::make_unique<QuantizedLinear>(
+                 pw, pb, O, I, kind == "int8" ? WeightFormat::int8 : WeightFormat::bf16);
            }),
-           py::arg("weight"), py::arg("bias"))
-      .def("forward", [](const Int8Linear& lin, const py::handle& x) {
+           py::arg("weight"), py::arg("bias"), py::arg("quantized"))
+      .def("forward", [](const QuantizedLinear& lin, const py::handle& x) {
              const int64_t M = dim(x, "x", 2, 0, "(M, in_features)");
              const float* px = input<float>(x, "x", {M, lin.in_features()});
              auto y = new_array<float>({M, lin.out_features()}, false);

@@ -26,6 +26,7 @@ void bind_runtime(py::module_& m) {
     info["openmp"] = openmp_enabled();
     info["simd"] = kernels().isa;
     info["int8_kernel"] = kernels().q8_kernel;
+    info["bf16_kernel"] = kernels().bf16_kernel;
     info["simd_compiled"] = simd_level_name(compiled_simd_level());
     info["simd_cpu"] = simd_level_name(cpu_simd_level());
     SimdLevel levels[3];

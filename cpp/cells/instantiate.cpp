@@ -9,7 +9,7 @@ namespace rnnkit {
   template void sequence_forward<CellT<T>, T>(const ForwardArrays<T>&, const SeqDims&);          \
   template void sequence_backward<CellT<T>, T>(const BackwardArrays<T>&, const SeqDims&);        \
   template std::unique_ptr<StepWeights<T>> make_step_weights<CellT<T>, T>(                       \
-      const CellWeights<T>&, int64_t, int64_t, int64_t, bool);                                   \
+      const CellWeights<T>&, int64_t, int64_t, int64_t, WeightFormat);                           \
   template void sequence_step<CellT<T>, T>(const StepWeights<T>&, const StepArrays<T>&, int64_t); \
   template void sequence_steps<CellT<T>, T>(const StepWeights<T>&, const StepSequenceArrays<T>&,   \
                                             int64_t, int64_t);

@@ -21,10 +21,12 @@ template <class Cell, class T>
 void sequence_backward(const BackwardArrays<T>& a, const SeqDims& d);
 
 // Weights packed for single steps (input size I, hidden size H; P: the width of h, the
-// projection's size where w.w_hr is set, else H); int8: quantized (engine/step.h).
+// projection's size where w.w_hr is set, else H); format: int8 or bfloat16 weights
+// (engine/step.h).
 template <class Cell, class T>
 std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
-                                                  int64_t H, int64_t P, bool int8);
+                                                  int64_t H, int64_t P,
+                                                  WeightFormat format);
 
 // One step of a batch of B rows.
 template <class Cell, class T>

@@ -120,12 +120,13 @@ void sequence_backward(const BackwardArrays<T>& a, const SeqDims& dims) {
 
 template <class Cell, class T>
 std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64_t I,
-                                                  int64_t H, int64_t P, bool int8) {
+                                                  int64_t H, int64_t P,
+                                                  WeightFormat format) {
   const std::vector<T> bias = folded_bias<Cell>(w, H, true);
   int64_t extra_size[kMaxExtra] = {};
   for (int i = 0; i < Cell::kExtra; ++i) extra_size[i] = extra_width<Cell>(i) * H;
   return std::make_unique<StepWeights<T>>(Cell::G, Cell::kHGates, I, H, P, w, bias.data(),
-                                          extra_size, int8);
+                                          extra_size, format);
 }
 
 template <class Cell, class T>

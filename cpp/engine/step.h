@@ -36,20 +36,23 @@ class StepWeights {
   // h_gates: the cell's kHGates (G unless it runs in two phases, cells/cell.h); extra_size:
   // the lengths of w.extra[i] (the cell's own parameters), kMaxExtra entries. P: the width of
   // h, the projection's size where w.w_hr (P, H) is set (then w_hh is (G*H, P)), else H.
-  // int8: every weight matrix quantized to int8 per output channel, and every product run on
-  // the table's int8 kernels (kernels/int8_driver.inl; float only): a quantized inference
-  // model's steps, with the gate math unchanged in float.
+  // format: int8 or bf16 store every weight matrix that way and run every product on the
+  // table's int8 (kernels/int8_driver.inl) or bfloat16 (kernels/bf16_driver.inl) kernels, for
+  // float32 only: a quantized inference model's steps, with the gate math unchanged in float.
   StepWeights(int G, int h_gates, int64_t I, int64_t H, int64_t P, const CellWeights<T>& w,
-              const T* bias_x, const int64_t* extra_size, bool int8 = false)
-      : G_(G), HG_(h_gates), I_(I), H_(H), P_(P), projected_(w.w_hr != nullptr), int8_(int8),
-        table_(&kernels()) {
-    if (int8 && !std::is_same_v<T, float>)
-      throw std::invalid_argument("int8 weights are for float32 layers");
+              const T* bias_x, const int64_t* extra_size,
+              WeightFormat format = WeightFormat::native)
+      : G_(G), HG_(h_gates), I_(I), H_(H), P_(P), projected_(w.w_hr != nullptr),
+        format_(format), table_(&kernels()) {
+    if (format != WeightFormat::native && !std::is_same_v<T, float>)
+      throw std::invalid_argument("int8 and bfloat16 weights are for float32 layers");
     // A step reads every weight once and does little arithmetic with it, so it is bound by
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
     // (each core then keeps its half in its own cache between calls), else by arithmetic.
     const double weight_bytes = (double(G) * H * (I + P) + double(P) * H * projected_) *
-                                (int8 ? 1 : sizeof(T));
+                                (format == WeightFormat::int8   ? 1
+                                 : format == WeightFormat::bf16 ? 2
+                                                                : sizeof(T));
     const int64_t parts = (H + kUnitAlign - 1) / kUnitAlign;
     const int nt = weight_bytes > kL2BytesPerCore / 2
                        ? std::min<int64_t>(get_num_threads(), parts)
@@ -89,7 +92,7 @@ class StepWeights {
   int64_t input_size() const { return I_; }
   int64_t hidden_size() const { return H_; }
   int64_t output_size() const { return P_; }  // the width of h
-  bool int8() const { return int8_; }
+  WeightFormat format() const { return format_; }
   // What a step's Forward reads besides the packed weights: the biases, the extra parameters
   // and the gate options (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
@@ -241,8 +244,10 @@ class StepWeights {
 
   // The packed products every weight runs through: float32/float64, or int8.
   PackedGemm<T> products() const {
-    if constexpr (std::is_same_v<T, float>)
-      if (int8_) return q8_gemm_fns(*table_);
+    if constexpr (std::is_same_v<T, float>) {
+      if (format_ == WeightFormat::int8) return q8_gemm_fns(*table_);
+      if (format_ == WeightFormat::bf16) return bf16_gemm_fns(*table_);
+    }
     return packed_gemm_fns<T>(*table_);
   }
 
@@ -267,7 +272,8 @@ class StepWeights {
   }
   int G_, HG_;
   int64_t I_, H_, P_;
-  bool projected_, int8_;
+  bool projected_;
+  WeightFormat format_;
   const KernelTable* table_;
   std::vector<Slice> slices_;
   std::vector<T> b_ih_, b_hh_, extra_[kMaxExtra];

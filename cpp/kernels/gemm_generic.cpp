@@ -154,12 +154,14 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
 void register_generic_activations(KernelTable& table);  // activations_generic.cpp
 void register_generic_fma_peak(KernelTable& table);     // fma_peak_generic.cpp
 void register_generic_int8(KernelTable& table);         // int8_generic.cpp
+void register_generic_bf16(KernelTable& table);         // bf16_generic.cpp
 
 void register_generic(KernelTable& table) {
   table.isa = "generic";
   register_generic_activations(table);
   register_generic_fma_peak(table);
   register_generic_int8(table);
+  register_generic_bf16(table);
   table.gemm_f32 = generic_isa::gemm<float>;
   table.gemm_f64 = generic_isa::gemm<double>;
   table.packed_b_size_f32 = table.packed_b_size_f64 = generic_isa::packed_b_size;

@@ -80,6 +80,12 @@ struct KernelTable {
   PackBFn<float> pack_q8 = nullptr;
   GemmPackedFn<float> gemm_q8 = nullptr;
   const char* q8_kernel = "portable";  // which integer dot kernel gemm_q8 runs
+  // bfloat16 weights (kernels/bf16_driver.inl), the same contract again: op(B) and A rounded
+  // to bfloat16, float32 sums.
+  PackedSizeFn packed_bf16_size = nullptr;
+  PackBFn<float> pack_bf16 = nullptr;
+  GemmPackedFn<float> gemm_bf16 = nullptr;
+  const char* bf16_kernel = "portable";
   FmaLoopFn fma_loop_f32 = nullptr;
 };
 
@@ -91,6 +97,8 @@ void register_avx512(KernelTable& table);  // defined only when built with AVX-5
 // The int8 dot kernel for CPUs with avx512_vnni (on top of the AVX-512 table); defined only
 // when built with it.
 void register_avx512vnni_int8(KernelTable& table);
+// The bfloat16 dot kernel for CPUs with avx512_bf16; defined only when built with it.
+void register_avx512bf16_kernels(KernelTable& table);
 
 // The ISA sets a table can be built for, best last. Which one a CPU may use is decided from its
 // feature bits (runtime/cpu_features.h), not from this order.
@@ -134,6 +142,14 @@ template <> inline PackedGemm<double> packed_gemm_fns<double>(const KernelTable&
 inline PackedGemm<float> q8_gemm_fns(const KernelTable& k = kernels()) {
   return {k.packed_q8_size, k.pack_q8, k.gemm_q8};
 }
+inline PackedGemm<float> bf16_gemm_fns(const KernelTable& k = kernels()) {
+  return {k.packed_bf16_size, k.pack_bf16, k.gemm_bf16};
+}
+
+// How a packed-step object stores its weight matrices: in the layer's own float type, as int8
+// or as bfloat16 (float32 layers only).
+enum class WeightFormat { native, int8, bf16 };
+
 template <class T> struct Activations {
   UnaryFn<T> sigmoid;
   UnaryFn<T> tanh;

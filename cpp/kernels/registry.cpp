@@ -78,6 +78,11 @@ KernelTable build(SimdLevel level) {
       (cpu_features() & kAvx512Vnni))
     register_avx512vnni_int8(table);
 #endif
+#if defined(RNNKIT_HAVE_AVX512BF16)
+  if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512) &&
+      (cpu_features() & kAvx512Bf16))
+    register_avx512bf16_kernels(table);
+#endif
   return table;
 }
 

@@ -23,16 +23,21 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, i
   if (db) add_column_sums(db, dy, M, O, O);
 }
 
-Int8Linear::Int8Linear(const float* w, const float* b, int64_t O, int64_t I)
-    : O_(O), I_(I), table_(&kernels()) {
-  const PackedGemm<float> pg = q8_gemm_fns(*table_);
+QuantizedLinear::QuantizedLinear(const float* w, const float* b, int64_t O, int64_t I,
+                                 WeightFormat format)
+    : O_(O), I_(I), format_(format), table_(&kernels()) {
+  const PackedGemm<float> pg = products();
   packed_.resize(pg.size(I, O));
   pg.pack(true, I, O, w, I, packed_.data());
   if (b) bias_.assign(b, b + O);
 }
 
-void Int8Linear::forward(const float* x, int64_t M, float* y) const {
-  const PackedGemm<float> pg = q8_gemm_fns(*table_);
+PackedGemm<float> QuantizedLinear::products() const {
+  return format_ == WeightFormat::bf16 ? bf16_gemm_fns(*table_) : q8_gemm_fns(*table_);
+}
+
+void QuantizedLinear::forward(const float* x, int64_t M, float* y) const {
+  const PackedGemm<float> pg = products();
   const int nt = threads_for(2.0 * M * O_ * I_, (M + 15) / 16);
   run_parallel(nt, [&](int part, int parts) {
     int64_t lo, hi;

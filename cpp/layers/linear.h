@@ -23,12 +23,13 @@ template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t M,
                      int64_t I, int64_t O);
 
-// An inference Linear with int8 weights (kernels/int8_driver.inl): w quantized per output
-// feature and packed once, x quantized per row at each call, float32 out. Keeps the kernel
-// table it packed for (the layout is shared by every level, but its products are its own).
-class Int8Linear {
+// An inference Linear with int8 weights (kernels/int8_driver.inl: w quantized per output
+// feature and packed once, x quantized per row at each call) or bfloat16 ones
+// (kernels/bf16_driver.inl), float32 out. Keeps the kernel table it packed for (the layout is
+// shared by every level, but its products are its own).
+class QuantizedLinear {
  public:
-  Int8Linear(const float* w, const float* b, int64_t O, int64_t I);
+  QuantizedLinear(const float* w, const float* b, int64_t O, int64_t I, WeightFormat format);
   // y (M, O) = x (M, I) · wᵀ + b, rows split over threads (each row's result is the same on
   // any thread).
   void forward(const float* x, int64_t M, float* y) const;
@@ -36,7 +37,9 @@ class Int8Linear {
   int64_t out_features() const { return O_; }
 
  private:
+  PackedGemm<float> products() const;
   int64_t O_, I_;
+  WeightFormat format_;
   const KernelTable* table_;
   Buffer<float> packed_;
   std::vector<float> bias_;

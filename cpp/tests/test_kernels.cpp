@@ -4,7 +4,7 @@
 //   naive triple loop in long double; sigmoid and tanh against std::exp / std::tanh in long
 //   double (max ulp error), saturation, NaN, awkward lengths and y == x in place; exp_sum and
 //   row_max (softmax's pieces) against long double; the int8 products against exact integer
-//   arithmetic, bitwise equal on every level.
+//   arithmetic, bitwise equal on every level; the bfloat16 products against long double.
 // Prints the max errors per level and returns non-zero if anything fails. Built with
 // -DRNNKIT_BUILD_TESTS=ON and run by ctest (CMakeLists.txt, .ci/run). The finer-grained Python
 // tests of the same kernels are tests/test_kernels.py.
@@ -383,6 +383,48 @@ void test_int8(const KernelTable& k, std::vector<std::vector<float>>* first) {
   std::printf("  int8 (%s): %zu shapes checked\n", k.q8_kernel, idx);
 }
 
+// gemm_bf16 against long double sums of the operands rounded to bfloat16 (the rounding done here
+// by hand: to nearest, ties to even), within float32's summation error.
+void test_bf16(const KernelTable& k) {
+  const char* level = k.isa;
+  auto round_bf16 = [](float v) {
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float r;
+    std::memcpy(&r, &u, 4);
+    return r;
+  };
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  const int64_t shapes[][3] = {{1, 1, 1}, {3, 15, 5}, {4, 16, 4}, {5, 17, 63}, {70, 40, 131}};
+  const PackedGemm<float> pg = bf16_gemm_fns(k);
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    std::vector<float> A(size_t(M * K)), W(size_t(N * K));
+    for (float& v : A) v = uni(rng);
+    for (float& v : W) v = uni(rng);
+    std::vector<float> packed(size_t(pg.size(K, N))), C(size_t(M * N), 2.0f);
+    pg.pack(true, K, N, W.data(), K, packed.data());
+    pg.gemm(M, N, K, A.data(), K, packed.data(), 1.0f, C.data(), N);  // beta 1: C0 = 2
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        long double ref = 2, mag = 2;
+        for (int64_t i = 0; i < K; ++i) {
+          const long double p = (long double)round_bf16(A[m * K + i]) * round_bf16(W[n * K + i]);
+          ref += p;
+          mag += std::fabs(p);
+        }
+        if (std::fabs(C[m * N + n] - ref) > (K + 2) * std::ldexp(1.0L, -24) * mag) {
+          fail(level, "bf16", "M=%lld N=%lld K=%lld: %g vs %Lg", (long long)M, (long long)N,
+               (long long)K, double(C[m * N + n]), ref);
+          return;
+        }
+      }
+  }
+  std::printf("  bf16 (%s): 5 shapes checked\n", k.bf16_kernel);
+}
+
 }  // namespace
 
 int main() {
@@ -403,6 +445,7 @@ int main() {
     test_softmax_pieces<float>(k);
     test_softmax_pieces<double>(k);
     test_int8(k, &int8_first);
+    test_bf16(k);
   }
   if (failures) {
     std::printf("%d check(s) FAILED\n", failures);

@@ -274,7 +274,7 @@ def _describe(module: Any) -> Dict[str, Any]:
         desc: Dict[str, Any] = {"class": cls.__name__, "config": module.get_config()}
         if cls._config_children:
             desc["layers"] = [_describe(m) for m in module.children()]
-        if module.quantized:   # rnnkit.quantize: its (dequantized) weights run as int8
+        if module.quantized:   # rnnkit.quantize: its weights' values run as int8 or bfloat16
             desc["quantized"] = module.quantized
         return desc
     # A user's class (or a subclass of an rnnkit layer): its own name, never its parent's,
@@ -513,8 +513,9 @@ def _check_architecture(desc: Any, present: Set[str]) -> _Expected:
         cls, config = _known_class(_LAYERS, d, "layer class")
         allowed = {"class", "config", "layers"} if cls._config_children else {"class", "config"}
         allowed |= {"quantized"}
-        if "quantized" in d and d["quantized"] != "int8":
-            raise _BadContent(f"{where}: quantized must be 'int8', got {d['quantized']!r}")
+        if "quantized" in d and d["quantized"] not in ("int8", "bfloat16"):
+            raise _BadContent(f"{where}: quantized must be 'int8' or 'bfloat16', got "
+                              f"{d['quantized']!r}")
         if not set(d) <= allowed or (cls._config_children and "layers" not in d):
             raise _BadContent(f"{where}: a {name} has the entries {sorted(allowed)}, got "
                               f"{sorted(set(d))}")
@@ -613,7 +614,7 @@ def load_model_entry(entry: Dict[str, Any], arrays: Any, into: Any = None) -> An
     for rng, state in rngs:
         rng.bit_generator.state = state
     if into is None and any(m.quantized for m in model.modules()):
-        model.eval()   # an int8 model (rnnkit.quantize) runs inference only
+        model.eval()   # a quantized model (rnnkit.quantize) runs inference only
     return model
 
 

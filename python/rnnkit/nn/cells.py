@@ -88,13 +88,13 @@ class _CellBase(Module):
         self._packed.drop()
 
     @property
-    def _int8_weights(self) -> Tuple[str, ...]:  # type: ignore[override]
+    def _quantizable(self) -> Tuple[str, ...]:  # type: ignore[override]
         """weight_ih and weight_hh; none for the LayerNorm cells (see the layers')."""
         return () if self._family.startswith("layernorm") else ("weight_ih", "weight_hh")
 
     def _set_quantized(self, kind: str) -> None:
         super()._set_quantized(kind)
-        self._packed.int8 = True
+        self._packed.quantized = kind
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -178,7 +178,7 @@ class _CellBase(Module):
             s = [self._state(n, a, b, unbatched)
                  for n, a in zip(self._state_labels("hx"), states)]
             training = self.training
-            if self.quantized:   # int8 weights live only in the packed form
+            if self.quantized:   # quantized weights live only in the packed form
                 full = [np.zeros((b, self.hidden_size), self.dtype) if a is None else a
                         for a in s]
                 outs = list(self._packed.step(0, x3[0], full))

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..ops.linear import int8_linear, linear_backward, linear_forward
+from ..ops.linear import linear_backward, linear_forward, quantized_linear
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
 from .parameter import Parameter, checked_data
@@ -69,7 +69,8 @@ class Linear(Module):
         rows = arr.reshape(-1, self.in_features)
         if self.quantized:
             self._inference_only()
-            return self._int8().forward(rows).reshape(arr.shape[:-1] + (self.out_features,))
+            return self._packed_quantized().forward(rows).reshape(arr.shape[:-1] +
+                                                                  (self.out_features,))
         # rnnkit's own GEMM rather than numpy's matmul: faster here, deterministic, and on the
         # same threads as the recurrent kernels (see cpp/layers/linear.h).
         w, b = self._data()
@@ -78,18 +79,18 @@ class Linear(Module):
             self._calls.put(arr if self.training else None)
         return y.reshape(arr.shape[:-1] + (self.out_features,))
 
-    _int8_weights = ("weight",)
+    _quantizable = ("weight",)
 
-    def _int8(self) -> Any:
-        """The weights packed as int8 (ops.linear.int8_linear), repacked when a parameter
-        changes."""
+    def _packed_quantized(self) -> Any:
+        """The weights packed as int8 or bfloat16 (ops.linear.quantized_linear), repacked when
+        a parameter changes."""
         params = [p for p in (self.weight, self.bias) if p is not None]
-        key = tuple((id(p.data), p.version) for p in params)
-        packed = getattr(self, "_int8_packed", None)
+        key = (self.quantized,) + tuple((id(p.data), p.version) for p in params)
+        packed = getattr(self, "_quantized_packed", None)
         if packed is None or packed[0] != key:
             w, b = self._data()
-            packed = (key, int8_linear(w, b))
-            object.__setattr__(self, "_int8_packed", packed)
+            packed = (key, quantized_linear(w, b, self.quantized))
+            object.__setattr__(self, "_quantized_packed", packed)
         return packed[1]
 
     def backward(self, dy: Any) -> np.ndarray:

@@ -47,6 +47,10 @@ def _probability(name: str, p: Any) -> float:
     return float(p)
 
 
+# The weight formats of rnnkit.quantize.
+QUANTIZED_FORMATS = ("int8", "bfloat16")
+
+
 class Module:
     """Base class of all layers, modelled on ``torch.nn.Module``.
 
@@ -234,21 +238,22 @@ class Module:
     def _on_mode_change(self) -> None:
         """Hook for layers that hold caches (drop them when the mode changes)."""
 
-    # rnnkit.quantize: None, or "int8" for a layer whose weights run as int8 (inference only).
+    # rnnkit.quantize: None, or "int8" / "bfloat16" for a layer whose weight matrices run in
+    # that format (inference only).
     quantized: Optional[str] = None
-    # The names of the parameters that rnnkit.quantize turns into int8 (the weight matrices);
-    # empty for a layer that cannot be quantized.
-    _int8_weights: Tuple[str, ...] = ()
+    # The names of the parameters that rnnkit.quantize converts (the weight matrices); empty for
+    # a layer that cannot be quantized.
+    _quantizable: Tuple[str, ...] = ()
 
     def _set_quantized(self, kind: str) -> None:
-        """Mark this layer as running on int8 weights (rnnkit.quantize and rnnkit.load call
-        it; the weights' values are the caller's business)."""
-        if not self._int8_weights:
-            raise TypeError(f"{type(self).__name__} has no int8 form")
-        if kind != "int8":
-            raise ValueError(f"quantized must be 'int8', got {kind!r}")
+        """Mark this layer as running on int8 or bfloat16 weights (rnnkit.quantize and
+        rnnkit.load call it; the weights' values are the caller's business)."""
+        if not self._quantizable:
+            raise TypeError(f"{type(self).__name__} has no int8 or bfloat16 form")
+        if kind not in QUANTIZED_FORMATS:
+            raise ValueError(f"quantized must be 'int8' or 'bfloat16', got {kind!r}")
         if self.dtype != np.float32:
-            raise TypeError(f"int8 weights need a float32 layer; {type(self).__name__} is "
+            raise TypeError(f"{kind} weights need a float32 layer; {type(self).__name__} is "
                             f"{np.dtype(self.dtype).name}")
         object.__setattr__(self, "quantized", kind)
         self._on_mode_change()
@@ -256,7 +261,8 @@ class Module:
     def _inference_only(self) -> None:
         """Raises in training mode for a quantized layer."""
         if self.training:
-            raise RuntimeError(f"{type(self).__name__} has int8 weights (rnnkit.quantize): it "
+            raise RuntimeError(f"{type(self).__name__} has {self.quantized} weights "
+                               "(rnnkit.quantize): it "
                                "runs inference only; call .eval() (quantize a trained float "
                                "model instead of training this one)")
 

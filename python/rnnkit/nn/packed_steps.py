@@ -33,11 +33,11 @@ class PackedSteps:
         self._params, self._weight_sets = params, weight_sets
         self._steps: Optional[List[Any]] = None
         self._key: Any = None
-        self.int8 = False  # pack the weight matrices as int8 (rnnkit.quantize)
+        self.quantized = ""  # pack the weight matrices as "int8" or "bfloat16" (rnnkit.quantize)
 
     def get(self) -> List[Any]:
         """The step objects, (re)packed if any parameter changed since the last call."""
-        key = (self.int8,) + tuple((id(p.data), p.version) for p in self._params())
+        key = (self.quantized,) + tuple((id(p.data), p.version) for p in self._params())
         if self._steps is None or key != self._key:
             self._steps = []
             for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, the extra parameters,
@@ -45,7 +45,8 @@ class PackedSteps:
                 n = 4 + len(self._spec.extra)   # then a projected LSTM's w_hr
                 w_hr = arrays[n] if len(arrays) > n else None
                 self._steps.append(self._spec.step(*arrays[:4], tuple(arrays[4:n]), w_hr,
-                                                   self._options, int8=self.int8))
+                                                   self._options,
+                                                   quantized=self.quantized))
             self._key = key
         return self._steps
 

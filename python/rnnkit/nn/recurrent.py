@@ -228,7 +228,7 @@ class _RNNBase(Module):
         self._packed.drop()
 
     @property
-    def _int8_weights(self) -> Tuple[str, ...]:  # type: ignore[override]
+    def _quantizable(self) -> Tuple[str, ...]:  # type: ignore[override]
         """The weight matrices (weight_ih/hh/hr of every layer and direction). None for the
         LayerNorm cells: their LayerNorms rescale each product to unit variance, and with it
         the int8 error (measured 5.6% of y for a LayerNormLSTM, H 96, against ~1% elsewhere)."""
@@ -238,9 +238,9 @@ class _RNNBase(Module):
 
     def _set_quantized(self, kind: str) -> None:
         if self.zoneout:
-            raise ValueError(f"{type(self).__name__} with zoneout has no int8 form yet")
+            raise ValueError(f"{type(self).__name__} with zoneout has no {kind} form yet")
         super()._set_quantized(kind)
-        self._packed.int8 = True
+        self._packed.quantized = kind
 
     def _on_dtype_change(self) -> None:
         self._on_mode_change()
@@ -352,8 +352,9 @@ class _RNNBase(Module):
         if self.quantized:
             self._inference_only()
             if lengths is not None:
-                raise ValueError(f"{type(self).__name__} with int8 weights (rnnkit.quantize) "
-                                 "does not take lengths yet: run sequences of equal length")
+                raise ValueError(f"{type(self).__name__} with {self.quantized} weights "
+                                 "(rnnkit.quantize) does not take lengths yet: run sequences "
+                                 "of equal length")
         xt, unbatched = self._prepare_input(x)
         t, b, _ = xt.shape
         if unbatched and lengths is not None:
@@ -386,7 +387,7 @@ class _RNNBase(Module):
         # packed once (kept until a parameter changes) instead of packing them on every call,
         # which costs as much as the steps. Larger batches are bound by arithmetic, and the
         # sequence kernel splits their work over more threads.
-        # int8 weights live only in the packed form: any batch runs there.
+        # int8 and bfloat16 weights live only in the packed form: any batch runs there.
         packed_run = (not run_training and not one_step and lengths is None and t > 0
                       and (b <= PACKED_MAX_BATCH or self.quantized) and not self.zoneout)
         # Inference writes every direction straight into its slot of the layer's output, laid

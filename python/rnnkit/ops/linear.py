@@ -24,8 +24,9 @@ def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, dw: np.nd
     return _core.linear_backward(dy, x, weight, dw, db, want_dx)
 
 
-def int8_linear(weight: np.ndarray, bias: Optional[np.ndarray]) -> Any:
-    """``weight`` (O, I) float32 quantized to int8 per output row and packed once, with
-    ``bias`` (O,) or None: an object whose ``forward(x (M, I))`` returns x·weightᵀ + bias in
-    float32, x quantized per row (kernels/int8_driver.inl)."""
-    return _core.Int8Linear(weight, bias)
+def quantized_linear(weight: np.ndarray, bias: Optional[np.ndarray], kind: str = "int8") -> Any:
+    """``weight`` (O, I) float32 stored as ``kind`` ("int8": quantized per output row;
+    "bfloat16": rounded) and packed once, with ``bias`` (O,) or None: an object whose
+    ``forward(x (M, I))`` returns x·weightᵀ + bias in float32, x quantized (int8, per row) or
+    rounded (bfloat16) at each call (cpp/kernels/int8_driver.inl, bf16_driver.inl)."""
+    return _core.QuantizedLinear(weight, bias, kind)
