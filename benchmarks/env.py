@@ -64,3 +64,13 @@ def child_env(threads: int, rnnkit_parent: Optional[Path] = None) -> Dict[str, s
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
+
+
+def write_results(path: "str | Path", info: Dict[str, object], results: object) -> None:
+    """results as JSON at path (its folder made if need be), with the CPU and SIMD level of
+    rnnkit's build_info() ``info`` beside them."""
+    import json
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"cpu": info["cpu_model"], "simd": info["simd"],
+                               "results": results}, indent=1))

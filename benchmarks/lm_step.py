@@ -27,7 +27,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from benchmarks.env import REPO_ROOT, child_env
+from benchmarks.env import REPO_ROOT, child_env, write_results
 
 MODELS = {  # name: (V, E, H, layers, B, T)
     "word": (10000, 200, 200, 2, 20, 35),
@@ -173,10 +173,7 @@ def main(argv: List[str]) -> int:
                   f"{row['rnnkit_ms']:7.1f} ms, {row['speedup']:.2f}x  (first loss "
                   f"{t['first_loss']:.5f} / {r['first_loss']:.5f}; rnnkit: {shares})",
                   flush=True)
-    from pathlib import Path
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu": info["cpu_model"], "simd": info["simd"],
-                                          "results": results}, indent=1))
+    write_results(args.out, info, results)
     return 0
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from benchmarks.env import REPO_ROOT, child_env
+from benchmarks.env import REPO_ROOT, child_env, write_results
 from benchmarks.memory import _reset_peak, _status_kb
 
 IMPLS = ("rnnkit", "rnnkit-recompute", "torch", "torch-checkpoint")
@@ -185,9 +185,7 @@ def main(argv: List[str]) -> int:
             print(f"T={T:7d} recompute/stored: time {b['median_s'] / a['median_s']:.2f}x, "
                   f"memory {b['peak_mib'] / max(a['peak_mib'], 1e-9):.2f}x", flush=True)
     scratch.cleanup()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu": info["cpu_model"], "simd": info["simd"],
-                                          "results": results}, indent=1))
+    write_results(args.out, info, results)
     return 0
 
 

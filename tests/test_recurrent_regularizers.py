@@ -13,7 +13,6 @@ what the kernels refuse (the GRU with reset_after=False + a mask, a projection +
 import numpy as np
 import pytest
 import reference as ref
-import rnnkit
 from helpers import (
     CELLS,
     GRAD_OF,
@@ -30,7 +29,6 @@ from helpers import (
 )
 from rnnkit import ops
 
-SIMD_LEVELS = list(rnnkit.build_info()["simd_available"])
 
 # float64: kernel and reference differ by summation order only. float32: the reference runs
 # in float64 on the float32-rounded inputs, so the difference is the kernel's own rounding
@@ -45,17 +43,6 @@ EXPLICIT_GRU = ("gru", "layernorm_gru")
 # sit inside the reset gate's product, which the spec leaves out).
 NO_MASK = ("gru_reset_before",)
 LN_EPS = 1e-5
-
-
-@pytest.fixture(params=SIMD_LEVELS)
-def simd(request):
-    """Runs the test with the kernels of one SIMD level, then restores the level in use."""
-    before = rnnkit.build_info()["simd"]
-    assert rnnkit._core.force_simd(request.param) == request.param
-    try:
-        yield request.param
-    finally:
-        rnnkit._core.force_simd(before)
 
 
 # --------------------------------------------------------------------- the numpy reference

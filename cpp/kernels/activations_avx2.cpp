@@ -107,10 +107,7 @@ typename X::T exp_sum(typename X::T* y, const typename X::T* x, int64_t n, typen
     X::store(y + i, e);
     acc = X::add(acc, e);
   }
-  T lanes[X::W];
-  X::store(lanes, acc);
-  T sum = 0;
-  for (int64_t k = 0; k < X::W; ++k) sum += lanes[k];
+  T sum = lanes_sum<X>(acc);
   if (i < n) {
     T buf[X::W] = {};
     for (int64_t j = 0; j < n - i; ++j) buf[j] = x[i + j];
@@ -130,10 +127,7 @@ typename X::T row_max(const typename X::T* x, int64_t n) {
   auto acc = X::set(x[0]);
   int64_t i = 0;
   for (; i + X::W <= n; i += X::W) acc = X::max(acc, X::load(x + i));
-  T lanes[X::W];
-  X::store(lanes, acc);
-  T best = lanes[0];
-  for (int64_t k = 1; k < X::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  T best = lanes_max<X>(acc);
   for (; i < n; ++i) best = x[i] > best ? x[i] : best;
   return best;
 }

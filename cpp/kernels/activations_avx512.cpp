@@ -120,10 +120,7 @@ typename X::T exp_sum(typename X::T* y, const typename X::T* x, int64_t n, typen
     X::store(y + i, m, e);
     acc = X::add(acc, X::select(m, e, X::set(0)));
   }
-  T lanes[X::W];
-  X::store(lanes, acc);
-  T sum = 0;
-  for (int64_t k = 0; k < X::W; ++k) sum += lanes[k];
+  T sum = lanes_sum<X>(acc);
   return sum;
 }
 
@@ -138,10 +135,7 @@ typename X::T row_max(const typename X::T* x, int64_t n) {
     const auto m = X::tail(n - i);
     acc = X::max(acc, X::select(m, X::loadz(m, x + i), X::set(x[0])));
   }
-  T lanes[X::W];
-  X::store(lanes, acc);
-  T best = lanes[0];
-  for (int64_t k = 1; k < X::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  T best = lanes_max<X>(acc);
   return best;
 }
 

@@ -108,6 +108,23 @@ inline typename X::V exp_nonpos(typename X::V t) {
   return X::mul(X::mul(e_r, s1), s2);
 }
 
+// The lanes of v summed, and their maximum, in lane order (fixed: the same bits every call).
+template <class X>
+inline typename X::T lanes_sum(typename X::V v) {
+  typename X::T lanes[X::W], sum = 0;
+  X::store(lanes, v);
+  for (int64_t k = 0; k < X::W; ++k) sum += lanes[k];
+  return sum;
+}
+template <class X>
+inline typename X::T lanes_max(typename X::V v) {
+  typename X::T lanes[X::W];
+  X::store(lanes, v);
+  typename X::T best = lanes[0];
+  for (int64_t k = 1; k < X::W; ++k) best = lanes[k] > best ? lanes[k] : best;
+  return best;
+}
+
 template <class X>
 inline typename X::V sigmoid_v(typename X::V x) {
   using V = typename X::V;
