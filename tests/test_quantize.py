@@ -5,7 +5,7 @@ The int8 product is checked against plain numpy integer arithmetic written from 
 scheme (per-output-channel weights, per-row activations, both symmetric), bitwise equal across
 SIMD levels (the portable loop against AVX-512 VNNI) and thread counts; quantized layers against
 their float32 originals (relative error of y <= 2e-2 on random weights), through save/load, and
-every refusal (training, lengths, float64, zoneout) is a clear error. bfloat16: the product
+every refusal (training, float64, zoneout) is a clear error; lengths run on the packed path. bfloat16: the product
 against float64 sums of the rounded operands, the rounding itself against hand-worked values,
 layers within 1e-2 of float32.
 """
@@ -188,11 +188,46 @@ def test_save_load_and_steps(tmp_path, kind):
     assert _relative_error(h, hf) <= 2e-2 and cell(xs[0])[0].shape == (32,)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before", "rnn_tanh"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_packed_sequences_take_lengths(cell, reverse):
+    """The packed-step sequence path (what quantized layers run) with lengths, in float32,
+    against the sequence kernel: finished rows keep their state, their y rows are zero."""
+    from rnnkit import ops
+    from rnnkit._cellspec import CELLS
+    spec = CELLS[cell]
+    rng = np.random.default_rng(3)
+    T, B, I, H, G = 9, 6, 5, 12, spec.gates
+    u = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)  # noqa: E731
+    w = [u(G * H, I), u(G * H, H), u(G * H), u(G * H)]
+    x = u(T, B, I)
+    states = [u(B, H) for _ in spec.states]
+    lengths = np.array([9, 0, 1, 5, 8, 9], np.int64)
+    want_y, want_states, _ = ops.sequence_forward(spec, x, states, *w, lengths=lengths,
+                                                  reverse=reverse, training=False)
+    step = spec.step(*w, (), None, None)
+    y, finals = step.sequence(x, tuple(states), reverse, lengths)
+    np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6)
+    assert not y[lengths[1]:, 1].any() and not y[5:, 3].any()
+    for a, b in zip(finals, want_states):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="lengths"):
+        step.sequence(x, tuple(states), reverse, np.array([10, 0, 0, 0, 0, 0]))
+
+
+def test_quantized_layers_take_lengths():
+    layer = nn.LSTM(6, 40, bidirectional=True, batch_first=True, seed=0).eval()
+    x = np.random.default_rng(0).standard_normal((4, 11, 6)).astype(np.float32)
+    lengths = np.array([11, 3, 0, 7])
+    y, (h, c) = layer(x, lengths=lengths)
+    yq, (hq, cq) = rnnkit.quantize(layer)(x, lengths=lengths)
+    assert _relative_error(yq, y) <= 2e-2 and _relative_error(hq, h) <= 2e-2
+    assert not yq[1, 3:].any() and not yq[2].any()
+
+
 def test_refusals():
     q = rnnkit.quantize(nn.GRU(4, 8, seed=0))
     x = np.zeros((5, 2, 4), np.float32)
-    with pytest.raises(ValueError, match="lengths"):
-        q(x, lengths=[5, 3])
     q.train()
     with pytest.raises(RuntimeError, match="inference only"):
         q(x)

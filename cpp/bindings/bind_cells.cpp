@@ -421,13 +421,23 @@ py::tuple step_typed(const StepWeights<T>& w, const py::handle& x, const py::tup
 // x (T, B, I) time-major; states as step_typed's; returns (y (T, B, P), final states).
 template <template <class> class CellT, class T>
 py::tuple sequence_typed(const StepWeights<T>& w, const py::handle& x, const py::tuple& states,
-                         bool reverse) {
+                         bool reverse, const py::handle& lengths) {
   using Cell = CellT<T>;
   const int64_t steps = dim(x, "x", 3, 0, "(T, B, input_size)");
   const int64_t B = dim(x, "x", 3, 1, "(T, B, input_size)");
   StepSequenceArrays<T> a;
   a.x = input<T>(x, "x", {steps, B, w.input_size()});
   a.reverse = reverse;
+  std::vector<int64_t> lens;  // copied after the range check: read with the GIL released
+  if (!lengths.is_none()) {
+    const int64_t* pl = input<int64_t>(lengths, "lengths", {B});
+    lens.assign(pl, pl + B);
+    for (int64_t b = 0; b < B; ++b)
+      if (lens[b] < 0 || lens[b] > steps)
+        throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(lens[b]) +
+                              ", expected a value in [0, T=" + std::to_string(steps) + "]");
+    a.lengths = lens.data();
+  }
   auto y = new_array<T>({steps, B, w.output_size()}, false);
   a.y = y.mutable_data();
   py::tuple finals = step_states<Cell, T>(w, states, B, a.state0, a.state_n);
@@ -493,13 +503,14 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         return step_typed<CellT, double>(*s.f64, x, st);
       }, py::arg("x"), py::arg("states"))
       .def("sequence", [](Step<CellT>& s, const py::handle& x, const py::handle& states,
-                          bool reverse) {
+                          bool reverse, const py::handle& lengths) {
         py::tuple st = tuple_of(states, "states", Cf::kStates);
-        if (s.f32) return sequence_typed<CellT, float>(*s.f32, x, st, reverse);
-        return sequence_typed<CellT, double>(*s.f64, x, st, reverse);
+        if (s.f32) return sequence_typed<CellT, float>(*s.f32, x, st, reverse, lengths);
+        return sequence_typed<CellT, double>(*s.f64, x, st, reverse, lengths);
       }, py::arg("x"), py::arg("states"), py::arg("reverse") = false,
+      py::arg("lengths") = py::none(),
       "An inference forward over x (T, B, I) from states, on the packed weights: returns "
-      "(y (T, B, P), final states).")
+      "(y (T, B, P), final states). lengths (B,) int64 or None: as the sequence kernels'.")
       .def_property_readonly("dtype", [](const Step<CellT>& s) {
         return std::string(s.f32 ? "float32" : "float64");
       })

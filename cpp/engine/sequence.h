@@ -44,6 +44,9 @@ struct StepSequenceArrays {
   T* y = nullptr;                        // (steps, B, P) out: h at every step
   T* state_n[kMaxStates] = {};           // out: the final states, shaped as state0
   bool reverse = false;                  // run from the last time step to the first
+  // (B) each in [0, steps], or nullptr for all: row b runs the steps t < lengths[b] only (in
+  // reverse from its own last one); elsewhere its state is kept and its y row is zero.
+  const int64_t* lengths = nullptr;
 };
 
 template <class Cell, class T>

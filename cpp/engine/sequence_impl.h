@@ -147,11 +147,17 @@ void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int
       std::copy(a.state0[i], a.state0[i] + B * width[i], a.state_n[i]);
     return;
   }
-  // The cell's own states (c) move between two buffers, step to step; h is read back from y.
-  thread_local Buffer<T> own[2];
+  // The cell's own states (c) move between two buffers, step to step; h is read back from y,
+  // or with lengths moves between two buffers too (a finished row keeps h while y is zero).
+  thread_local Buffer<T> own[2], hbuf[2];
   if (Cell::kStates > 1) {
     own[0].resize(B * H);
     own[1].resize(B * H);
+  }
+  const int64_t* lengths = a.lengths;
+  if (lengths) {
+    hbuf[0].resize(B * P);
+    hbuf[1].resize(B * P);
   }
   // The input products of a chunk of steps at a time (one GEMM per slice), kept per calling
   // thread so that a steady stream of calls allocates nothing.
@@ -176,7 +182,7 @@ void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int
       StepArrays<T> st;
       st.x = a.x + t * B * I;
       st.state[0] = h;
-      st.state_out[0] = a.y + t * B * P;
+      st.state_out[0] = lengths ? hbuf[s & 1].data() : a.y + t * B * P;
       if (Cell::kStates > 1) {
         st.state[1] = c;
         st.state_out[1] = s + 1 == steps ? a.state_n[1] : own[s & 1].data();
@@ -184,6 +190,19 @@ void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int
       typename Cell::Forward cell(st, B, H, w.kept(), act);
       w.template step<kTwoPhase, kRowWise>(cell, st.state_out[0], st.x, h, B,
                                            kRowWise ? nullptr : px_step.data());
+      if (lengths)  // rows past their end: the previous states back, y zero
+        for (int64_t b = 0; b < B; ++b) {
+          T* y_row = a.y + (t * B + b) * P;
+          T* h_row = st.state_out[0] + b * P;
+          if (t < lengths[b]) {
+            std::copy(h_row, h_row + P, y_row);
+            continue;
+          }
+          std::copy(h + b * P, h + (b + 1) * P, h_row);
+          std::fill(y_row, y_row + P, T(0));
+          if (Cell::kStates > 1)
+            std::copy(c + b * H, c + (b + 1) * H, st.state_out[1] + b * H);
+        }
       h = st.state_out[0];
       if (Cell::kStates > 1) c = st.state_out[1];
     }

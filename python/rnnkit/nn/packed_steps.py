@@ -55,10 +55,12 @@ class PackedSteps:
         return self.get()[index].step(x, tuple(states))
 
     def sequence(self, index: int, x: np.ndarray, states: Sequence[np.ndarray], *,
-                 reverse: bool = False) -> Tuple[np.ndarray, Tuple[Any, ...]]:
+                 reverse: bool = False, lengths: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, Tuple[Any, ...]]:
         """(y (T, B, P), final states) of an inference forward of weight set `index` over x
-        (T, B, I), every row running every step (no lengths)."""
-        return self.get()[index].sequence(x, tuple(states), reverse)
+        (T, B, I). With lengths (B,) int64, row b runs its steps t < lengths[b] only (its
+        states kept and y zero elsewhere; every row is still computed at every step)."""
+        return self.get()[index].sequence(x, tuple(states), reverse, lengths)
 
     def drop(self) -> None:
         """Forget the packed copy (it is rebuilt on the next step)."""

@@ -351,10 +351,6 @@ class _RNNBase(Module):
     def _run_locked(self, x: Any, hx: Any, lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
         if self.quantized:
             self._inference_only()
-            if lengths is not None:
-                raise ValueError(f"{type(self).__name__} with {self.quantized} weights "
-                                 "(rnnkit.quantize) does not take lengths yet: run sequences "
-                                 "of equal length")
         xt, unbatched = self._prepare_input(x)
         t, b, _ = xt.shape
         if unbatched and lengths is not None:
@@ -387,9 +383,10 @@ class _RNNBase(Module):
         # packed once (kept until a parameter changes) instead of packing them on every call,
         # which costs as much as the steps. Larger batches are bound by arithmetic, and the
         # sequence kernel splits their work over more threads.
-        # int8 and bfloat16 weights live only in the packed form: any batch runs there.
-        packed_run = (not run_training and not one_step and lengths is None and t > 0
-                      and (b <= PACKED_MAX_BATCH or self.quantized) and not self.zoneout)
+        # int8 and bfloat16 weights live only in the packed form: any batch runs there, with
+        # lengths too.
+        packed_run = (not run_training and not one_step and t > 0 and not self.zoneout
+                      and (self.quantized or (lengths is None and b <= PACKED_MAX_BATCH)))
         # Inference writes every direction straight into its slot of the layer's output, laid
         # out as the caller wants it: no concatenation of directions, no batch-first transposes
         # (a time-major unidirectional layer has neither to save).
@@ -418,7 +415,7 @@ class _RNNBase(Module):
                     calls.append(functools.partial(self._one_step, idx, inp, s0))
                 elif packed_run:
                     calls.append(functools.partial(
-                        self._packed_sequence, idx, inp_packed, s0, d, out_tm, h))
+                        self._packed_sequence, idx, inp_packed, s0, d, out_tm, h, lengths))
                 else:
                     w = self._weight_data(k, d)
                     n_extra = len(spec.extra)
@@ -468,10 +465,11 @@ class _RNNBase(Module):
         return state_n[0][None], state_n, None
 
     def _packed_sequence(self, idx: int, inp: np.ndarray, s0: List[np.ndarray], d: int,
-                         out_tm: Optional[np.ndarray], h: int) -> Tuple[Any, ...]:
+                         out_tm: Optional[np.ndarray], h: int,
+                         lengths: Optional[np.ndarray]) -> Tuple[Any, ...]:
         """An eval sequence of weight set idx on the packed weights, written into direction
         d's slot of out_tm where given: (y, states, no cache)."""
-        y, state_n = self._packed.sequence(idx, inp, s0, reverse=bool(d))
+        y, state_n = self._packed.sequence(idx, inp, s0, reverse=bool(d), lengths=lengths)
         if out_tm is not None:
             out_tm[:, :, d * h:(d + 1) * h] = y
         return y, state_n, None
