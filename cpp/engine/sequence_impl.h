@@ -132,13 +132,25 @@ std::unique_ptr<StepWeights<T>> make_step_weights(const CellWeights<T>& w, int64
 template <class Cell, class T>
 void sequence_step(const StepWeights<T>& w, const StepArrays<T>& a, int64_t B) {
   typename Cell::Forward cell(a, B, w.hidden_size(), w.kept(), activations<T>(w.table()));
-  w.template step<(Cell::kHGates < Cell::G), row_wise<Cell>()>(cell, a.state_out[0], a.x,
-                                                               a.state[0], B);
+  w.chooser().run(double(B), [&] {
+    w.template step<(Cell::kHGates < Cell::G), row_wise<Cell>()>(cell, a.state_out[0], a.x,
+                                                                 a.state[0], B);
+  });
 }
+
+template <class Cell, class T>
+void sequence_steps_on(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int64_t steps,
+                       int64_t B);
 
 template <class Cell, class T>
 void sequence_steps(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int64_t steps,
                     int64_t B) {
+  w.chooser().run(double(steps) * double(B), [&] { sequence_steps_on<Cell, T>(w, a, steps, B); });
+}
+
+template <class Cell, class T>
+void sequence_steps_on(const StepWeights<T>& w, const StepSequenceArrays<T>& a, int64_t steps,
+                       int64_t B) {
   constexpr bool kTwoPhase = Cell::kHGates < Cell::G, kRowWise = row_wise<Cell>();
   const int64_t I = w.input_size(), H = w.hidden_size(), P = w.output_size();
   const int64_t width[kMaxStates] = {P, H};

@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "runtime/buffer.h"
 #include "runtime/parallel.h"
+#include "runtime/thread_chooser.h"
 #include "runtime/threads.h"
 
 namespace rnnkit {
@@ -97,6 +98,9 @@ class StepWeights {
   // and the gate options (copies of the caller's; w_ih and w_hh are not set).
   const CellWeights<T>& kept() const { return kept_; }
   const KernelTable& table() const { return *table_; }
+  // Whether a call runs on all the allowed threads or on one (runtime/thread_chooser.h): the
+  // callers (engine/sequence_impl.h) run each step or sequence through it.
+  ThreadChooser& chooser() const { return chooser_; }
 
   // h_out (B,P) = cell(x (B,I), h (B,P)); cell state, if any, is the Forward's business
   // (P = H unless projected: then the cell writes m (B,H), and h_out = m · W_hrᵀ).
@@ -279,6 +283,7 @@ class StepWeights {
   std::vector<T> b_ih_, b_hh_, extra_[kMaxExtra];
   GateOptions opts_;
   CellWeights<T> kept_;
+  mutable ThreadChooser chooser_;
 };
 
 }  // namespace rnnkit
