@@ -34,6 +34,16 @@ CONFIGS: Dict[str, Config] = {c.name: c for c in (
     Config("large", 64, 50, 512, 1024),
 )}
 
+# DeepBench's recurrent training sizes (I = H), run only when asked for (``--configs deepbench``
+# or by name): at 2 threads the largest takes minutes per cell. DeepBench lists them per cell;
+# the grid runs each config for the cells asked (``--cells``).
+DEEPBENCH: Dict[str, Config] = {c.name: c for c in (
+    Config("db-512", 16, 25, 512, 512),
+    Config("db-1024", 32, 25, 1024, 1024),
+    Config("db-2048", 64, 25, 2048, 2048),
+    Config("db-gru1500", 32, 1500, 1024, 1024),
+)}
+
 # The single-step (streaming) problem: one cell call with B=1, from Python.
 STEP_CONFIG = Config("step", 1, 1, 64, 256)
 
@@ -61,13 +71,19 @@ def cell_spec(cell: str) -> "CellSpec":
 
 
 def resolve_configs(names: Sequence[str]) -> List[Config]:
-    """Map user spellings (case-insensitive; "charlm", "char_lm" for "char-LM") to configs."""
-    canon = {k.lower().replace("-", "").replace("_", ""): v for k, v in CONFIGS.items()}
+    """Map user spellings (case-insensitive; "charlm", "char_lm" for "char-LM") to configs;
+    "deepbench" stands for every DeepBench training size."""
+    known = {**CONFIGS, **DEEPBENCH}
+    canon = {k.lower().replace("-", "").replace("_", ""): v for k, v in known.items()}
     out = []
     for name in names:
         key = name.strip().lower().replace("-", "").replace("_", "")
+        if key == "deepbench":
+            out.extend(DEEPBENCH.values())
+            continue
         if key not in canon:
-            raise ValueError(f"unknown config {name!r}; choose from {', '.join(CONFIGS)}")
+            raise ValueError(f"unknown config {name!r}; choose from {', '.join(known)} or "
+                             "deepbench")
         out.append(canon[key])
     return out
 

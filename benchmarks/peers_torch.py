@@ -19,9 +19,15 @@ _LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 _CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
 
 
+# The cell options torch's constructors take; the others (GRU's reset_after, LSTM's peephole)
+# are at the values torch has built in for the benchmarked default cells.
+_TORCH_OPTIONS = ("nonlinearity",)
+
+
 def _peer(table: dict, cell: str, *args: int) -> torch.nn.Module:
     spec = cell_spec(cell)
-    return table[spec.family](*args, **spec.kwargs)  # the family defaults torch shares
+    kwargs = {k: v for k, v in spec.kwargs.items() if k in _TORCH_OPTIONS}
+    return table[spec.family](*args, **kwargs)
 
 
 def version() -> str:

@@ -34,7 +34,7 @@ def _ops_calls(cell: str) -> Tuple[Callable[..., Any], Callable[..., Any], Dict[
     RNN's nonlinearity, the GRU's formula)."""
     spec = cell_spec(cell)
     return (getattr(rnnkit.ops, spec.family + "_forward"),
-            getattr(rnnkit.ops, spec.family + "_backward"), spec.kwargs)
+            getattr(rnnkit.ops, spec.family + "_backward"), spec.ops_kwargs)
 
 
 @dataclass

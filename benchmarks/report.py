@@ -147,9 +147,13 @@ def table_lines(worker: dict) -> List[str]:
     threads = worker["threads"]
     rate = worker["sgemm"]["gflops"]
     runs = worker["sgemm"]["runs"]
+    peak = worker.get("fma_peak", {}).get("gflops")   # absent in results of older runs
     lines = [f"=== {threads} thread{'s' if threads > 1 else ''} === numpy float32 matmul "
              f"{runs[0]['n']}^3: {rate:.1f} GFLOP/s (best median of {len(runs)} readings: "
              + ", ".join(f"{r['gflops_median']:.1f}" for r in runs) + ")"]
+    if peak:
+        lines.append(f"fp32 FMA peak (register-only loop, {threads} core"
+                     f"{'s' if threads > 1 else ''}): {peak:.1f} GFLOP/s")
     load = worker.get("loadavg")
     if load:
         busy = load["before"][0] > 0.5 or load["after"][0] > threads + 0.5
@@ -159,7 +163,7 @@ def table_lines(worker: dict) -> List[str]:
                         if busy else ""))
     cols = (f"{'config':8s} {'cell':4s} {'mode':7s} {'rnnkit ms':>10s} {'iqr':>4s} "
             f"{'torch ms':>10s} {'x torch':>8s}  {'other':12s} {'ms':>9s} {'x other':>8s} "
-            f"{'GFLOP/s':>8s} {'%SGEMM':>7s} {'check':>7s}  target")
+            f"{'GFLOP/s':>8s} {'%SGEMM':>7s} {'%FMA':>5s} {'check':>7s}  target")
     lines += [cols, "-" * len(cols)]
     for case in worker.get("cases", []):
         torch_name, other = PEER_COLUMNS[case["mode"]]
@@ -177,7 +181,8 @@ def table_lines(worker: dict) -> List[str]:
             f"{OTHER_LABEL.get(other, ''):12s} {_ms(median_s(case, other) if other else None):>9s} "
             f"{_x(speedup(case, other) if other else None):>8s} "
             f"{'-' if g is None else f'{g:.1f}':>8s} "
-            f"{'-' if g is None else f'{g / rate:.0%}':>7s} {chk_text:>7s}  "
+            f"{'-' if g is None else f'{g / rate:.0%}':>7s} "
+            f"{'-' if g is None or not peak else f'{g / peak:.0%}':>5s} {chk_text:>7s}  "
             + ("; ".join(t for t, _ in targets) if targets else ""))
     for err in worker.get("errors", []):
         lines.append("ERROR " + err.strip().splitlines()[0])
@@ -192,7 +197,8 @@ columns: medians over alternating repeats; iqr = interquartile range / median of
   other = forward: ONNX Runtime on the exported torch layer; varlen: torch on the padded batch
           (lengths ignored); step: numpy (G*H, I+H) float32 mat-vec over the same weights.
   x torch / x other = peer ms / rnnkit ms (> 1: rnnkit faster).  GFLOP/s = rnnkit's, forward
-  2*B*T*G*H*(I+H), train 3x that, varlen counting valid steps only; %SGEMM = of numpy's rate.
+  2*B*T*G*H*(I+H), train 3x that, varlen counting valid steps only; %SGEMM = of numpy's rate;
+  %FMA = of the measured register-only fp32 FMA peak of the threads used (benchmarks.fma_peak).
   check = max |rnnkit - torch| / max |torch| over outputs (and gradients), before timing."""
 
 

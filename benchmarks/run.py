@@ -55,7 +55,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2 (default 1,2)")
     ap.add_argument("--configs", default=None,
                     help=f"subset of {','.join(C.CONFIGS)} (default: all; --quick: "
-                         f"{QUICK_CONFIGS})")
+                         f"{QUICK_CONFIGS}), or DeepBench's training sizes "
+                         f"{','.join(C.DEEPBENCH)} (all of them: deepbench)")
     ap.add_argument("--cells", default=",".join(C.CELLS), help=f"subset of {','.join(C.CELLS)}")
     ap.add_argument("--modes", default=",".join(C.MODES),
                     help="subset of forward,train,varlen,step")

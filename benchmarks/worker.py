@@ -22,6 +22,7 @@ import rnnkit
 from benchmarks import configs as C
 from benchmarks import problems as P
 from benchmarks import sgemm
+from benchmarks.fma_peak import fma_peak_gflops
 from benchmarks.timing import Budget, time_alternating
 from rnnkit.nn.cells import CELL_CLASSES
 
@@ -221,6 +222,9 @@ class Worker:
             # minute; the report uses the better of the two medians as the machine's ceiling.
             rates.append(sgemm.matmul_rate(n, spec["sgemm_reps"]))
         info = rnnkit.build_info()
+        # The register-only FMA peak of one core at the level in use (benchmarks/fma_peak.py),
+        # times the threads: the ceiling the report's %FMA reads GFLOP/s against.
+        per_core = fma_peak_gflops(info["simd"], seconds=0.1, rounds=3)
         return {"threads": self.threads, "build_info": info,
                 "rnnkit_file": rnnkit.__file__,
                 "cpu_model_proc": _cpu_model_proc(),
@@ -231,6 +235,7 @@ class Worker:
                 "peer_notes": self.peer_notes, "blas": sgemm.blas_info(),
                 "sgemm": {"runs": rates,
                           "gflops": max(r["gflops_median"] for r in rates)},
+                "fma_peak": {"gflops_per_core": per_core, "gflops": per_core * self.threads},
                 "loadavg": {"before": load_before, "after": os.getloadavg(),
                             "cores": os.cpu_count()},
                 "cases": self.cases, "errors": errors}
