@@ -352,13 +352,7 @@ std::unique_ptr<Step<CellT>> make_step(const py::handle& w_ih, const py::handle&
                                        const py::handle& extra, const py::handle& w_hr,
                                        const py::handle& options,
                                        const std::string& quantized) {
-  WeightFormat format = WeightFormat::native;
-  if (quantized == "int8")
-    format = WeightFormat::int8;
-  else if (quantized == "bfloat16")
-    format = WeightFormat::bf16;
-  else if (!quantized.empty())
-    throw py::value_error("quantized must be '', 'int8' or 'bfloat16', got '" + quantized + "'");
+  const WeightFormat format = weight_format_of(quantized);
   GateOptions opts;
   const bool has_opts = options_of(options, &opts);
   return dispatch_float(w_ih, "w_ih", [&](auto tag) {
@@ -515,9 +509,7 @@ void bind_cell(py::module_& m, const char* name, py::list& specs) {
         return std::string(s.f32 ? "float32" : "float64");
       })
       .def_property_readonly("quantized", [](const Step<CellT>& s) {
-        const WeightFormat f = s.f32 ? s.f32->format() : WeightFormat::native;
-        return std::string(f == WeightFormat::int8 ? "int8"
-                           : f == WeightFormat::bf16 ? "bfloat16" : "");
+        return std::string(weight_format_name(s.f32 ? s.f32->format() : WeightFormat::native));
       });
 
   py::dict spec;

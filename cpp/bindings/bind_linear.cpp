@@ -63,16 +63,15 @@ void bind_linear(py::module_& m) {
                               "A Linear layer's weights as int8 or bfloat16, packed once, for "
                               "inference (layers/linear.h).")
       .def(py::init([](const py::handle& w, const py::handle& b, const std::string& kind) {
-             if (kind != "int8" && kind != "bfloat16")
-               throw py::value_error("quantized must be 'int8' or 'bfloat16', got '" + kind +
-                                     "'");
+             const WeightFormat format = weight_format_of(kind);
+             if (format == WeightFormat::native)
+               throw py::value_error("quantized must be 'int8' or 'bfloat16', got ''");
              const int64_t O = dim(w, "weight", 2, 0, "(out_features, in_features)");
              const int64_t I = dim(w, "weight", 2, 1, "(out_features, in_features)");
              const float* pw = input<float>(w, "weight", {O, I});
              const float* pb = optional_input<float>(b, "bias", {O});
              py::gil_scoped_release nogil;
-             return std::make_unique<QuantizedLinear>(
-                 pw, pb, O, I, kind == "int8" ? WeightFormat::int8 : WeightFormat::bf16);
+             return std::make_unique<QuantizedLinear>(pw, pb, O, I, format);
            }),
            py::arg("weight"), py::arg("bias"), py::arg("quantized"))
       .def("forward", [](const QuantizedLinear& lin, const py::handle& x) {

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernels.h"
+
 namespace rnnkit {
 namespace py = pybind11;
 
@@ -164,6 +166,18 @@ inline int64_t dim(const py::handle& obj, const char* name, int ndim, int axis,
     throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D " +
                           layout + ", got shape " + shape_text(a));
   return a.shape(axis);
+}
+
+// The weight formats by their Python names (rnnkit.quantize): "" (the layer's own float type),
+// "int8", "bfloat16"; anything else is a ValueError.
+inline WeightFormat weight_format_of(const std::string& name) {
+  if (name.empty()) return WeightFormat::native;
+  if (name == "int8") return WeightFormat::int8;
+  if (name == "bfloat16") return WeightFormat::bf16;
+  throw py::value_error("quantized must be '', 'int8' or 'bfloat16', got '" + name + "'");
+}
+inline const char* weight_format_name(WeightFormat f) {
+  return f == WeightFormat::int8 ? "int8" : f == WeightFormat::bf16 ? "bfloat16" : "";
 }
 
 }  // namespace rnnkit

@@ -51,9 +51,7 @@ class StepWeights {
     // where the weights live: split them over the cores as soon as they outgrow one core's L2
     // (each core then keeps its half in its own cache between calls), else by arithmetic.
     const double weight_bytes = (double(G) * H * (I + P) + double(P) * H * projected_) *
-                                (format == WeightFormat::int8   ? 1
-                                 : format == WeightFormat::bf16 ? 2
-                                                                : sizeof(T));
+                                bytes_per_weight(format);
     const int64_t parts = (H + kUnitAlign - 1) / kUnitAlign;
     const int nt = weight_bytes > kL2BytesPerCore / 2
                        ? std::min<int64_t>(get_num_threads(), parts)
@@ -246,7 +244,11 @@ class StepWeights {
 
   int64_t width_of(const Slice& s) const { return G_ * (s.j1 - s.j0); }
 
-  // The packed products every weight runs through: float32/float64, or int8.
+  static double bytes_per_weight(WeightFormat f) {
+    return f == WeightFormat::int8 ? 1 : f == WeightFormat::bf16 ? 2 : sizeof(T);
+  }
+
+  // The packed products every weight runs through: the layer's float type, int8 or bfloat16.
   PackedGemm<T> products() const {
     if constexpr (std::is_same_v<T, float>) {
       if (format_ == WeightFormat::int8) return q8_gemm_fns(*table_);

@@ -55,8 +55,6 @@ class ThreadChooser {
     if (call == kProbes - 1) single_ = median(probe_[1]) < median(probe_[0]);
   }
 
-  bool single() const { return single_; }  // the current cycle's choice (for tests)
-
  private:
   static double median(double* v) {
     double c[kProbes / 2];

@@ -84,6 +84,7 @@ from ._cellspec import cell_for as _cell_for
 from ._cellspec import default_cell as _default_cell
 from ._runtime import __version__
 from .nn.cells import _CellBase
+from .nn.module import QUANTIZED_FORMATS
 from .nn.recurrent import _RNNBase
 
 try:  # POSIX: a writer's lock on its temporary file marks it as in use
@@ -513,8 +514,8 @@ def _check_architecture(desc: Any, present: Set[str]) -> _Expected:
         cls, config = _known_class(_LAYERS, d, "layer class")
         allowed = {"class", "config", "layers"} if cls._config_children else {"class", "config"}
         allowed |= {"quantized"}
-        if "quantized" in d and d["quantized"] not in ("int8", "bfloat16"):
-            raise _BadContent(f"{where}: quantized must be 'int8' or 'bfloat16', got "
+        if "quantized" in d and d["quantized"] not in QUANTIZED_FORMATS:
+            raise _BadContent(f"{where}: quantized must be one of {QUANTIZED_FORMATS}, got "
                               f"{d['quantized']!r}")
         if not set(d) <= allowed or (cls._config_children and "layers" not in d):
             raise _BadContent(f"{where}: a {name} has the entries {sorted(allowed)}, got "
@@ -588,6 +589,18 @@ def model_entry(model: Any, arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
     for name, value in model.state_dict().items():
         arrays["model/" + name] = value
     return {"architecture": desc, "rng": _rng_states(model)}
+
+
+def copy_model(model: Any) -> Any:
+    """A fresh model of ``model``'s architecture with a copy of its parameters, built as
+    :func:`load` builds one (rnnkit layers, and user classes registered with
+    :func:`register_module`; TypeError for others). Generator states are not copied."""
+    try:
+        clone = _build(_describe(model))
+    except _BadContent as exc:
+        raise TypeError(str(exc)) from None
+    clone.load_state_dict(model.state_dict())
+    return clone
 
 
 def load_model_entry(entry: Dict[str, Any], arrays: Any, into: Any = None) -> Any:

@@ -83,11 +83,7 @@ def quantize(model: Module, dtype: str = "int8", *, inplace: bool = False) -> Mo
         raise ValueError(f"{type(model).__name__} has no layer with an {dtype} form (recurrent "
                          "layers, cells and Linear have one), or is quantized already")
     for m in targets:   # checked before anything is copied or changed
-        if np.dtype(m.dtype) != np.float32:
-            raise TypeError(f"{dtype} weights need float32 layers; {type(m).__name__} is "
-                            f"{np.dtype(m.dtype).name} (convert it with .float() first)")
-        if getattr(m, "zoneout", 0):
-            raise ValueError(f"{type(m).__name__} with zoneout has no {dtype} form yet")
+        m._check_quantizable(dtype)
     if not inplace:
         model = _copy(model)
     round_trip = _ROUND_TRIPS[dtype]
@@ -101,11 +97,8 @@ def quantize(model: Module, dtype: str = "int8", *, inplace: bool = False) -> Mo
 
 
 def _copy(model: Module) -> Module:
-    """A fresh model of the same architecture and parameters (io's description and state)."""
     try:
-        clone = io._build(io._describe(model))
-    except (TypeError, io._BadContent) as exc:
+        return io.copy_model(model)
+    except TypeError as exc:
         raise TypeError(f"cannot copy {type(model).__name__} to quantize it ({exc}); register "
                         "its class with rnnkit.io.register_module or pass inplace=True") from None
-    clone.load_state_dict(model.state_dict())
-    return clone

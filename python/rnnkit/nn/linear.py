@@ -9,7 +9,7 @@ import numpy as np
 from ..ops.linear import linear_backward, linear_forward, quantized_linear
 from ._calls import CallState
 from .module import Module, _dtype, _no_cache_error, _positive_int
-from .parameter import Parameter, checked_data
+from .parameter import Parameter, checked_data, values_key
 
 
 class Linear(Module):
@@ -85,7 +85,7 @@ class Linear(Module):
         """The weights packed as int8 or bfloat16 (ops.linear.quantized_linear), repacked when
         a parameter changes."""
         params = [p for p in (self.weight, self.bias) if p is not None]
-        key = (self.quantized,) + tuple((id(p.data), p.version) for p in params)
+        key = (self.quantized,) + values_key(params)
         packed = getattr(self, "_quantized_packed", None)
         if packed is None or packed[0] != key:
             w, b = self._data()

@@ -245,16 +245,20 @@ class Module:
     # a layer that cannot be quantized.
     _quantizable: Tuple[str, ...] = ()
 
-    def _set_quantized(self, kind: str) -> None:
-        """Mark this layer as running on int8 or bfloat16 weights (rnnkit.quantize and
-        rnnkit.load call it; the weights' values are the caller's business)."""
+    def _check_quantizable(self, kind: str) -> None:
+        """Raises (TypeError or ValueError) if this layer has no ``kind`` form."""
         if not self._quantizable:
             raise TypeError(f"{type(self).__name__} has no int8 or bfloat16 form")
         if kind not in QUANTIZED_FORMATS:
             raise ValueError(f"quantized must be 'int8' or 'bfloat16', got {kind!r}")
         if self.dtype != np.float32:
             raise TypeError(f"{kind} weights need a float32 layer; {type(self).__name__} is "
-                            f"{np.dtype(self.dtype).name}")
+                            f"{np.dtype(self.dtype).name} (convert it with .float() first)")
+
+    def _set_quantized(self, kind: str) -> None:
+        """Mark this layer as running on int8 or bfloat16 weights (rnnkit.quantize and
+        rnnkit.load call it; the weights' values are the caller's business)."""
+        self._check_quantizable(kind)
         object.__setattr__(self, "quantized", kind)
         self._on_mode_change()
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._cellspec import CellSpec
-from .parameter import Parameter
+from .parameter import Parameter, values_key
 
 
 class PackedSteps:
@@ -37,7 +37,7 @@ class PackedSteps:
 
     def get(self) -> List[Any]:
         """The step objects, (re)packed if any parameter changed since the last call."""
-        key = (self.quantized,) + tuple((id(p.data), p.version) for p in self._params())
+        key = (self.quantized,) + values_key(self._params())
         if self._steps is None or key != self._key:
             self._steps = []
             for ws in self._weight_sets():  # w_ih, w_hh, b_ih, b_hh, the extra parameters,

@@ -1,7 +1,7 @@
 """Parameter: a trainable array and the gradient that backward passes accumulate into."""
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,6 +97,12 @@ def _flag(name: str, value: Any) -> bool:
         raise TypeError(f"{name} must be True or False, got {value!r} "
                         f"({type(value).__name__})")
     return bool(value)
+
+
+def values_key(params: Iterable["Parameter"]) -> Tuple[Tuple[int, int], ...]:
+    """What changes when any of ``params`` takes new values: a new ``data`` array or a bumped
+    ``version``. Packed copies of weights are rebuilt when it differs from theirs."""
+    return tuple((id(p.data), p.version) for p in params)
 
 
 def checked_data(params: Mapping[str, "Parameter"], checks: Sequence[Tuple[str, Tuple[int, ...]]],

@@ -236,9 +236,12 @@ class _RNNBase(Module):
             return ()
         return tuple(n for n in self._parameters if n.startswith("weight_"))
 
-    def _set_quantized(self, kind: str) -> None:
+    def _check_quantizable(self, kind: str) -> None:
+        super()._check_quantizable(kind)
         if self.zoneout:
             raise ValueError(f"{type(self).__name__} with zoneout has no {kind} form yet")
+
+    def _set_quantized(self, kind: str) -> None:
         super()._set_quantized(kind)
         self._packed.quantized = kind
 

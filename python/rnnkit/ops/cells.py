@@ -45,7 +45,7 @@ class SequenceCache:
 
     __slots__ = ("spec", "x", "state0", "w_ih", "w_hh", "b_ih", "b_hh", "y", "saved",
                  "lengths", "reverse", "extra", "w_hr", "options", "recurrent_mask", "zoneout",
-                 "segment", "starts")
+                 "checkpoints")
 
     def __init__(self, spec: CellSpec, x: np.ndarray, state0: Tuple[Any, ...],
                  w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Optional[np.ndarray],
@@ -53,11 +53,10 @@ class SequenceCache:
                  lengths: Optional[np.ndarray], reverse: bool, extra: Tuple[np.ndarray, ...] = (),
                  w_hr: Optional[np.ndarray] = None, options: Optional[tuple] = None,
                  recurrent_mask: Optional[np.ndarray] = None, zoneout: Any = None,
-                 segment: Optional[int] = None, starts: Sequence[Any] = ()) -> None:
+                 checkpoints: Optional[checkpointed.Checkpoints] = None) -> None:
         self.spec, self.x, self.state0, self.w_ih, self.w_hh = spec, x, state0, w_ih, w_hh
-        # Recomputation (ops.checkpointed): the segment length and each segment's entering
-        # states; saved is then empty and y not read by the backward.
-        self.segment, self.starts = segment, list(starts)
+        # Recomputation (ops.checkpointed): saved is then empty and y not read by the backward.
+        self.checkpoints = checkpoints
         self.recurrent_mask, self.zoneout = recurrent_mask, zoneout
         # The biases too: a row-wise cell's backward (the LayerNorm cells) recomputes with them.
         self.b_ih, self.b_hh = b_ih, b_hh
@@ -68,12 +67,15 @@ class SequenceCache:
     def has_bias(self) -> Tuple[bool, bool]:
         return self.b_ih is not None, self.b_hh is not None
 
-    def call(self) -> checkpointed.SegmentCall:
-        """The arguments a recomputing backward runs each segment with."""
-        return checkpointed.SegmentCall(self.spec, self.w_ih, self.w_hh, self.b_ih,
-                                        self.b_hh, self.lengths, self.reverse, self.extra,
-                                        self.w_hr, self.options, self.recurrent_mask,
-                                        self.zoneout)
+    @property
+    def segment(self) -> Optional[int]:
+        """A recomputing forward's segment length (None: every activation stored)."""
+        return None if self.checkpoints is None else self.checkpoints.segment
+
+    @property
+    def starts(self) -> List[Any]:
+        """A recomputing forward's segment-entering states (time order); [] when stored."""
+        return [] if self.checkpoints is None else self.checkpoints.starts
 
     def __repr__(self) -> str:
         t, b, _ = self.x.shape
@@ -173,11 +175,11 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
     recurrent_mask, zoneout = _regularizers(spec, recurrent_mask, zoneout, (t, b, h), dt,
                                             w_hr is not None)
     segment = _segment(spec, checkpoint_every, t, b) if training else None
-    starts: List[Any] = []
+    checkpoints = None
     if segment:
         call = checkpointed.SegmentCall(spec, w_ih, w_hh, b_ih, b_hh, lengths, bool(reverse),
                                         extra, w_hr, core, recurrent_mask, zoneout)
-        y, finals, starts = checkpointed.forward(call, x, state0, segment)
+        y, finals, checkpoints = checkpointed.forward(call, x, state0, segment)
         saved: Tuple[np.ndarray, ...] = ()
     else:
         y, finals, saved = spec.forward(x, state0, w_ih, w_hh, b_ih, b_hh, lengths,
@@ -189,8 +191,8 @@ def sequence_forward(spec: CellSpec, x: np.ndarray, state0: Sequence[Optional[np
                               b_hh=b_hh, y=y if segment else _keep(y),
                               saved=saved, lengths=lengths, reverse=bool(reverse),
                               extra=extra, w_hr=w_hr, options=core,
-                              recurrent_mask=recurrent_mask, zoneout=zoneout, segment=segment,
-                              starts=starts)
+                              recurrent_mask=recurrent_mask, zoneout=zoneout,
+                              checkpoints=checkpoints)
     return y, finals, cache
 
 
@@ -292,9 +294,9 @@ def sequence_backward(cache: SequenceCache, dy: np.ndarray,
     dw_hr = into[-1] if projected else None
     db_ih = db_ih if c.has_bias[0] else None
     db_hh = db_hh if c.has_bias[1] else None
-    if c.segment:
-        dx, dstate0 = checkpointed.backward(c.call(), c.x, c.starts, c.segment, dy, dstate_n,
-                                            dw_ih, dw_hh, db_ih, db_hh, dextra, dw_hr)
+    if c.checkpoints is not None:
+        dx, dstate0 = checkpointed.backward(c.checkpoints, c.x, dy, dstate_n, dw_ih, dw_hh,
+                                            db_ih, db_hh, dextra, dw_hr)
     else:
         dx, dstate0 = spec.backward(dy, dstate_n, c.x, c.state0, c.w_ih, c.w_hh, c.y, c.saved,
                                     c.lengths, c.reverse, dw_ih, dw_hh, db_ih, db_hh, c.extra,

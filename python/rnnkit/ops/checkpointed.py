@@ -90,9 +90,17 @@ class SegmentCall:
                                  self.recurrent_mask, _slice(self.zoneout, t0, t1))
 
 
+class Checkpoints:
+    """What a recomputing forward keeps for its backward: the call's arguments, the segment
+    length and each segment's entering states (time order)."""
+
+    def __init__(self, call: SegmentCall, segment: int, starts: List[States]) -> None:
+        self.call, self.segment, self.starts = call, segment, starts
+
+
 def forward(call: SegmentCall, x: np.ndarray, state0: States, segment: int
-            ) -> Tuple[np.ndarray, States, List[States]]:
-    """y (T, B, width), the final states and each segment's entering states (time order)."""
+            ) -> Tuple[np.ndarray, States, Checkpoints]:
+    """y (T, B, width), the final states and the checkpoints."""
     bounds = _bounds(x.shape[0], segment)
     starts: List[States] = [()] * len(bounds)
     y: Optional[np.ndarray] = None
@@ -100,21 +108,24 @@ def forward(call: SegmentCall, x: np.ndarray, state0: States, segment: int
     for k in _processing_order(len(bounds), call.reverse):
         t0, t1 = bounds[k]
         starts[k] = state
-        y_k, state, _ = call.forward(x, state, t0, t1)   # the activations are dropped here
+        # The training kernel, although its activations are dropped here: the backward
+        # recomputes with it, and only the same kernel gives the same bits at the segment
+        # edges (the inference kernel projects its input differently).
+        y_k, state, _ = call.forward(x, state, t0, t1)
         if y is None:
             y = np.empty((x.shape[0],) + y_k.shape[1:], x.dtype)
         y[t0:t1] = y_k
     assert y is not None  # callers checkpoint only sequences longer than one segment
-    return y, tuple(state), starts
+    return y, tuple(state), Checkpoints(call, segment, starts)
 
 
-def backward(call: SegmentCall, x: np.ndarray, starts: List[States], segment: int,
-             dy: np.ndarray, dstate_n: States, dw_ih: np.ndarray, dw_hh: np.ndarray,
-             db_ih: Optional[np.ndarray], db_hh: Optional[np.ndarray],
-             dextra: Tuple[np.ndarray, ...], dw_hr: Optional[np.ndarray]
-             ) -> Tuple[np.ndarray, Tuple[np.ndarray, ...]]:
+def backward(ckpt: Checkpoints, x: np.ndarray, dy: np.ndarray, dstate_n: States,
+             dw_ih: np.ndarray, dw_hh: np.ndarray, db_ih: Optional[np.ndarray],
+             db_hh: Optional[np.ndarray], dextra: Tuple[np.ndarray, ...],
+             dw_hr: Optional[np.ndarray]) -> Tuple[np.ndarray, Tuple[np.ndarray, ...]]:
     """dx and the initial states' gradients; weight gradients ADDED to dw_ih ... dw_hr."""
-    bounds = _bounds(x.shape[0], segment)
+    call, starts = ckpt.call, ckpt.starts
+    bounds = _bounds(x.shape[0], ckpt.segment)
     dx = np.empty_like(x)
     carry: Any = tuple(dstate_n)
     for k in reversed(_processing_order(len(bounds), call.reverse)):
