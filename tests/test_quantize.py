@@ -104,6 +104,23 @@ def test_bf16_product_matches_rounded_reference(level, m, k, n):
         assert np.all(np.abs(got - want) <= (k + 2) * 2**-24 * scale + 1e-30), name
 
 
+def test_int8_non_finite_values_give_nan(level):
+    """A NaN or inf in an activation row makes that row's outputs NaN, one in a weight row
+    that output's column, as float arithmetic would; nothing else changes."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 20)).astype(np.float32)
+    w = rng.uniform(-0.5, 0.5, (6, 20)).astype(np.float32)
+    clean = quantized_linear(w, None, "int8").forward(x)
+    x[1, 3], x[2, 7] = np.nan, np.inf
+    w[4, 0] = np.nan
+    for name in SIMD_LEVELS:
+        level(name)
+        y = quantized_linear(w, None, "int8").forward(x)
+        assert np.isnan(y[[1, 2]]).all() and np.isnan(y[:, 4]).all()
+        keep = np.ix_([0, 3], [0, 1, 2, 3, 5])
+        assert np.array_equal(y[keep], clean[keep])
+
+
 def test_round_trip_is_what_the_kernel_uses():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((7, 9)).astype(np.float32)

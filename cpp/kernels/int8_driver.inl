@@ -44,18 +44,27 @@ inline int64_t packed_size(int64_t K, int64_t N) {
   return 2 * Np + Np * quads(K);
 }
 
-// Quantizes one column (stride ld between its K values) into q (K values), returns the scale.
-inline float quantize_column(const float* b, int64_t ld, int64_t K, int8_t* q) {
+// Quantizes K values (stride ld) of a weight column or an activation row: q[k] = offset +
+// round(v[k] * 127 / max|v|), in [offset - 127, offset + 127]. Returns the scale max|v| / 127;
+// 0 for all zeros, NaN if any value is not finite (an inf or NaN anywhere makes every result
+// of the product NaN, as float arithmetic would); q is then offset everywhere.
+template <class Q>
+inline float quantize(const float* v, int64_t ld, int64_t K, Q* q, int offset) {
   float amax = 0.0f;
-  for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(b[k * ld]));
-  if (!(amax > 0.0f) || !std::isfinite(amax)) {  // all zero (or not finite: nothing sane)
-    std::fill(q, q + K, int8_t(0));
-    return amax > 0.0f ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+  bool finite = true;
+  for (int64_t k = 0; k < K; ++k) {
+    const float a = std::fabs(v[k * ld]);
+    finite = finite && a <= std::numeric_limits<float>::max();  // false for inf and NaN
+    amax = a > amax ? a : amax;
+  }
+  if (!finite || amax == 0.0f) {
+    std::fill(q, q + K, static_cast<Q>(offset));
+    return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const float inv = 127.0f / amax;
   for (int64_t k = 0; k < K; ++k) {
-    const long v = std::lrint(b[k * ld] * inv);
-    q[k] = static_cast<int8_t>(std::min(127L, std::max(-127L, v)));
+    const long r = std::lrint(v[k * ld] * inv);
+    q[k] = static_cast<Q>(std::min(127L, std::max(-127L, r)) + offset);
   }
   return amax / 127.0f;
 }
@@ -70,8 +79,8 @@ inline void pack(bool transB, int64_t K, int64_t N, const float* B, int64_t ldb,
   std::memset(packed, 0, sizeof(float) * packed_size(K, N));
   Buffer<int8_t> q(K > 0 ? K : 1);
   for (int64_t n = 0; n < N; ++n) {
-    scale[n] = transB ? quantize_column(B + n * ldb, 1, K, q.data())
-                      : quantize_column(B + n, ldb, K, q.data());
+    scale[n] = transB ? quantize(B + n * ldb, 1, K, q.data(), 0)
+                      : quantize(B + n, ldb, K, q.data(), 0);
     int32_t sum = 0;
     int8_t* panel = panels + (n / kPanel) * Kq * 64 + (n % kPanel) * kQuad;
     for (int64_t k = 0; k < K; ++k) {
@@ -103,18 +112,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
   row_scale.resize(rows);
   for (int64_t m0 = 0; m0 < M; m0 += rows) {
     const int64_t mb = std::min(rows, M - m0);
-    for (int64_t r = 0; r < mb; ++r) {  // quantize row m0 + r
-      const float* a = A + (m0 + r) * lda;
+    for (int64_t r = 0; r < mb; ++r) {  // row m0 + r, shifted to unsigned bytes
       uint8_t* ur = u.data() + r * Kp;
-      float amax = 0.0f;
-      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(a[k]));
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      row_scale.data()[r] = std::isfinite(amax) ? amax / 127.0f
-                                                : std::numeric_limits<float>::quiet_NaN();
-      for (int64_t k = 0; k < K; ++k) {
-        const long v = std::isfinite(inv) ? std::lrint(a[k] * inv) : 0L;
-        ur[k] = static_cast<uint8_t>(std::min(127L, std::max(-127L, v)) + 128);
-      }
+      row_scale.data()[r] = quantize(A + (m0 + r) * lda, 1, K, ur, 128);
       std::fill(ur + K, ur + Kp, uint8_t(128));
     }
     Dot(mb, Np, Kq, u.data(), panels, acc.data());
