@@ -293,6 +293,38 @@ def test_gemm_split_is_bitwise_neutral(level, dtype, transA, transB):
                             whole[1:4, NR - 1:2 * NR + 3], f"{what}: a 3-row tile")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
+@pytest.mark.parametrize("level", LEVELS)
+def test_gemm_streamed_b_bigger_than_l2(level, dtype):
+    """Operands past half of L2 (build_info's l2_cache_bytes): there the driver runs the kernels
+    that prefetch the next B sliver (gemm_driver.inl, run_rows). A hint changes no arithmetic,
+    so the products still match float64 and, on the SIMD levels, packed and unpacked B stay
+    bitwise equal: for several row tiles of the packed B and for the large-M path's packed
+    block, whose last sliver hands the hint to the next slab or to the first sliver."""
+    b = BLOCKING[(level, dtype)]
+    MR, NR, KC, MC = b["MR"], b["NR"], b["KC"], b["MC"]
+    itemsize = np.dtype(dtype).itemsize
+    half_l2 = rnnkit.build_info()["l2_cache_bytes"] // 2
+    K = 2 * KC + 9                                    # three slabs, the last one short
+    N = half_l2 // (itemsize * KC) + 2 * NR + 5       # one slab of B alone exceeds half of L2
+    assert K * N * itemsize > half_l2 and KC * N * itemsize > half_l2
+    rng = np.random.default_rng(17)
+    eps = np.finfo(dtype).eps
+    for M in (2 * MR + 3, MC + MR + 1):
+        opA = rng.standard_normal((M, K)).astype(dtype)
+        opB = rng.standard_normal((K, N)).astype(dtype)
+        want = opA.astype(np.float64) @ opB.astype(np.float64)
+        tol = (K + 2) * eps * (np.abs(opA.astype(np.float64)) @ np.abs(opB.astype(np.float64)))
+        got = {}
+        for packed in (False, True):
+            C = np.full((M, N), np.nan, dtype)
+            _core._kernel_gemm(level, False, False, opA, opB, C, 0.0, packed=packed)
+            _assert_within(C, want, tol, f"{level} M,N,K={M},{N},{K} packed={packed}")
+            got[packed] = C
+        if level != "generic":
+            _assert_bitwise(got[True], got[False], f"{level} M={M}: packed vs gemm")
+
+
 # ----------------------------------------------------------------------------- activations
 
 # Documented max errors (cpp/kernels/activations_impl.inl) of the SIMD levels. They are maxima

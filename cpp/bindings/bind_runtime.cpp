@@ -39,6 +39,7 @@ void bind_runtime(py::module_& m) {
       if (cpu_features() & (1u << bit)) features.push_back(cpu_feature_name(bit));
     info["cpu_features"] = features;
     info["cpu_model"] = cpu_model();
+    info["l2_cache_bytes"] = l2_cache_bytes();
     info["num_threads"] = get_num_threads();
     return info;
   });

@@ -185,8 +185,11 @@ struct LstmCellT {
       } else {
         act.tanh(act_c, c + j0, n);
       }
-      const bool coupled = opts && opts->input_forget;
       T* dc = dc_state.data() + row.r * H;
+      if (!kPeephole && !opts)  // the plain cell: the level's vectorised copy of the loop below
+        return act.pointwise.lstm_backward(n, H, gt + j0, c_prev + j0, dh + j0, dy + j0,
+                                           dc + j0, dg_step + j0, dg_seq + j0);
+      const bool coupled = opts && opts->input_forget;
       // Derivatives from the outputs; the usual ones keep their products' order (their bits
       // must not change), ONNX's options take theirs from the slots.
       for (int64_t j = j0; j < j1; ++j) {

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "runtime/cpu_features.h"
 
 namespace rnnkit {
 namespace avx2_isa {
@@ -92,12 +93,14 @@ inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restric
 }  // namespace avx2_isa
 
 void register_avx2_activations(KernelTable& table);  // activations_avx2.cpp
+void register_avx2_pointwise(KernelTable& table);    // pointwise_avx2.cpp
 void register_avx2_fma_peak(KernelTable& table);     // fma_peak_avx2.cpp
 
 void register_avx2(KernelTable& table) {
   table.isa = "avx2";
   avx2_isa::fill_gemm_table<avx2_isa::F32, avx2_isa::F64>(table);
   register_avx2_activations(table);
+  register_avx2_pointwise(table);
   register_avx2_fma_peak(table);
 }
 

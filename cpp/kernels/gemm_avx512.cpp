@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "runtime/cpu_features.h"
 
 namespace rnnkit {
 namespace avx512_isa {
@@ -101,12 +102,14 @@ inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restric
 }  // namespace avx512_isa
 
 void register_avx512_activations(KernelTable& table);  // activations_avx512.cpp
+void register_avx512_pointwise(KernelTable& table);    // pointwise_avx512.cpp
 void register_avx512_fma_peak(KernelTable& table);     // fma_peak_avx512.cpp
 
 void register_avx512(KernelTable& table) {
   table.isa = "avx512";
   avx512_isa::fill_gemm_table<avx512_isa::F32, avx512_isa::F64>(table);
   register_avx512_activations(table);
+  register_avx512_pointwise(table);
   register_avx512_fma_peak(table);
 }
 

@@ -152,6 +152,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
 }  // namespace generic_isa
 
 void register_generic_activations(KernelTable& table);  // activations_generic.cpp
+void register_generic_pointwise(KernelTable& table);    // pointwise_generic.cpp
 void register_generic_fma_peak(KernelTable& table);     // fma_peak_generic.cpp
 void register_generic_int8(KernelTable& table);         // int8_generic.cpp
 void register_generic_bf16(KernelTable& table);         // bf16_generic.cpp
@@ -159,6 +160,7 @@ void register_generic_bf16(KernelTable& table);         // bf16_generic.cpp
 void register_generic(KernelTable& table) {
   table.isa = "generic";
   register_generic_activations(table);
+  register_generic_pointwise(table);
   register_generic_fma_peak(table);
   register_generic_int8(table);
   register_generic_bf16(table);

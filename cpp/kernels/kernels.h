@@ -48,6 +48,24 @@ using ExpSumFn = T (*)(T* y, const T* x, int64_t n, T shift);
 template <class T>
 using RowMaxFn = T (*)(const T* x, int64_t n);
 
+// The cells' pointwise loops that are worth a vector width (kernels/pointwise_impl.inl), one set
+// per element type. Each computes exactly the roundings of the cell's own scalar code, so
+// results do not depend on the level.
+//
+// lstm_backward: the plain LSTM (no peephole, no ONNX options; cells/lstm.h) over units [0, n)
+// of one row and step. gates: the row's post-activation gates, i at gates[0..n), f, g, o at
+// strides of H; c_prev (n): c_{t-1}; dh, dy (n): the gradients reaching h_t from later steps and
+// from y; dc (n): in, the gradient reaching c_t from step t+1, out, the one reaching c_{t-1};
+// dg_step and dg_seq: each gate's pre-activation gradient is written to both, gate g at g*H.
+// dg_step[3H..3H+n) holds tanh(c_t) on entry. No other arrays overlap.
+template <class T>
+using LstmBackwardFn = void (*)(int64_t n, int64_t H, const T* gates, const T* c_prev,
+                                const T* dh, const T* dy, T* dc, T* dg_step, T* dg_seq);
+template <class T>
+struct PointwiseKernels {
+  LstmBackwardFn<T> lstm_backward = nullptr;
+};
+
 // The FMA peak probe: `iterations` rounds of independent multiply-adds on registers only (no
 // loads or stores), so its rate is the core's fp32 FMA throughput at this ISA's vector width,
 // the ceiling the GEMM kernels are measured against. Sets *flops (2 per lane per FMA) and
@@ -87,6 +105,8 @@ struct KernelTable {
   GemmPackedFn<float> gemm_bf16 = nullptr;
   const char* bf16_kernel = "portable";
   FmaLoopFn fma_loop_f32 = nullptr;
+  PointwiseKernels<float> pointwise_f32;
+  PointwiseKernels<double> pointwise_f64;
 };
 
 // Each ISA file overwrites the entries it implements (the registry starts every table from the
@@ -150,16 +170,18 @@ inline PackedGemm<float> bf16_gemm_fns(const KernelTable& k = kernels()) {
 // or as bfloat16 (float32 layers only).
 enum class WeightFormat { native, int8, bf16 };
 
+// What a cell calls of one table: the activations and its pointwise loops.
 template <class T> struct Activations {
   UnaryFn<T> sigmoid;
   UnaryFn<T> tanh;
+  PointwiseKernels<T> pointwise;
 };
 template <class T> inline Activations<T> activations(const KernelTable& k = kernels());
 template <> inline Activations<float> activations<float>(const KernelTable& k) {
-  return {k.sigmoid_f32, k.tanh_f32};
+  return {k.sigmoid_f32, k.tanh_f32, k.pointwise_f32};
 }
 template <> inline Activations<double> activations<double>(const KernelTable& k) {
-  return {k.sigmoid_f64, k.tanh_f64};
+  return {k.sigmoid_f64, k.tanh_f64, k.pointwise_f64};
 }
 
 template <class T> inline ExpSumFn<T> exp_sum_fn(const KernelTable& k = kernels());

@@ -3,6 +3,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define RNNKIT_X86_CPUID 1
 #if defined(_MSC_VER)
@@ -110,5 +114,16 @@ std::string cpu_model() {
 uint32_t cpu_features() { return 0; }
 std::string cpu_model() { return "unknown"; }
 #endif
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    long n = -1;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return n > 0 ? int64_t(n) : int64_t(1) << 20;
+  }();
+  return bytes;
+}
 
 }  // namespace rnnkit
