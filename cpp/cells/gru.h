@@ -96,10 +96,11 @@ struct GruCell {
 
     const GateOptions* opts;
     SlotActivation<T> slot[kActSlots];
+    GruBackwardFn<T> plain;   // the level's vectorised copy of backward's loop (no options)
 
     Backward(const BackwardArrays<T>& a, const SeqDims& d, Activations<T> fns)
         : B(d.B), H(d.H), gates(a.saved[0]), hn(a.saved[1]), T_steps(d.T), lengths(d.lengths),
-          opts(a.w.opts) {
+          opts(a.w.opts), plain(fns.pointwise.gru_backward) {
       make_slots(opts, fns, slot);
     }
 
@@ -111,6 +112,9 @@ struct GruCell {
       const int64_t tb = row.t * B + row.b;
       const T* g = gates + tb * 3 * H;
       const T* hnr = hn + tb * H;
+      if (!opts)
+        return plain(j1 - j0, H, g + j0, hnr + j0, h_prev + j0, dy + j0, dh + j0,
+                     dg_step + j0, dg_seq + j0);
       for (int64_t j = j0; j < j1; ++j) {
         const T r = g[j], z = g[H + j], nn = g[2 * H + j];
         const T dht = dh[j] + dy[j];

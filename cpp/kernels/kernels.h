@@ -61,9 +61,18 @@ using RowMaxFn = T (*)(const T* x, int64_t n);
 template <class T>
 using LstmBackwardFn = void (*)(int64_t n, int64_t H, const T* gates, const T* c_prev,
                                 const T* dh, const T* dy, T* dc, T* dg_step, T* dg_seq);
+// gru_backward: the plain GRU (reset-after, no ONNX options; cells/gru.h) over units [0, n) of
+// one row and step. gates: r at gates[0..n), z and n at strides of H; hn (n): W_hn h + b_hn from
+// the forward; h_prev (n): h_{t-1}; dy (n); dh (n): in, the gradient reaching h_t from later
+// steps, out, its direct term into h_{t-1} (z ⊙ dh); dg_step and dg_seq: gate g at g*H (the n
+// gate's differ: dg_step gets it through r). No arrays overlap.
+template <class T>
+using GruBackwardFn = void (*)(int64_t n, int64_t H, const T* gates, const T* hn,
+                               const T* h_prev, const T* dy, T* dh, T* dg_step, T* dg_seq);
 template <class T>
 struct PointwiseKernels {
   LstmBackwardFn<T> lstm_backward = nullptr;
+  GruBackwardFn<T> gru_backward = nullptr;
 };
 
 // The FMA peak probe: `iterations` rounds of independent multiply-adds on registers only (no

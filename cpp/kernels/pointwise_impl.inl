@@ -60,7 +60,33 @@ void lstm_backward(int64_t n, int64_t H, const T* gates, const T* c_prev, const 
   }
 }
 
+// The plain GRU's (reset-after) backward over units [0, n) of one row and step
+// (GruBackwardFn in kernels.h); the product order is the cell's (cells/gru.h).
+template <class T>
+void gru_backward(int64_t n, int64_t H, const T* gates, const T* hn, const T* h_prev,
+                  const T* dy, T* dh, T* dg_step, T* dg_seq) {
+  const T* gr = gates;
+  const T* gz = gates + H;
+  const T* gn = gates + 2 * H;
+  RNNKIT_IVDEP
+  for (int64_t j = 0; j < n; ++j) {
+    const T r = gr[j], z = gz[j], nn = gn[j];
+    const T dht = dh[j] + dy[j];  // dh: read and rewritten at the same index
+    const T dn = dht * (T(1) - z);
+    const T dz = dht * (h_prev[j] - nn);
+    const T d_n = dn * (T(1) - nn * nn);
+    const T dar = d_n * hn[j] * r * (T(1) - r);
+    const T daz = dz * z * (T(1) - z);
+    dg_step[j] = dg_seq[j] = dar;
+    dg_step[H + j] = dg_seq[H + j] = daz;
+    dg_step[2 * H + j] = d_n * r;
+    dg_seq[2 * H + j] = d_n;
+    dh[j] = dht * z;
+  }
+}
+
 template <class T>
 void register_pointwise_type(PointwiseKernels<T>& k) {
   k.lstm_backward = lstm_backward<T>;
+  k.gru_backward = gru_backward<T>;
 }
