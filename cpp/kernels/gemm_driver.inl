@@ -154,6 +154,16 @@ void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) c[r][v] = X::zero();
 
+  // C is stored (or read and stored) only after the k loop: ask for its lines now, so that the
+  // misses of a C bigger than the caches overlap this tile's FMAs instead of stalling its
+  // stores (a language model's (B*T) x V logits; 700 x 10000 x 200 with transB measured 124 ->
+  // 156 GF/s on a 2 MiB-L2 Xeon). Only the columns the tile stores are touched.
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      if (v * X::W < cols) __builtin_prefetch(C + r * ldc + v * X::W, 1, 3);
+
   for (int64_t k = 0; k < kc; ++k) {
     if constexpr (PF) __builtin_prefetch(pf + k * kLineElems<X>, 0, 2);
     V b[NV];
