@@ -293,6 +293,39 @@ def test_gemm_split_is_bitwise_neutral(level, dtype, transA, transB):
                             whole[1:4, NR - 1:2 * NR + 3], f"{what}: a 3-row tile")
 
 
+@pytest.mark.parametrize("transA,transB", TRANS, ids=lambda t: "T" if t else "N")
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
+@pytest.mark.parametrize("level", LEVELS)
+def test_gemm_row_is_fill_then_beta_one(level, dtype, transA, transB):
+    """gemm_row (C = row + op(A) op(B), a layer's bias fused into the product) is bitwise what
+    its definition in kernels.h says: every row of C filled with row, then gemm with beta = 1.
+    On every edge size (the one-row-tile and wide kernels, partial tiles, the large-M path,
+    several slabs, K = 0), operands padded or not, C starting as NaN (so C is never read), no
+    element around C written; and within the product's bound of float64."""
+    eps = np.finfo(dtype).eps
+    rng = np.random.default_rng(4321 + 7 * LEVELS.index(level) + 2 * transA + transB)
+    for i, (M, N, K) in enumerate(_gemm_cases(level, dtype) + [(3, 37, 0)]):
+        opA = rng.standard_normal((M, K)).astype(dtype)
+        opB = rng.standard_normal((K, N)).astype(dtype)
+        row = rng.standard_normal((1, N)).astype(dtype)
+        padded = i % 2 == 1
+        A, _ = _place(_stored(opA, transA), padded, np.nan, rng)
+        B, _ = _place(_stored(opB, transB), padded, np.nan, rng)
+        C, bigC = _place(np.full((M, N), np.nan, dtype), padded, GUARD, rng)
+        guard = np.ones(bigC.shape, bool)
+        guard[1:M + 1, :N] = False
+        before = bigC[guard].copy()
+        _core._kernel_gemm(level, transA, transB, A, B, C, 0.0, row=row)
+        _assert_bitwise(bigC[guard], before, "elements around C")
+        want = np.repeat(row, M, axis=0)
+        _core._kernel_gemm(level, transA, transB, A, B, want, 1.0)
+        what = f"{level} transA={transA} transB={transB} M,N,K={M},{N},{K} padded={padded}"
+        _assert_bitwise(C, want, what)
+        exact = row.astype(np.float64) + opA.astype(np.float64) @ opB.astype(np.float64)
+        mag = np.abs(opA.astype(np.float64)) @ np.abs(opB.astype(np.float64))
+        _assert_within(C, exact, (K + 2) * eps * (mag + np.abs(row.astype(np.float64))), what)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("level", LEVELS)
 def test_gemm_streamed_b_bigger_than_l2(level, dtype):

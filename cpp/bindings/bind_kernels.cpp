@@ -48,7 +48,8 @@ T* matrix(const py::handle& obj, const char* name, int64_t* rows, int64_t* cols,
 
 template <class T>
 void gemm(const KernelTable& k, bool transA, bool transB, const py::handle& A,
-          const py::handle& B, const py::handle& C, double beta, bool packed) {
+          const py::handle& B, const py::handle& C, double beta, bool packed,
+          const py::handle& row) {
   int64_t ar, ac, lda, br, bc, ldb, M, N, ldc;
   const T* pa = matrix<T>(A, "A", &ar, &ac, &lda, false);
   const T* pb = matrix<T>(B, "B", &br, &bc, &ldb, false);
@@ -57,7 +58,13 @@ void gemm(const KernelTable& k, bool transA, bool transB, const py::handle& A,
   if ((transA ? ac : ar) != M || (transB ? br : bc) != N || (transB ? bc : br) != K)
     throw py::value_error("op(A) (M x K), op(B) (K x N) and C (M x N) do not agree");
   if (beta != 0.0 && beta != 1.0) throw py::value_error("beta must be 0 or 1");
-  if (packed) {
+  if (!row.is_none()) {
+    if (packed) throw py::value_error("row is for gemm_row, which has no packed form");
+    int64_t rr, rc, ldr;
+    const T* pr = matrix<T>(row, "row", &rr, &rc, &ldr, false);
+    if (rr != 1 || rc != N) throw py::value_error("row must have shape (1, N)");
+    gemm_row_fn<T>(k)(transA, transB, M, N, K, pa, lda, pb, ldb, pr, pc, ldc);
+  } else if (packed) {
     if (transA) throw py::value_error("gemm_packed takes A untransposed");
     const PackedGemm<T> pg = packed_gemm_fns<T>(k);
     std::vector<T> buf(pg.size(K, N) + 1);
@@ -92,16 +99,18 @@ py::object unary(const KernelTable& k, const std::string& fn, const py::handle& 
 void bind_kernels(py::module_& m) {
   m.def("_kernel_gemm",
         [](const std::string& level, bool transA, bool transB, const py::handle& A,
-           const py::handle& B, const py::handle& C, double beta, bool packed) {
+           const py::handle& B, const py::handle& C, double beta, bool packed,
+           const py::handle& row) {
           const KernelTable& k = table_for(level);
           dispatch_float(A, "A", [&](auto tag) {
-            gemm<decltype(tag)>(k, transA, transB, A, B, C, beta, packed);
+            gemm<decltype(tag)>(k, transA, transB, A, B, C, beta, packed, row);
           });
         },
         py::arg("level"), py::arg("transA"), py::arg("transB"), py::arg("A"), py::arg("B"),
-        py::arg("C"), py::arg("beta"), py::arg("packed") = false,
+        py::arg("C"), py::arg("beta"), py::arg("packed") = false, py::arg("row") = py::none(),
         "Testing hook: C = beta*C + op(A) op(B) with one table's gemm (packed: pack_b + "
-        "gemm_packed), in place on C.");
+        "gemm_packed; row, an array (1, N): gemm_row, C = row + op(A) op(B), beta unused), in "
+        "place on C.");
   m.def("_kernel_unary",
         [](const std::string& level, const std::string& fn, const py::handle& x,
            const py::handle& out) -> py::object {

@@ -13,13 +13,15 @@
 namespace rnnkit {
 
 // C[M,N] = beta*C + op(A) op(B) (see GemmFn) with `table`'s GEMM, split over threads along M
-// (or N when M is the smaller side). Called outside any parallel region.
+// (or N when M is the smaller side); with a row (N values), C = row + op(A) op(B) instead
+// (GemmRowFn; beta unused). Called outside any parallel region.
 template <class T>
 void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-                   const KernelTable& table = kernels()) {
+                   const KernelTable& table = kernels(), const T* row = nullptr) {
   if (M <= 0 || N <= 0) return;
   const GemmFn<T> gemm = gemm_fn<T>(table);
+  const GemmRowFn<T> gemm_row = gemm_row_fn<T>(table);
   const bool split_m = M >= N;
   const int64_t extent = split_m ? M : N;
   const int64_t align = 16;
@@ -28,13 +30,14 @@ void parallel_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, co
     int64_t lo, hi;
     split_range(extent, parts, part, align, &lo, &hi);
     if (hi <= lo) return;
-    if (split_m) {
-      const T* a = transA ? A + lo : A + lo * lda;
-      gemm(transA, transB, hi - lo, N, K, a, lda, B, ldb, beta, C + lo * ldc, ldc);
-    } else {
-      const T* b = transB ? B + lo * ldb : B + lo;
-      gemm(transA, transB, M, hi - lo, K, A, lda, b, ldb, beta, C + lo, ldc);
-    }
+    const int64_t m = split_m ? hi - lo : M, n = split_m ? N : hi - lo;
+    const T* a = !split_m ? A : transA ? A + lo : A + lo * lda;
+    const T* b = split_m ? B : transB ? B + lo * ldb : B + lo;
+    T* c = split_m ? C + lo * ldc : C + lo;
+    if (row)
+      gemm_row(transA, transB, m, n, K, a, lda, b, ldb, split_m ? row : row + lo, c, ldc);
+    else
+      gemm(transA, transB, m, n, K, a, lda, b, ldb, beta, c, ldc);
   };
   run_parallel(nt, run);
 }

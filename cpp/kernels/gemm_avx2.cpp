@@ -70,7 +70,7 @@ void pack_copy(const typename X::T* src, int64_t ld, int64_t lanes, int64_t kc, 
 // add, so edge columns match the same columns computed inside a full tile.
 template <class X, int R, int NV>
 inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restrict C,
-                       int64_t ldc, int64_t cols, bool accumulate) {
+                       int64_t ldc, int64_t cols, bool accumulate, const typename X::T* row) {
   alignas(32) typename X::T tile[R][X::NR];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -80,6 +80,8 @@ inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restric
     typename X::T* p = C + r * ldc;
     if (accumulate)
       for (int64_t j = 0; j < cols; ++j) p[j] = p[j] + tile[r][j];
+    else if (row)
+      for (int64_t j = 0; j < cols; ++j) p[j] = row[j] + tile[r][j];
     else
       for (int64_t j = 0; j < cols; ++j) p[j] = tile[r][j];
   }

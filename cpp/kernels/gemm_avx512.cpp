@@ -81,7 +81,7 @@ void pack_copy(const typename X::T* src, int64_t ld, int64_t lanes, int64_t kc, 
 // Partial tile: masked loads and stores, so columns past `cols` are neither read nor written.
 template <class X, int R, int NV>
 inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restrict C,
-                       int64_t ldc, int64_t cols, bool accumulate) {
+                       int64_t ldc, int64_t cols, bool accumulate, const typename X::T* row) {
   typename X::Mask m[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) m[v] = X::mask(cols - v * X::W);
@@ -90,7 +90,9 @@ inline void store_edge(const typename X::V (&c)[R][NV], typename X::T* __restric
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       typename X::T* p = C + r * ldc + v * X::W;
-      X::store(p, m[v], accumulate ? X::add(X::loadz(m[v], p), c[r][v]) : c[r][v]);
+      X::store(p, m[v], accumulate ? X::add(X::loadz(m[v], p), c[r][v])
+                        : row      ? X::add(X::loadz(m[v], row + v * X::W), c[r][v])
+                                   : c[r][v]);
     }
 }
 

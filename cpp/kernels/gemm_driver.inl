@@ -12,9 +12,10 @@
 //     zero(), load(p), store(p, v), bcast(p) (broadcast *p), fma(a, b, c) = a*b + c, add(a, b);
 //   pack_copy<X>(src, ld, lanes, kc, P, dst): dst[k*P + i] = src[k*ld + i] for i < lanes, zero
 //     for lanes <= i < P;
-//   store_edge<X>(c, C, ldc, cols, accumulate): stores the first cols < NR columns of an R x NR
-//     register tile c[R][NR/W] into C (C = c, or C = C + c with accumulate), rounding exactly like
-//     the full-tile store, and touching no column past cols.
+//   store_edge<X>(c, C, ldc, cols, accumulate, row): stores the first cols < NR columns of an
+//     R x NR register tile c[R][NR/W] into C (C = c; C = C + c with accumulate; else, with a
+//     row, C = row + c in every row), rounding exactly like the full-tile store, and touching no
+//     column past cols (of C or of row).
 //
 // Layout of the work (row-major C, vectors run along N):
 //   for each KC-deep slab of K, op(A) is packed into MR-row panels ([kc][MR], zero-padded) and
@@ -132,7 +133,9 @@ template <class X>
 constexpr int64_t kLineElems = int64_t(64 / sizeof(typename X::T));
 
 // ---- micro-kernel ----------------------------------------------------------------------------
-// C[R x cols] = (accumulate ? C : 0) + sum_k Ap[k][0..R) (x) Bp[k][0..NR).
+// C[R x cols] = (accumulate ? C : row ? row : 0) + sum_k Ap[k][0..R) (x) Bp[k][0..NR), where
+// row (cols values, the same for every row of the tile) is the first slab's start for
+// gemm_row: row + acc rounds as C + acc does once C holds row.
 // Ap has row stride MR (packed panel), Bp has k stride bks (NR when packed, ldb when B is read in
 // place). R is a template argument so row tails get a kernel of exactly their height (no wasted
 // FMAs for M = 1..7) with the same per-element chain as the full tile. Partial tiles
@@ -145,7 +148,7 @@ template <class X, int R, int64_t AS = X::MR, bool PF = false>
 void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
                   const typename X::T* __restrict Bp, int64_t bks, typename X::T* __restrict C,
                   int64_t ldc, int64_t cols, bool accumulate,
-                  const typename X::T* pf = nullptr) {
+                  const typename X::T* row = nullptr, const typename X::T* pf = nullptr) {
   using V = typename X::V;
   constexpr int NV = int(X::NR / X::W);
   V c[R][NV];
@@ -185,10 +188,12 @@ void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         typename X::T* p = C + r * ldc + v * X::W;
-        X::store(p, accumulate ? X::add(X::load(p), c[r][v]) : c[r][v]);
+        X::store(p, accumulate ? X::add(X::load(p), c[r][v])
+                    : row      ? X::add(X::load(row + v * X::W), c[r][v])
+                               : c[r][v]);
       }
   } else {
-    store_edge<X>(c, C, ldc, cols, accumulate);
+    store_edge<X>(c, C, ldc, cols, accumulate, row);
   }
 }
 
@@ -199,7 +204,8 @@ void micro_kernel(int64_t kc, const typename X::T* __restrict Ap,
 template <class X, int R, int NS, int64_t AS = X::MR>
 void micro_kernel_wide(int64_t kc, const typename X::T* __restrict Ap,
                        const typename X::T* __restrict Bp, int64_t sstride, int64_t bks,
-                       typename X::T* __restrict C, int64_t ldc, bool accumulate) {
+                       typename X::T* __restrict C, int64_t ldc, bool accumulate,
+                       const typename X::T* row = nullptr) {
   using V = typename X::V;
   constexpr int NV = int(X::NR / X::W);
   V c[R][NS][NV];
@@ -233,7 +239,9 @@ void micro_kernel_wide(int64_t kc, const typename X::T* __restrict Ap,
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         typename X::T* p = C + r * ldc + s * X::NR + v * X::W;
-        X::store(p, accumulate ? X::add(X::load(p), c[r][s][v]) : c[r][s][v]);
+        X::store(p, accumulate ? X::add(X::load(p), c[r][s][v])
+                    : row      ? X::add(X::load(row + s * X::NR + v * X::W), c[r][s][v])
+                               : c[r][s][v]);
       }
 }
 
@@ -242,7 +250,8 @@ inline int64_t slivers_per_group(int64_t M) { return M == 1 ? 4 : M <= 3 ? 2 : 1
 
 template <class X>
 using KernelFn = void (*)(int64_t, const typename X::T*, const typename X::T*, int64_t,
-                          typename X::T*, int64_t, int64_t, bool, const typename X::T*);
+                          typename X::T*, int64_t, int64_t, bool, const typename X::T*,
+                          const typename X::T*);
 
 template <class X, bool PF, size_t... I>
 constexpr std::array<KernelFn<X>, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
@@ -265,7 +274,7 @@ inline bool stream_hint(int64_t bytes) { return bytes > l2_cache_bytes() / 2; }
 template <class X>
 inline void run_rows(int64_t mc, int64_t kc, const typename X::T* Ap, const typename X::T* Bp,
                      int64_t bks, typename X::T* C, int64_t ldc, int64_t cols, bool accumulate,
-                     const typename X::T* next = nullptr) {
+                     const typename X::T* row, const typename X::T* next) {
   static constexpr auto plain = make_kernels<X, false>(std::make_index_sequence<X::MR>());
   static constexpr auto hinted = make_kernels<X, true>(std::make_index_sequence<X::MR>());
   constexpr int64_t lines_per_k = int64_t(X::NR * sizeof(typename X::T) / 64);
@@ -274,21 +283,25 @@ inline void run_rows(int64_t mc, int64_t kc, const typename X::T* Ap, const type
   for (int64_t ir = 0, t = 0; ir < mc; ir += X::MR, ++t) {
     const int64_t rows = std::min(X::MR, mc - ir);
     const auto& kernels = next ? hinted : plain;
-    kernels[rows - 1](kc, Ap + ir * kc, Bp, bks, C + ir * ldc, ldc, cols, accumulate,
+    kernels[rows - 1](kc, Ap + ir * kc, Bp, bks, C + ir * ldc, ldc, cols, accumulate, row,
                       next ? next + (t % lines_per_k) * share : nullptr);
   }
 }
 
 // ---- driver ----------------------------------------------------------------------------------
+// C = beta*C + op(A) op(B) (GemmFn), or, with a row, C = row + op(A) op(B) (GemmRowFn; beta is
+// then 0): row enters at the first slab's store, where beta = 1 would read C.
 template <class X>
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typename X::T* A,
-          int64_t lda, const typename X::T* B, int64_t ldb, typename X::T beta,
-          typename X::T* C, int64_t ldc) {
+void gemm_core(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+               const typename X::T* A, int64_t lda, const typename X::T* B, int64_t ldb,
+               typename X::T beta, const typename X::T* row, typename X::T* C, int64_t ldc) {
   using T = typename X::T;
   constexpr int64_t MR = X::MR, NR = X::NR, KC = X::KC, MC = X::MC, NC = X::NC;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    if (beta == T(0))
+    if (row)
+      for (int64_t m = 0; m < M; ++m) std::copy(row, row + N, C + m * ldc);
+    else if (beta == T(0))
       for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
     return;
   }
@@ -310,6 +323,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const bool accumulate = pc > 0 || beta != T(0);
+      const T* r0 = pc == 0 ? row : nullptr;  // row + column, for the tiles' first slab
       for (int64_t ir = 0; ir < M; ir += MR)
         pack_panel<X>(transA, A, lda, ir, std::min(MR, M - ir), pc, kc, MR, Ap + ir * kc);
       for (int64_t jg = 0; jg < N; jg += G * NR) {
@@ -328,17 +342,19 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
           sstride = kc * NR;
           bks = NR;
         }
+        const T* rg = r0 ? r0 + jg : nullptr;
         if (G > 1 && gcols == G * NR) {
           if (M == 1)
-            micro_kernel_wide<X, 1, 4>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate);
+            micro_kernel_wide<X, 1, 4>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate, rg);
           else if (M == 2)
-            micro_kernel_wide<X, 2, 2>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate);
+            micro_kernel_wide<X, 2, 2>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate, rg);
           else
-            micro_kernel_wide<X, 3, 2>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate);
+            micro_kernel_wide<X, 3, 2>(kc, Ap, bp, sstride, bks, C + jg, ldc, accumulate, rg);
         } else {
           for (int64_t s = 0; s * NR < gcols; ++s)
             run_rows<X>(M, kc, Ap, bp + s * sstride, bks, C + jg + s * NR, ldc,
-                        std::min(NR, gcols - s * NR), accumulate);
+                        std::min(NR, gcols - s * NR), accumulate, rg ? rg + s * NR : nullptr,
+                        nullptr);
         }
       }
     }
@@ -352,6 +368,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
       const int64_t kc = std::min(KC, K - pc);
       const bool hint = stream_hint(int64_t(sizeof(T)) * kc * nc);
       const bool accumulate = pc > 0 || beta != T(0);
+      const T* r0 = pc == 0 && row ? row + jc : nullptr;
       for (int64_t jr = 0; jr < nc; jr += NR)
         pack_panel<X>(!transB, B, ldb, jc + jr, std::min(NR, nc - jr), pc, kc, NR, Bp + jr * kc);
       for (int64_t ic = 0; ic < M; ic += MC) {
@@ -361,11 +378,25 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typen
                         Ap + ir * kc);
         for (int64_t jr = 0; jr < nc; jr += NR)
           run_rows<X>(mc, kc, Ap, Bp + jr * kc, NR, C + ic * ldc + jc + jr, ldc,
-                      std::min(NR, nc - jr), accumulate,
+                      std::min(NR, nc - jr), accumulate, r0 ? r0 + jr : nullptr,
                       !hint ? nullptr : jr + NR < nc ? Bp + (jr + NR) * kc : Bp);
       }
     }
   }
+}
+
+template <class X>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typename X::T* A,
+          int64_t lda, const typename X::T* B, int64_t ldb, typename X::T beta,
+          typename X::T* C, int64_t ldc) {
+  gemm_core<X>(transA, transB, M, N, K, A, lda, B, ldb, beta, nullptr, C, ldc);
+}
+
+template <class X>
+void gemm_row(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const typename X::T* A,
+              int64_t lda, const typename X::T* B, int64_t ldb, const typename X::T* row,
+              typename X::T* C, int64_t ldc) {
+  gemm_core<X>(transA, transB, M, N, K, A, lda, B, ldb, typename X::T(0), row, C, ldc);
 }
 
 // ---- pre-packed B ------------------------------------------------------------------------------
@@ -448,7 +479,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_
             if (M == 1)
               micro_kernel<X, 1, 1>(kc, a, b, NR, C + jg + s * NR, ldc, cols, accumulate);
             else
-              kernel(kc, a, b, NR, C + jg + s * NR, ldc, cols, accumulate, nullptr);
+              kernel(kc, a, b, NR, C + jg + s * NR, ldc, cols, accumulate, nullptr, nullptr);
           }
         }
       }
@@ -473,7 +504,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const typename X::T* A, int64_
                         : jr + NR < N ? packed + (jr + NR) * K + pc * NR
                                       : packed + std::min(pc + kc, K - kc) * NR;
         run_rows<X>(mc, kc, Ap, packed + jr * K + pc * NR, NR, C + ic * ldc + jr, ldc,
-                    std::min(NR, N - jr), accumulate, next);
+                    std::min(NR, N - jr), accumulate, nullptr, next);
       }
     }
   }
@@ -485,6 +516,8 @@ template <class F32, class F64>
 void fill_gemm_table(KernelTable& table) {
   table.gemm_f32 = gemm<F32>;
   table.gemm_f64 = gemm<F64>;
+  table.gemm_row_f32 = gemm_row<F32>;
+  table.gemm_row_f64 = gemm_row<F64>;
   table.packed_b_size_f32 = packed_b_size<F32>;
   table.pack_b_f32 = pack_b<F32>;
   table.gemm_packed_f32 = gemm_packed<F32>;

@@ -108,6 +108,16 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
   }
 }
 
+// C = row + op(A) op(B): row copied into every row of C, then the product added as beta = 1 adds
+// it (the definition of GemmRowFn, which the SIMD levels fuse into their first slab).
+template <class T>
+void gemm_row(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+              const T* B, int64_t ldb, const T* row, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  for (int64_t m = 0; m < M; ++m) std::copy(row, row + N, C + m * ldc);
+  gemm<T>(transA, transB, M, N, K, A, lda, B, ldb, T(1), C, ldc);
+}
+
 // Packed operand: for each KC slab of K in order, the NR-column panels of pack_b.
 int64_t packed_b_size(int64_t K, int64_t N) { return K * ((N + NR - 1) / NR) * NR; }
 
@@ -166,6 +176,8 @@ void register_generic(KernelTable& table) {
   register_generic_bf16(table);
   table.gemm_f32 = generic_isa::gemm<float>;
   table.gemm_f64 = generic_isa::gemm<double>;
+  table.gemm_row_f32 = generic_isa::gemm_row<float>;
+  table.gemm_row_f64 = generic_isa::gemm_row<double>;
   table.packed_b_size_f32 = table.packed_b_size_f64 = generic_isa::packed_b_size;
   table.pack_b_f32 = generic_isa::pack_b_whole<float>;
   table.pack_b_f64 = generic_isa::pack_b_whole<double>;

@@ -22,6 +22,14 @@ template <class T>
 using GemmFn = void (*)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                         int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// C[M,N] = row + op(A) * op(B), with row (N values) added to every row of C (a layer's bias):
+// bitwise what filling every row of C with row and calling GemmFn with beta = 1 gives, without
+// that extra pass over C. Same contract as GemmFn otherwise; row must not alias C.
+template <class T>
+using GemmRowFn = void (*)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+                           int64_t lda, const T* B, int64_t ldb, const T* row, T* C,
+                           int64_t ldc);
+
 // Pre-packed right operand, for products that reuse one B at every time step (the recurrent
 // weights). packed_b_size gives the buffer length in elements; pack_b fills it from op(B)
 // (K x N, see GemmFn); gemm_packed computes C[M,N] = beta*C + A·op(B) with A (M x K, row-major,
@@ -86,6 +94,8 @@ struct KernelTable {
   const char* isa = "generic";
   GemmFn<float> gemm_f32 = nullptr;
   GemmFn<double> gemm_f64 = nullptr;
+  GemmRowFn<float> gemm_row_f32 = nullptr;
+  GemmRowFn<double> gemm_row_f64 = nullptr;
   PackedSizeFn packed_b_size_f32 = nullptr;
   PackBFn<float> pack_b_f32 = nullptr;
   GemmPackedFn<float> gemm_packed_f32 = nullptr;
@@ -155,6 +165,13 @@ SimdLevel select_kernels(SimdLevel level);
 template <class T> inline GemmFn<T> gemm_fn(const KernelTable& k = kernels());
 template <> inline GemmFn<float> gemm_fn<float>(const KernelTable& k) { return k.gemm_f32; }
 template <> inline GemmFn<double> gemm_fn<double>(const KernelTable& k) { return k.gemm_f64; }
+template <class T> inline GemmRowFn<T> gemm_row_fn(const KernelTable& k = kernels());
+template <> inline GemmRowFn<float> gemm_row_fn<float>(const KernelTable& k) {
+  return k.gemm_row_f32;
+}
+template <> inline GemmRowFn<double> gemm_row_fn<double>(const KernelTable& k) {
+  return k.gemm_row_f64;
+}
 template <class T> struct PackedGemm {
   PackedSizeFn size;
   PackBFn<T> pack;
