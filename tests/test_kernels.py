@@ -255,7 +255,7 @@ def test_gemm_split_is_bitwise_neutral(level, dtype, transA, transB):
     """kernels.h: the summation order depends only on K and the ISA, so computing row blocks or
     column blocks of C separately (as threads do) gives bitwise the whole product. The blocks
     are chosen to take different paths from the whole: M > MC (the large-M path) against blocks
-    of 1, 2, 3 rows (the wide micro-kernels), MR +- 1; column blocks off the NR grid. Packed
+    of 1 to 6 rows (the wide micro-kernels), MR +- 1; column blocks off the NR grid. Packed
     results are bitwise the unpacked ones on the SIMD levels (gemm_driver.inl says so); the
     generic level promises the contract for each path, so its packed blocks are compared with its
     whole packed product."""
@@ -267,7 +267,7 @@ def test_gemm_split_is_bitwise_neutral(level, dtype, transA, transB):
     opB = rng.standard_normal((K, N)).astype(dtype)
     C0 = rng.standard_normal((M, N)).astype(dtype)
     sA, sB = _stored(opA, transA), _stored(opB, transB)
-    rows = _blocks(M, [1, 2, 3, MR - 1, MR + 1, MR, 2 * MR + 3])
+    rows = _blocks(M, [1, 2, 3, 4, 5, 6, MR - 1, MR + 1, MR, 2 * MR + 3])
     cols = _blocks(N, [1, NR - 1, NR + 1, 2 * NR + 3])
 
     def run(r0, r1, c0, c1, beta, packed):

@@ -30,6 +30,7 @@ struct F32 {
   using T = float;
   using V = __m256;
   static constexpr int64_t W = 8, MR = 6, NR = 16, KC = 256, MC = 144, NC = 4096;
+  static constexpr int64_t WIDE_ROWS = 3;  // see slivers_per_group
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
@@ -42,6 +43,7 @@ struct F64 {
   using T = double;
   using V = __m256d;
   static constexpr int64_t W = 4, MR = 6, NR = 8, KC = 256, MC = 72, NC = 2048;
+  static constexpr int64_t WIDE_ROWS = 3;
   static V zero() { return _mm256_setzero_pd(); }
   static V load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }

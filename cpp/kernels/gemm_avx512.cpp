@@ -31,6 +31,7 @@ struct F32 {
   using V = __m512;
   using Mask = __mmask16;
   static constexpr int64_t W = 16, MR = 8, NR = 32, KC = 256, MC = 192, NC = 4096;
+  static constexpr int64_t WIDE_ROWS = 6;  // see slivers_per_group
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const T* p) { return _mm512_loadu_ps(p); }
   static V loadz(Mask m, const T* p) { return _mm512_maskz_loadu_ps(m, p); }
@@ -49,6 +50,7 @@ struct F64 {
   using V = __m512d;
   using Mask = __mmask8;
   static constexpr int64_t W = 8, MR = 8, NR = 16, KC = 256, MC = 96, NC = 2048;
+  static constexpr int64_t WIDE_ROWS = 6;
   static V zero() { return _mm512_setzero_pd(); }
   static V load(const T* p) { return _mm512_loadu_pd(p); }
   static V loadz(Mask m, const T* p) { return _mm512_maskz_loadu_pd(m, p); }
