@@ -67,12 +67,55 @@ def test_int8_product_matches_integer_reference(level, m, k, n, bias):
         assert np.array_equal(g, got[0])          # integer sums: the same bits on every level
 
 
+def _amx_in_use(info):
+    return ("amx_int8" in info["cpu_features"] and info["amx_permitted"]
+            and os.environ.get("RNNKIT_AMX") != "0")
+
+
 @pytest.mark.parametrize("kind,feature", [("int8", "avx512_vnni"), ("bf16", "avx512_bf16")])
 def test_kernels_are_named(kind, feature):
     info = rnnkit.build_info()
     expect = feature if (feature in info["cpu_features"] and info["simd"] == "avx512") \
         else "portable"
+    if kind == "int8" and info["simd"] == "avx512" and _amx_in_use(info):
+        expect = "amx_int8"
     assert info[f"{kind}_kernel"] == expect
+
+
+_AMX_PROBE = """
+import numpy as np, rnnkit
+from rnnkit.ops.linear import quantized_linear
+rng = np.random.default_rng(7)
+out = []
+for m, k, n in [(1, 1, 1), (4, 64, 64), (5, 63, 17), (16, 130, 80), (37, 1030, 200)]:
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.uniform(-0.5, 0.5, (n, k)).astype(np.float32)
+    out.append(quantized_linear(w, None, "int8").forward(x))
+np.savez(__import__("sys").argv[1], *out)
+print(rnnkit.build_info()["int8_kernel"])
+"""
+
+
+@pytest.mark.skipif(not _amx_in_use(rnnkit.build_info()) or
+                    "avx512_vnni" not in rnnkit.build_info()["cpu_features"],
+                    reason="needs a CPU with both AMX int8 (usable here) and AVX-512 VNNI")
+def test_amx_and_vnni_kernels_give_the_same_bits(tmp_path):
+    """The AMX tiles and the VNNI kernel sum the same integers (rows around the 16-row tile,
+    K off the 64-byte tile width, panels off the 4-panel block), so their outputs are bitwise
+    equal; RNNKIT_AMX=0 selects VNNI (in a fresh process: the choice is made once)."""
+    import subprocess
+    import sys
+    got = {}
+    for amx in ("1", "0"):
+        env = dict(os.environ, RNNKIT_AMX=amx)
+        path = tmp_path / f"amx{amx}.npz"
+        run = subprocess.run([sys.executable, "-c", _AMX_PROBE, str(path)], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        got[amx] = (run.stdout.split()[-1], np.load(path))
+    assert got["1"][0] == "amx_int8" and got["0"][0] == "avx512_vnni"
+    for name in got["1"][1].files:
+        assert np.array_equal(got["1"][1][name], got["0"][1][name]), name
 
 
 def test_bfloat16_rounding():

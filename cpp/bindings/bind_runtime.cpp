@@ -40,6 +40,7 @@ void bind_runtime(py::module_& m) {
     info["cpu_features"] = features;
     info["cpu_model"] = cpu_model();
     info["l2_cache_bytes"] = l2_cache_bytes();
+    info["amx_permitted"] = amx_permitted();
     info["num_threads"] = get_num_threads();
     return info;
   });

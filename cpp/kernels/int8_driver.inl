@@ -10,7 +10,8 @@
 // exactly through the weights' column sums:
 //   C[m, n] = beta C[m, n] + scale_a[m] scale_n (Σ_k u[m, k] q[k, n] - 128 Σ_k q[k, n]).
 // Packed buffer (float units, every part a multiple of 64 bytes): Np = N rounded up to 16,
-// Kq = ceil(K / 4);
+// Kq = ceil(K / 4) rounded up to 16 (so a panel is whole AMX tiles of 16 quads; the quads past K
+// hold zero weights and meet activations of 128, i.e. q_a = 0, so they add nothing);
 //   [0, Np)            scale_n (float; 0 for padding columns)
 //   [Np, 2 Np)         128 Σ_k q[k, n] (int32)
 //   [2 Np, ...)        Np / 16 panels of Kq quads of 64 bytes: quad kq of panel p holds, for
@@ -33,11 +34,15 @@ namespace q8 {
 
 constexpr int64_t kPanel = 16;      // columns per panel
 constexpr int64_t kQuad = 4;        // k per int32 lane
+constexpr int64_t kQuadBlock = 16;  // Kq is a multiple of this: one AMX tile's 16 rows
 constexpr int64_t kRowBlock = 64;   // rows of A quantized and summed at a time
 constexpr int64_t kMaxK = 65535;
 
 inline int64_t panels_cols(int64_t N) { return (N + kPanel - 1) / kPanel * kPanel; }
-inline int64_t quads(int64_t K) { return (K + kQuad - 1) / kQuad; }
+inline int64_t quads(int64_t K) {
+  const int64_t q = (K + kQuad - 1) / kQuad;
+  return (q + kQuadBlock - 1) / kQuadBlock * kQuadBlock;
+}
 
 inline int64_t packed_size(int64_t K, int64_t N) {
   const int64_t Np = panels_cols(N);
@@ -48,23 +53,32 @@ inline int64_t packed_size(int64_t K, int64_t N) {
 // round(v[k] * 127 / max|v|), in [offset - 127, offset + 127]. Returns the scale max|v| / 127;
 // 0 for all zeros, NaN if any value is not finite (an inf or NaN anywhere makes every result
 // of the product NaN, as float arithmetic would); q is then offset everywhere.
+// Both loops are written to vectorise (they run on every activation row of every step): the
+// largest |v| as the largest of the values' bit patterns without the sign (for non-negative
+// floats the integer order is the float order, and inf and NaN lie above every finite value),
+// and the rounding as nearbyint in the current mode (to nearest even, as lrint) in float.
 template <class Q>
 inline float quantize(const float* v, int64_t ld, int64_t K, Q* q, int offset) {
-  float amax = 0.0f;
-  bool finite = true;
+  constexpr uint32_t kInfBits = 0x7f800000u;
+  uint32_t amax_bits = 0;
   for (int64_t k = 0; k < K; ++k) {
-    const float a = std::fabs(v[k * ld]);
-    finite = finite && a <= std::numeric_limits<float>::max();  // false for inf and NaN
-    amax = a > amax ? a : amax;
+    uint32_t b;
+    std::memcpy(&b, v + k * ld, sizeof b);
+    b &= 0x7fffffffu;
+    amax_bits = b > amax_bits ? b : amax_bits;
   }
-  if (!finite || amax == 0.0f) {
+  const bool finite = amax_bits < kInfBits;
+  if (!finite || amax_bits == 0) {
     std::fill(q, q + K, static_cast<Q>(offset));
     return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
+  float amax;
+  std::memcpy(&amax, &amax_bits, sizeof amax);
   const float inv = 127.0f / amax;
+  const float off = static_cast<float>(offset);
   for (int64_t k = 0; k < K; ++k) {
-    const long r = std::lrint(v[k * ld] * inv);
-    q[k] = static_cast<Q>(std::min(127L, std::max(-127L, r)) + offset);
+    const float r = std::nearbyint(v[k * ld] * inv);
+    q[k] = static_cast<Q>(static_cast<int>(std::min(127.0f, std::max(-127.0f, r)) + off));
   }
   return amax / 127.0f;
 }

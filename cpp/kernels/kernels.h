@@ -138,6 +138,8 @@ void register_avx512(KernelTable& table);  // defined only when built with AVX-5
 void register_avx512vnni_int8(KernelTable& table);
 // The bfloat16 dot kernel for CPUs with avx512_bf16; defined only when built with it.
 void register_avx512bf16_kernels(KernelTable& table);
+// The int8 products on AMX tiles (over the VNNI kernel); defined only when built with AMX.
+void register_amx_int8(KernelTable& table);
 
 // The ISA sets a table can be built for, best last. Which one a CPU may use is decided from its
 // feature bits (runtime/cpu_features.h), not from this order.

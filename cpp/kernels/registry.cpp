@@ -61,6 +61,18 @@ bool cpu_has(SimdLevel level) {
 
 bool runnable(SimdLevel level) { return compiled(level) && cpu_has(level); }
 
+// AMX int8 where the CPU has it and the OS lets this process use the tiles, unless RNNKIT_AMX=0
+// (read once) keeps the VNNI kernel (for comparison, or on a system where tile state is
+// unwelcome). Asking the OS happens here, on first use of an AVX-512 table, not at import.
+bool amx_wanted() {
+  static const bool wanted = [] {
+    const char* env = std::getenv("RNNKIT_AMX");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    return (cpu_features() & kAmxInt8) && amx_permitted();
+  }();
+  return wanted;
+}
+
 // The table of `level`, or of the best level below it that this CPU runs: a level's register
 // function is itself compiled for that level (the compiler may use its instructions even to
 // fill the table), so it must not even be called on a CPU without it.
@@ -82,6 +94,10 @@ KernelTable build(SimdLevel level) {
   if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512) &&
       (cpu_features() & kAvx512Bf16))
     register_avx512bf16_kernels(table);
+#endif
+#if defined(RNNKIT_HAVE_AMX)
+  if (level >= SimdLevel::avx512 && cpu_has(SimdLevel::avx512) && amx_wanted())
+    register_amx_int8(table);
 #endif
   return table;
 }

@@ -6,6 +6,9 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #endif
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+#include <sys/syscall.h>
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define RNNKIT_X86_CPUID 1
@@ -114,6 +117,20 @@ std::string cpu_model() {
 uint32_t cpu_features() { return 0; }
 std::string cpu_model() { return "unknown"; }
 #endif
+
+bool amx_permitted() {
+  static const bool permitted = [] {
+    if (!(cpu_features() & (kAmxInt8 | kAmxBf16))) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    // Linux (5.16+) keeps the 8 KB tile state off until a process asks for it.
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return permitted;
+}
 
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {

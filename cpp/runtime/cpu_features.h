@@ -33,6 +33,11 @@ const char* cpu_feature_name(int bit);
 // The CPU's brand string, e.g. "AMD EPYC 9R14 96-Core Processor" ("unknown" if not x86).
 std::string cpu_model();
 
+// Whether this process may use the AMX tile registers: the CPU and OS support them
+// (kAmxInt8 or kAmxBf16) and Linux granted the permission (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XTILEDATA, asked once, on first call, for the whole process). Always false elsewhere.
+bool amx_permitted();
+
 // Bytes of L2 cache per core as the OS reports it (glibc's sysconf, from CPUID), detected once;
 // 1 MiB, the smallest L2 of the CPUs rnnkit tunes for, when it is not reported. The GEMM driver
 // asks it whether a streamed operand will miss L2 (kernels/gemm_driver.inl, run_rows).
